@@ -1,0 +1,56 @@
+# Two commands for a newcomer: `make run` and `make test`. Everything else sets itself up.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+# Python 3.12 to match the Lambda runtime: pyenv's (selected by .python-version), else any python3.12 on
+# PATH, else the machine's python3 (with a warning).
+PYTHON ?= $(shell for candidate in python3.12 $$HOME/.pyenv/versions/3.12*/bin/python3.12 python3; do \
+	if "$$candidate" -c 'import sys, venv' >/dev/null 2>&1; then command -v "$$candidate"; break; fi; done)
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed-$(shell cat requirements.txt layers/shared/requirements.txt | cksum | cut -d' ' -f1)
+PYTEST_ARGS ?=
+
+.PHONY: help setup run test test-unit test-integration test-e2e invoke lint format bench clean
+
+help: ## List the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
+
+$(STAMP): requirements.txt layers/shared/requirements.txt
+	@test -n "$(PYTHON)" || { echo "no python3 found"; exit 1; }
+	@$(PYTHON) -c 'import sys; sys.version_info[:2] == (3, 12) or print("warning: Lambda runs python3.12; using", sys.version.split()[0])'
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --disable-pip-version-check --upgrade pip
+	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements.txt
+	@rm -f $(VENV)/.installed-* && touch $@
+
+setup: $(STAMP) ## Create the virtualenv and install dependencies
+
+run: setup ## Serve the whole API on http://127.0.0.1:8080 (embedded PostgreSQL and SQS unless configured)
+	$(PY) -m infra.local_runner
+
+test: setup ## Run every test against a real PostgreSQL (embedded unless TEST_DATABASE_URL) and moto's SQS
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+test-unit: setup
+	$(PY) -m pytest tests/unit $(PYTEST_ARGS)
+
+test-integration: setup
+	$(PY) -m pytest tests/integration $(PYTEST_ARGS)
+
+test-e2e: setup
+	$(PY) -m pytest tests/e2e $(PYTEST_ARGS)
+
+invoke: setup ## Invoke one handler in-process: make invoke FUNCTION=InboundSmsFunction EVENT=events/inbound_sms-sms.json
+	$(PY) -m infra.local_runner.invoke $(FUNCTION) $(EVENT)
+
+lint: setup ## ruff lint and format check
+	$(PY) -m ruff check .
+	$(PY) -m ruff format --check .
+
+format: setup
+	$(PY) -m ruff format .
+	$(PY) -m ruff check --fix .
+
+clean: ## Remove the virtualenv, local data and build output
+	rm -rf $(VENV) .local .aws-sam .pytest_cache

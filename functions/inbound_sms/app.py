@@ -1,0 +1,31 @@
+"""POST /api/webhooks/sms: inbound SMS and MMS from the SMS provider."""
+
+from aws_lambda_powertools.event_handler.openapi.params import Body
+from aws_lambda_powertools.logging import correlation_paths
+from aws_lambda_powertools.utilities.typing import LambdaContext
+from typing_extensions import Annotated
+
+from messaging.http import MessagingApi, json_response
+from messaging.models import ErrorResponse, InboundAccepted, InboundSms
+from messaging.observability import logger, metrics, tracer
+from messaging.services import inbound
+
+app = MessagingApi()
+
+
+@app.post(
+    "/api/webhooks/sms",
+    summary="Receive an inbound SMS or MMS",
+    responses={200: {"description": "Stored (or already stored)", "content": {"application/json": {"model": InboundAccepted}}},
+               422: {"description": "Invalid payload", "content": {"application/json": {"model": ErrorResponse}}}},
+)
+@tracer.capture_method
+def receive_sms(payload: Annotated[InboundSms, Body()]):
+    return json_response(200, inbound.receive_sms(payload))
+
+
+@logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP, clear_state=True)
+@tracer.capture_lambda_handler
+@metrics.log_metrics(capture_cold_start_metric=True)
+def lambda_handler(event: dict, context: LambdaContext) -> dict:
+    return app.resolve(event, context)

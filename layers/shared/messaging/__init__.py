@@ -1,0 +1,1 @@
+"""Unified messaging service: the code shared by every Lambda function (shipped as SharedLayer)."""

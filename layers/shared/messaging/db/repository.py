@@ -1,0 +1,185 @@
+"""Data access: every SQL statement the service runs lives here."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Connection, RowMapping, bindparam, select, text, update
+from sqlalchemy.dialects.postgresql import JSONB
+
+from messaging.db.schema import conversations, messages
+from messaging.grouping import participant_pair
+
+PREVIEW_LENGTH = 140
+
+
+@dataclass(frozen=True)
+class NewMessage:
+    direction: str
+    type: str
+    from_address: str
+    to_address: str
+    body: str
+    attachments: list[str]
+    timestamp: datetime
+    status: str
+    provider: str
+    provider_message_id: str | None = None
+    next_attempt_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class StoredMessage:
+    id: int
+    conversation_id: int
+    created: bool
+
+
+_UPSERT_CONVERSATION = text(
+    """
+    INSERT INTO conversations (participant_a, participant_b, last_message_at)
+    VALUES (:participant_a, :participant_b, :timestamp)
+    ON CONFLICT (participant_a, participant_b) DO UPDATE SET participant_a = EXCLUDED.participant_a
+    RETURNING id
+    """
+)
+
+# Inserts the message and, only when it was new, folds it into the conversation summary; a repeated
+# provider message id inserts nothing and returns the original row instead.
+_INSERT_MESSAGE = text(
+    f"""
+    WITH inserted AS (
+        INSERT INTO messages (
+            conversation_id, direction, type, from_address, to_address, body, attachments,
+            message_timestamp, status, provider, provider_message_id, next_attempt_at
+        ) VALUES (
+            :conversation_id, :direction, :type, :from_address, :to_address, :body, :attachments,
+            :timestamp, :status, :provider, :provider_message_id, :next_attempt_at
+        )
+        ON CONFLICT (provider, provider_message_id) DO NOTHING
+        RETURNING id, conversation_id, message_timestamp, body
+    ), summary AS (
+        UPDATE conversations AS c SET
+            message_count = c.message_count + 1,
+            last_message_at = GREATEST(c.last_message_at, i.message_timestamp),
+            last_message_id = CASE WHEN i.message_timestamp >= c.last_message_at OR c.last_message_id IS NULL
+                                   THEN i.id ELSE c.last_message_id END,
+            last_message_preview = CASE WHEN i.message_timestamp >= c.last_message_at
+                                             OR c.last_message_id IS NULL
+                                        THEN left(i.body, {PREVIEW_LENGTH}) ELSE c.last_message_preview END
+        FROM inserted AS i
+        WHERE c.id = i.conversation_id
+    )
+    SELECT id, conversation_id, true AS created FROM inserted
+    UNION ALL
+    SELECT id, conversation_id, false AS created FROM messages
+    WHERE provider = :provider AND provider_message_id = :provider_message_id
+      AND NOT EXISTS (SELECT 1 FROM inserted)
+    """
+).bindparams(bindparam("attachments", type_=JSONB))
+
+
+def store_message(connection: Connection, message: NewMessage) -> StoredMessage:
+    """Find or create the conversation of the pair and insert the message: two statements.
+
+    The conversation upsert locks the conversation row, so messages of one pair are serialized and
+    concurrent first messages of a new pair create exactly one conversation.
+    """
+    pair = participant_pair(message.from_address, message.to_address)
+    conversation_id = connection.execute(
+        _UPSERT_CONVERSATION,
+        {"participant_a": pair.first, "participant_b": pair.second, "timestamp": message.timestamp},
+    ).scalar_one()
+    parameters = {
+        "conversation_id": conversation_id,
+        "direction": message.direction,
+        "type": message.type,
+        "from_address": message.from_address,
+        "to_address": message.to_address,
+        "body": message.body,
+        "attachments": message.attachments,
+        "timestamp": message.timestamp,
+        "status": message.status,
+        "provider": message.provider,
+        "provider_message_id": message.provider_message_id,
+        "next_attempt_at": message.next_attempt_at,
+    }
+    row = connection.execute(_INSERT_MESSAGE, parameters).first()
+    if row is None:
+        # A twin with this provider id committed after this statement's snapshot was taken.
+        row = connection.execute(
+            select(messages.c.id, messages.c.conversation_id).where(
+                messages.c.provider == message.provider,
+                messages.c.provider_message_id == message.provider_message_id,
+            )
+        ).one()
+        return StoredMessage(id=row.id, conversation_id=row.conversation_id, created=False)
+    return StoredMessage(id=row.id, conversation_id=row.conversation_id, created=row.created)
+
+
+def get_message(connection: Connection, message_id: int) -> RowMapping | None:
+    return connection.execute(select(messages).where(messages.c.id == message_id)).mappings().first()
+
+
+def get_conversation(connection: Connection, conversation_id: int) -> RowMapping | None:
+    return (
+        connection.execute(select(conversations).where(conversations.c.id == conversation_id))
+        .mappings()
+        .first()
+    )
+
+
+def list_conversations(
+    connection: Connection, limit: int, before: tuple[datetime, int] | None
+) -> list[RowMapping]:
+    """Most recent activity first; keyset on (last_message_at, id) served by ix_conversations_last_activity."""
+    query = select(conversations).order_by(conversations.c.last_message_at.desc(), conversations.c.id.desc())
+    if before is not None:
+        query = query.where(
+            text("(conversations.last_message_at, conversations.id) < (:cursor_at, :cursor_id)").bindparams(
+                cursor_at=before[0], cursor_id=before[1]
+            )
+        )
+    return list(connection.execute(query.limit(limit)).mappings())
+
+
+def list_messages(
+    connection: Connection, conversation_id: int, limit: int, after: tuple[datetime, int] | None
+) -> list[RowMapping]:
+    """Chronological; keyset on (message_timestamp, id) served by ix_messages_conversation_timeline."""
+    query = (
+        select(messages)
+        .where(messages.c.conversation_id == conversation_id)
+        .order_by(messages.c.message_timestamp, messages.c.id)
+    )
+    if after is not None:
+        query = query.where(
+            text("(messages.message_timestamp, messages.id) > (:cursor_at, :cursor_id)").bindparams(
+                cursor_at=after[0], cursor_id=after[1]
+            )
+        )
+    return list(connection.execute(query.limit(limit)).mappings())
+
+
+def conversation_exists(connection: Connection, conversation_id: int) -> bool:
+    return (
+        connection.execute(select(conversations.c.id).where(conversations.c.id == conversation_id)).first()
+        is not None
+    )
+
+
+def ping(connection: Connection) -> None:
+    connection.exec_driver_sql("SELECT 1")
+
+
+def update_message(connection: Connection, message_id: int, expected_statuses: tuple[str, ...], **values: Any) -> RowMapping | None:
+    """Move a message forward only from one of the expected statuses (a status never moves backwards)."""
+    statement = (
+        update(messages)
+        .where(messages.c.id == message_id, messages.c.status.in_(expected_statuses))
+        .values(updated_at=text("now()"), **values)
+        .returning(*messages.c)
+    )
+    return connection.execute(statement).mappings().first()

@@ -1,0 +1,106 @@
+"""The relational schema (SQLAlchemy Core). Alembic migrations create it; this mirrors them for queries."""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    BigInteger,
+    CheckConstraint,
+    Column,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    Table,
+    Text,
+    UniqueConstraint,
+    func,
+    text,
+)
+from sqlalchemy.dialects.postgresql import JSONB
+
+metadata = MetaData()
+
+conversations = Table(
+    "conversations",
+    metadata,
+    Column("id", BigInteger, primary_key=True, autoincrement=True),
+    Column("participant_a", Text, nullable=False),
+    Column("participant_b", Text, nullable=False),
+    Column("message_count", Integer, nullable=False, server_default=text("0")),
+    Column("last_message_at", DateTime(timezone=True), nullable=False),
+    Column("last_message_id", BigInteger),
+    Column("last_message_preview", Text),
+    Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    UniqueConstraint("participant_a", "participant_b", name="uq_conversations_participants"),
+    CheckConstraint("participant_a < participant_b", name="ck_conversations_participants_sorted"),
+    CheckConstraint("message_count >= 0", name="ck_conversations_message_count"),
+)
+Index(
+    "ix_conversations_last_activity",
+    conversations.c.last_message_at,
+    conversations.c.id,
+)
+
+messages = Table(
+    "messages",
+    metadata,
+    Column("id", BigInteger, primary_key=True, autoincrement=True),
+    Column("conversation_id", BigInteger, ForeignKey("conversations.id", ondelete="RESTRICT"), nullable=False),
+    Column("direction", Text, nullable=False),
+    Column("type", Text, nullable=False),
+    Column("from_address", Text, nullable=False),
+    Column("to_address", Text, nullable=False),
+    Column("body", Text, nullable=False),
+    Column("attachments", JSONB, nullable=False, server_default=text("'[]'::jsonb")),
+    Column("message_timestamp", DateTime(timezone=True), nullable=False),
+    Column("status", Text, nullable=False),
+    Column("provider", Text, nullable=False),
+    Column("provider_message_id", Text),
+    Column("attempts", Integer, nullable=False, server_default=text("0")),
+    Column("next_attempt_at", DateTime(timezone=True)),
+    Column("last_error", Text),
+    Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    CheckConstraint("direction IN ('inbound', 'outbound')", name="ck_messages_direction"),
+    CheckConstraint("type IN ('sms', 'mms', 'email')", name="ck_messages_type"),
+    CheckConstraint(
+        "status IN ('received', 'queued', 'retrying', 'sent', 'failed')", name="ck_messages_status"
+    ),
+    CheckConstraint("provider IN ('mock-sms', 'mock-email')", name="ck_messages_provider"),
+    CheckConstraint(
+        "(direction = 'inbound') = (status = 'received')", name="ck_messages_status_matches_direction"
+    ),
+    CheckConstraint("attempts >= 0", name="ck_messages_attempts"),
+    CheckConstraint("jsonb_typeof(attachments) = 'array'", name="ck_messages_attachments_array"),
+    UniqueConstraint("provider", "provider_message_id", name="uq_messages_provider_message_id"),
+)
+Index(
+    "ix_messages_conversation_timeline",
+    messages.c.conversation_id,
+    messages.c.message_timestamp,
+    messages.c.id,
+)
+Index(
+    "ix_messages_pending_sends",
+    messages.c.next_attempt_at,
+    postgresql_where=text("status IN ('queued', 'retrying')"),
+)
+
+mock_provider_deliveries = Table(
+    "mock_provider_deliveries",
+    metadata,
+    Column("id", BigInteger, primary_key=True, autoincrement=True),
+    Column("provider", Text, nullable=False),
+    Column("idempotency_token", Text, nullable=False),
+    Column("provider_message_id", Text, nullable=False, unique=True),
+    Column("from_address", Text, nullable=False),
+    Column("to_address", Text, nullable=False),
+    Column("message_type", Text, nullable=False),
+    Column("body", Text, nullable=False),
+    Column("attachments", JSONB, nullable=False, server_default=text("'[]'::jsonb")),
+    Column("replay_count", Integer, nullable=False, server_default=text("0")),
+    Column("accepted_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Column("last_replayed_at", DateTime(timezone=True)),
+    UniqueConstraint("provider", "idempotency_token", name="uq_mock_provider_deliveries_token"),
+)

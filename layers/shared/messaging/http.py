@@ -1,0 +1,121 @@
+"""HTTP plumbing shared by every API function: request checks, one error shape, JSON responses."""
+
+from __future__ import annotations
+
+import base64
+import json
+from http import HTTPStatus
+from typing import Any
+
+from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response, content_types
+from aws_lambda_powertools.event_handler.api_gateway import ResponseBuilder
+from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
+from pydantic import BaseModel
+
+from messaging.config import get_settings
+from messaging.errors import DomainError, MalformedRequest, PayloadTooLarge, ServiceUnavailable, UnsupportedMediaType
+from messaging.observability import logger
+
+_BODY_METHODS = {"POST", "PUT", "PATCH"}
+
+
+def error_response(status: int, code: str, message: str, field: str | None = None, headers: dict[str, str] | None = None) -> Response:
+    return Response(
+        status_code=status,
+        content_type=content_types.APPLICATION_JSON,
+        body=json.dumps({"error": {"code": code, "message": message, "field": field}}),
+        headers=headers,
+    )
+
+
+def json_response(status: int, document: BaseModel | dict[str, Any], headers: dict[str, str] | None = None) -> Response:
+    payload = document.model_dump(mode="json", by_alias=True) if isinstance(document, BaseModel) else document
+    return Response(
+        status_code=status,
+        content_type=content_types.APPLICATION_JSON,
+        body=json.dumps(payload, separators=(",", ":")),
+        headers=headers,
+    )
+
+
+def _raw_body(event: dict[str, Any]) -> bytes:
+    body = event.get("body") or ""
+    if event.get("isBase64Encoded"):
+        try:
+            return base64.b64decode(body)
+        except ValueError:
+            raise MalformedRequest("request body is not valid base64") from None
+    return body.encode()
+
+
+def _check_envelope(event: dict[str, Any]) -> None:
+    """Checks that come before validation: size, media type and JSON syntax of a request body."""
+    method = event.get("requestContext", {}).get("http", {}).get("method", "GET").upper()
+    if method not in _BODY_METHODS:
+        return
+    raw = _raw_body(event)
+    limit = get_settings().max_request_bytes
+    if len(raw) > limit:
+        raise PayloadTooLarge(f"request body is {len(raw)} bytes; the limit is {limit}")
+    headers = {key.lower(): value for key, value in (event.get("headers") or {}).items()}
+    media_type = headers.get("content-type", "").split(";", 1)[0].strip().lower()
+    if media_type != "application/json" and not media_type.endswith("+json"):
+        raise UnsupportedMediaType("Content-Type must be application/json", field="Content-Type")
+    if not raw.strip():
+        raise MalformedRequest("request body is empty; a JSON object is required", field="body")
+    try:
+        document = json.loads(raw)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise MalformedRequest(f"request body is not valid JSON: {exc}", field="body") from None
+    if not isinstance(document, dict):
+        raise MalformedRequest("request body must be a JSON object", field="body")
+    if event.get("isBase64Encoded"):
+        event["body"] = raw.decode()
+        event["isBase64Encoded"] = False
+
+
+def _field_of(location: tuple[Any, ...]) -> str | None:
+    if location and location[0] in ("body", "query", "path", "header", "cookie"):
+        location = location[1:]
+    return ".".join(str(part) for part in location) or None
+
+
+class MessagingApi(APIGatewayHttpResolver):
+    """The HTTP API resolver every function uses: validation on, one JSON error shape everywhere."""
+
+    def __init__(self) -> None:
+        super().__init__(enable_validation=True)
+        self.exception_handler(DomainError)(self._domain_error)
+        self.exception_handler(RequestValidationError)(self._validation_error)
+
+    def resolve(self, event: dict[str, Any], context: Any) -> dict[str, Any]:
+        try:
+            _check_envelope(event)
+        except DomainError as error:
+            return ResponseBuilder(self._domain_error(error)).build(self._to_proxy_event(dict(event)))
+        return super().resolve(event, context)
+
+    @staticmethod
+    def _domain_error(error: DomainError) -> Response:
+        headers = {"Retry-After": "5"} if isinstance(error, ServiceUnavailable) else None
+        if error.status_code >= 500:
+            logger.warning("dependency unavailable", extra={"error": error.message})
+        return error_response(error.status_code, error.code, error.message, error.field, headers)
+
+    @staticmethod
+    def _validation_error(error: RequestValidationError) -> Response:
+        problems = error.errors()
+        first = problems[0] if problems else {"loc": (), "msg": "invalid request", "type": "value_error"}
+        location = tuple(first.get("loc", ()))
+        field = _field_of(location)
+        message = str(first.get("msg", "invalid request")).removeprefix("Value error, ")
+        kind = first.get("type", "")
+        if kind == "json_invalid":
+            return error_response(HTTPStatus.BAD_REQUEST, "malformed_request", "request body is not valid JSON", "body")
+        if kind == "missing":
+            message = f"'{field}' is required" if field else "a required field is missing"
+        elif kind == "extra_forbidden":
+            message = f"unknown field '{field}'"
+        elif field and not message.startswith(f"'{field}'"):
+            message = f"{field}: {message}"
+        return error_response(HTTPStatus.UNPROCESSABLE_ENTITY, "invalid_input", message, field)

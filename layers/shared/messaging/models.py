@@ -1,0 +1,226 @@
+"""Pydantic models of every payload the service accepts and every document it returns."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from enum import StrEnum
+from typing import Annotated, Any, Generic, Literal, TypeVar
+from urllib.parse import urlsplit
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
+
+from messaging.addresses import InvalidAddress, normalize_email, normalize_phone
+
+MAX_ATTACHMENTS = 10
+MAX_ATTACHMENT_URL_LENGTH = 2048
+MAX_SMS_BODY_CHARS = 1600
+MAX_EMAIL_BODY_CHARS = 200_000
+MAX_PROVIDER_ID_LENGTH = 255
+FUTURE_TOLERANCE = timedelta(days=1)
+EARLIEST_TIMESTAMP = datetime(2000, 1, 1, tzinfo=UTC)
+
+
+class Direction(StrEnum):
+    INBOUND = "inbound"
+    OUTBOUND = "outbound"
+
+
+class MessageType(StrEnum):
+    SMS = "sms"
+    MMS = "mms"
+    EMAIL = "email"
+
+
+class MessageStatus(StrEnum):
+    RECEIVED = "received"
+    QUEUED = "queued"
+    RETRYING = "retrying"
+    SENT = "sent"
+    FAILED = "failed"
+
+
+class Provider(StrEnum):
+    SMS = "mock-sms"
+    EMAIL = "mock-email"
+
+
+def _phone(value: str) -> str:
+    try:
+        return normalize_phone(value)
+    except InvalidAddress as exc:
+        raise ValueError(str(exc)) from None
+
+
+def _email(value: str) -> str:
+    try:
+        return normalize_email(value)
+    except InvalidAddress as exc:
+        raise ValueError(str(exc)) from None
+
+
+def _attachment_url(value: str) -> str:
+    if len(value) > MAX_ATTACHMENT_URL_LENGTH:
+        raise ValueError(f"attachment URL is longer than {MAX_ATTACHMENT_URL_LENGTH} characters")
+    try:
+        parts = urlsplit(value)
+    except ValueError:
+        raise ValueError("attachment is not a URL") from None
+    if parts.scheme.lower() not in ("http", "https") or not parts.hostname:
+        raise ValueError("attachment must be an absolute http(s) URL")
+    if any(ch.isspace() or ord(ch) < 0x20 for ch in value):
+        raise ValueError("attachment URL contains whitespace or control characters")
+    return value
+
+
+def _instant(value: datetime) -> datetime:
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=UTC)
+    value = value.astimezone(UTC)
+    if value < EARLIEST_TIMESTAMP:
+        raise ValueError("timestamp is before 2000-01-01")
+    if value > datetime.now(UTC) + FUTURE_TOLERANCE:
+        raise ValueError("timestamp is more than one day in the future")
+    return value
+
+
+PhoneNumber = Annotated[str, Field(min_length=1, max_length=64), AfterValidator(_phone)]
+EmailAddress = Annotated[str, Field(min_length=1, max_length=700), AfterValidator(_email)]
+AttachmentUrl = Annotated[str, Field(min_length=1), AfterValidator(_attachment_url)]
+Attachments = Annotated[list[AttachmentUrl] | None, Field(max_length=MAX_ATTACHMENTS)]
+Instant = Annotated[datetime, AfterValidator(_instant)]
+ProviderMessageId = Annotated[str, Field(min_length=1, max_length=MAX_PROVIDER_ID_LENGTH, pattern=r"^\S+$")]
+
+
+class _Payload(BaseModel):
+    model_config = ConfigDict(populate_by_name=True, str_strip_whitespace=False)
+
+    @model_validator(mode="after")
+    def _distinct_participants(self) -> Any:
+        if self.from_ == self.to:  # type: ignore[attr-defined]
+            raise ValueError("'from' and 'to' must be different addresses")
+        return self
+
+    @property
+    def attachment_list(self) -> list[str]:
+        return list(self.attachments or [])  # type: ignore[attr-defined]
+
+
+class _PhonePayload(_Payload):
+    from_: PhoneNumber = Field(alias="from", description="Sender phone number (E.164).")
+    to: PhoneNumber = Field(description="Recipient phone number (E.164).")
+    type: Literal["sms", "mms"]
+    body: str = Field("", max_length=MAX_SMS_BODY_CHARS)
+    attachments: Attachments = Field(default=None, description="http(s) URLs of media; only for mms.")
+
+    @model_validator(mode="after")
+    def _channel_rules(self) -> Any:
+        if self.type == "sms" and self.attachments:
+            raise ValueError("attachments are only allowed on 'mms' messages")
+        if self.type == "sms" and not self.body.strip():
+            raise ValueError("an 'sms' message needs a non-empty body")
+        if self.type == "mms" and not self.body.strip() and not self.attachments:
+            raise ValueError("an 'mms' message needs a body or at least one attachment")
+        return self
+
+
+class _EmailPayload(_Payload):
+    from_: EmailAddress = Field(alias="from", description="Sender address; markdown mailto form accepted.")
+    to: EmailAddress = Field(description="Recipient address; markdown mailto form accepted.")
+    body: str = Field("", max_length=MAX_EMAIL_BODY_CHARS, description="HTML allowed; stored as received.")
+    attachments: Attachments = None
+
+    @model_validator(mode="after")
+    def _not_empty(self) -> Any:
+        if not self.body.strip() and not self.attachments:
+            raise ValueError("an email needs a body or at least one attachment")
+        return self
+
+
+class InboundSms(_PhonePayload):
+    """SMS/MMS webhook from the SMS provider. Unknown provider fields are ignored."""
+
+    model_config = ConfigDict(extra="ignore")
+    messaging_provider_id: ProviderMessageId
+    timestamp: Instant
+
+
+class InboundEmail(_EmailPayload):
+    """Email webhook from the email provider. Unknown provider fields are ignored."""
+
+    model_config = ConfigDict(extra="ignore")
+    xillio_id: ProviderMessageId
+    timestamp: Instant
+
+
+class SendSms(_PhonePayload):
+    """A client's request to send an SMS or MMS. Unknown fields are rejected."""
+
+    model_config = ConfigDict(extra="forbid")
+    timestamp: Instant | None = None
+
+
+class SendEmail(_EmailPayload):
+    """A client's request to send an email. Unknown fields are rejected."""
+
+    model_config = ConfigDict(extra="forbid")
+    timestamp: Instant | None = None
+
+
+class MessageOut(BaseModel):
+    model_config = ConfigDict(populate_by_name=True)
+
+    id: int
+    conversation_id: int
+    direction: Direction
+    type: MessageType
+    from_: str = Field(alias="from")
+    to: str
+    body: str
+    attachments: list[str]
+    timestamp: datetime
+    status: MessageStatus
+    provider: Provider
+    provider_message_id: str | None
+    attempts: int
+    next_attempt_at: datetime | None
+    last_error: str | None
+    created_at: datetime
+    updated_at: datetime
+
+
+class ConversationOut(BaseModel):
+    id: int
+    participants: list[str]
+    message_count: int
+    last_message_at: datetime | None
+    last_message_preview: str | None
+    created_at: datetime
+
+
+class InboundAccepted(BaseModel):
+    id: int
+    conversation_id: int
+    duplicate: bool = Field(description="True when this provider message id was already stored.")
+
+
+class Health(BaseModel):
+    status: Literal["ok", "degraded"]
+    database: Literal["ok", "unreachable"]
+
+
+T = TypeVar("T")
+
+
+class Page(BaseModel, Generic[T]):
+    items: list[T]
+    next_cursor: str | None
+
+
+class ErrorDetail(BaseModel):
+    code: str
+    message: str
+    field: str | None
+
+
+class ErrorResponse(BaseModel):
+    error: ErrorDetail

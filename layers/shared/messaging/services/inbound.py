@@ -1,0 +1,58 @@
+"""Receiving: store an inbound SMS/MMS or email in its conversation, once per provider message id."""
+
+from __future__ import annotations
+
+from messaging.db import repository
+from messaging.db.engine import transaction
+from messaging.models import InboundAccepted, InboundEmail, InboundSms, MessageStatus, Provider
+from messaging.observability import logger, metrics
+
+
+def receive_sms(payload: InboundSms) -> InboundAccepted:
+    return _receive(
+        repository.NewMessage(
+            direction="inbound",
+            type=payload.type,
+            from_address=payload.from_,
+            to_address=payload.to,
+            body=payload.body,
+            attachments=payload.attachment_list,
+            timestamp=payload.timestamp,
+            status=MessageStatus.RECEIVED,
+            provider=Provider.SMS,
+            provider_message_id=payload.messaging_provider_id,
+        )
+    )
+
+
+def receive_email(payload: InboundEmail) -> InboundAccepted:
+    return _receive(
+        repository.NewMessage(
+            direction="inbound",
+            type="email",
+            from_address=payload.from_,
+            to_address=payload.to,
+            body=payload.body,
+            attachments=payload.attachment_list,
+            timestamp=payload.timestamp,
+            status=MessageStatus.RECEIVED,
+            provider=Provider.EMAIL,
+            provider_message_id=payload.xillio_id,
+        )
+    )
+
+
+def _receive(message: repository.NewMessage) -> InboundAccepted:
+    with transaction() as connection:
+        stored = repository.store_message(connection, message)
+        if not stored.created:
+            # A provider retry: answer with the original ids and leave the store exactly as it was.
+            connection.rollback()
+    logger.append_keys(message_id=stored.id, conversation_id=stored.conversation_id)
+    if stored.created:
+        metrics.add_metric(name="MessagesReceived", unit="Count", value=1)
+        logger.info("inbound message stored", extra={"type": message.type, "provider": message.provider})
+    else:
+        metrics.add_metric(name="DuplicateWebhooks", unit="Count", value=1)
+        logger.info("duplicate webhook ignored", extra={"provider": message.provider})
+    return InboundAccepted(id=stored.id, conversation_id=stored.conversation_id, duplicate=not stored.created)

@@ -1,0 +1,129 @@
+"""Shared fixtures: a real PostgreSQL per test worker, a clean store per test, handlers driven by events."""
+
+from __future__ import annotations
+
+import copy
+import json
+import os
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+# Configuration every test shares; set before any messaging module reads it.
+os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
+os.environ.setdefault("AWS_ACCESS_KEY_ID", "testing")
+os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "testing")
+os.environ["POWERTOOLS_TRACE_DISABLED"] = "true"
+os.environ.setdefault("POWERTOOLS_LOG_LEVEL", "WARNING")
+os.environ.setdefault("POWERTOOLS_METRICS_NAMESPACE", "UnifiedMessaging")
+
+from sqlalchemy import create_engine, text  # noqa: E402
+
+from infra.local_runner import postgres, template  # noqa: E402
+from infra.local_runner.apigw import LambdaContext  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+EVENTS = ROOT / "events"
+TABLES = ("messages", "conversations", "mock_provider_deliveries")
+
+
+def _server_url() -> str:
+    given = os.environ.get("TEST_DATABASE_URL") or os.environ.get("DATABASE_URL")
+    return given or postgres.embedded_server_url("test-postgres")
+
+
+@pytest.fixture(scope="session")
+def database_url(worker_id: str) -> str:
+    """A freshly created and migrated database for this test worker."""
+    from messaging.config import get_settings
+    from messaging.db import engine as engine_module
+    from messaging.db.migrate import upgrade
+
+    url = postgres.recreate_database(_server_url(), f"messaging_test_{worker_id}")
+    os.environ["DATABASE_URL"] = url
+    get_settings.cache_clear()
+    engine_module.reset_engine()
+    upgrade(engine_module.get_engine())
+    return url
+
+
+@pytest.fixture(scope="session")
+def worker_id(request: pytest.FixtureRequest) -> str:
+    worker = getattr(request.config, "workerinput", {}).get("workerid")
+    return worker or "main"
+
+
+@pytest.fixture(scope="session")
+def admin_engine(database_url: str):
+    from messaging.db.engine import sqlalchemy_url
+
+    engine = create_engine(sqlalchemy_url(database_url))
+    yield engine
+    engine.dispose()
+
+
+@pytest.fixture(autouse=True)
+def clean_store(request: pytest.FixtureRequest) -> Iterator[None]:
+    """Every test that touches the database starts from empty tables with ids starting at 1."""
+    if "database_url" not in request.fixturenames and not request.node.get_closest_marker("db"):
+        yield
+        return
+    engine = request.getfixturevalue("admin_engine")
+    with engine.begin() as connection:
+        connection.execute(text(f"TRUNCATE {', '.join(TABLES)} RESTART IDENTITY CASCADE"))
+    yield
+
+
+@pytest.fixture
+def db(database_url: str, admin_engine):
+    """Run SQL against the test database: db.scalar("select count(*) from messages")."""
+
+    class Db:
+        def scalar(self, sql: str, **params: Any) -> Any:
+            with admin_engine.connect() as connection:
+                return connection.execute(text(sql), params).scalar()
+
+        def rows(self, sql: str, **params: Any) -> list[Any]:
+            with admin_engine.connect() as connection:
+                return list(connection.execute(text(sql), params).mappings())
+
+        def counts(self) -> dict[str, int]:
+            return {table: self.scalar(f"SELECT count(*) FROM {table}") for table in TABLES}
+
+    return Db()
+
+
+@pytest.fixture(scope="session")
+def application() -> template.Application:
+    return template.load()
+
+
+def sample_event(name: str, body: dict[str, Any] | None = None, **changes: Any) -> dict[str, Any]:
+    """A copy of events/<name>.json, optionally with a new JSON body or top-level changes."""
+    event = json.loads((EVENTS / f"{name}.json").read_text())
+    if body is not None:
+        event["body"] = json.dumps(body)
+    event.update(copy.deepcopy(changes))
+    return event
+
+
+def sample_body(name: str) -> dict[str, Any]:
+    return json.loads(json.loads((EVENTS / f"{name}.json").read_text())["body"])
+
+
+@pytest.fixture
+def invoke(database_url: str, application: template.Application) -> Callable[..., dict[str, Any]]:
+    """Call a function's handler in-process, as Lambda would, and return its response."""
+
+    def call(function: str, event: dict[str, Any]) -> dict[str, Any]:
+        spec = application.functions[function]
+        handler = template.load_handler(spec)
+        return handler(event, LambdaContext(function_name=function, timeout_seconds=spec.timeout))
+
+    return call
+
+
+def response_json(response: dict[str, Any]) -> Any:
+    return json.loads(response["body"])
