@@ -35,18 +35,22 @@ def _server_url() -> str:
 
 
 @pytest.fixture(scope="session")
-def database_url(worker_id: str) -> str:
+def database_url(worker_id: str) -> Iterator[str]:
     """A freshly created and migrated database for this test worker."""
     from messaging.config import get_settings
     from messaging.db import engine as engine_module
     from messaging.db.migrate import upgrade
 
-    url = postgres.recreate_database(_server_url(), f"messaging_test_{worker_id}")
+    server_url = _server_url()
+    name = f"messaging_test_{worker_id}_{os.getpid()}"
+    url = postgres.recreate_database(server_url, name)
     os.environ["DATABASE_URL"] = url
     get_settings.cache_clear()
     engine_module.reset_engine()
     upgrade(engine_module.get_engine())
-    return url
+    yield url
+    engine_module.reset_engine()
+    postgres.drop_database(server_url, name)
 
 
 @pytest.fixture(scope="session")

@@ -33,18 +33,26 @@ def with_database(url: str, database: str) -> str:
     return urlunsplit((parts.scheme, parts.netloc, f"/{database}", parts.query, parts.fragment))
 
 
-def recreate_database(server_url: str, database: str) -> str:
-    """Drop and create `database` on the server of `server_url`; return the new database's URL."""
+def _administer(server_url: str, *statements: str) -> None:
     from messaging.db.engine import sqlalchemy_url
 
     admin = create_engine(sqlalchemy_url(server_url), isolation_level="AUTOCOMMIT")
     try:
         with admin.connect() as connection:
-            connection.execute(text(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)'))
-            connection.execute(text(f'CREATE DATABASE "{database}"'))
+            for statement in statements:
+                connection.execute(text(statement))
     finally:
         admin.dispose()
+
+
+def recreate_database(server_url: str, database: str) -> str:
+    """Drop and create `database` on the server of `server_url`; return the new database's URL."""
+    _administer(server_url, f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)', f'CREATE DATABASE "{database}"')
     return with_database(server_url, database)
+
+
+def drop_database(server_url: str, database: str) -> None:
+    _administer(server_url, f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
 
 
 def database_name(url: str) -> str:
