@@ -86,11 +86,11 @@ def db(database_url: str, admin_engine):
 
     class Db:
         def scalar(self, sql: str, **params: Any) -> Any:
-            with admin_engine.connect() as connection:
+            with admin_engine.begin() as connection:
                 return connection.execute(text(sql), params).scalar()
 
         def rows(self, sql: str, **params: Any) -> list[Any]:
-            with admin_engine.connect() as connection:
+            with admin_engine.begin() as connection:
                 return list(connection.execute(text(sql), params).mappings())
 
         def counts(self) -> dict[str, int]:

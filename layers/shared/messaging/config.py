@@ -28,6 +28,8 @@ class Settings(BaseModel):
     retry_max_seconds: float = Field(300.0, alias="RETRY_MAX_SECONDS", ge=0)
     send_lease_seconds: float = Field(60.0, alias="SEND_LEASE_SECONDS", ge=0)
     sweep_batch_size: int = Field(100, alias="SWEEP_BATCH_SIZE", ge=1, le=1000)
+    sweep_grace_seconds: float = Field(60.0, alias="SWEEP_GRACE_SECONDS", ge=0)
+    idempotency_key_ttl_seconds: int = Field(24 * 3600, alias="IDEMPOTENCY_KEY_TTL_SECONDS", ge=60)
     provider_timeout_seconds: float = Field(5.0, alias="PROVIDER_TIMEOUT_SECONDS", gt=0)
 
     # Provider mocks.

@@ -15,6 +15,9 @@ class DomainError(Exception):
     def to_dict(self) -> dict[str, object]:
         return {"error": {"code": self.code, "message": self.message, "field": self.field}}
 
+    def headers(self) -> dict[str, str]:
+        return {}
+
 
 class InvalidInput(DomainError):
     status_code = 422
@@ -49,3 +52,15 @@ class Conflict(DomainError):
 class ServiceUnavailable(DomainError):
     status_code = 503
     code = "service_unavailable"
+
+    def headers(self) -> dict[str, str]:
+        return {"Retry-After": "5"}
+
+
+class RequestInFlight(Conflict):
+    """A twin request with the same Idempotency-Key has not finished yet."""
+
+    code = "request_in_flight"
+
+    def headers(self) -> dict[str, str]:
+        return {"Retry-After": "1"}

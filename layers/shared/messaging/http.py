@@ -13,13 +13,15 @@ from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValida
 from pydantic import BaseModel
 
 from messaging.config import get_settings
-from messaging.errors import DomainError, MalformedRequest, PayloadTooLarge, ServiceUnavailable, UnsupportedMediaType
+from messaging.errors import DomainError, MalformedRequest, PayloadTooLarge, UnsupportedMediaType
 from messaging.observability import logger
 
 _BODY_METHODS = {"POST", "PUT", "PATCH"}
 
 
-def error_response(status: int, code: str, message: str, field: str | None = None, headers: dict[str, str] | None = None) -> Response:
+def error_response(
+    status: int, code: str, message: str, field: str | None = None, headers: dict[str, str] | None = None
+) -> Response:
     return Response(
         status_code=status,
         content_type=content_types.APPLICATION_JSON,
@@ -97,7 +99,7 @@ class MessagingApi(APIGatewayHttpResolver):
 
     @staticmethod
     def _domain_error(error: DomainError) -> Response:
-        headers = {"Retry-After": "5"} if isinstance(error, ServiceUnavailable) else None
+        headers = error.headers() or None
         if error.status_code >= 500:
             logger.warning("dependency unavailable", extra={"error": error.message})
         return error_response(error.status_code, error.code, error.message, error.field, headers)

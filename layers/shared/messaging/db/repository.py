@@ -6,10 +6,11 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, RowMapping, bindparam, select, text, update
+from sqlalchemy import Connection, RowMapping, bindparam, func, select, text, update
 from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.dialects.postgresql import insert as pg_insert
 
-from messaging.db.schema import conversations, messages
+from messaging.db.schema import conversations, idempotency_keys, messages
 from messaging.grouping import participant_pair
 
 PREVIEW_LENGTH = 140
@@ -124,16 +125,10 @@ def get_message(connection: Connection, message_id: int) -> RowMapping | None:
 
 
 def get_conversation(connection: Connection, conversation_id: int) -> RowMapping | None:
-    return (
-        connection.execute(select(conversations).where(conversations.c.id == conversation_id))
-        .mappings()
-        .first()
-    )
+    return connection.execute(select(conversations).where(conversations.c.id == conversation_id)).mappings().first()
 
 
-def list_conversations(
-    connection: Connection, limit: int, before: tuple[datetime, int] | None
-) -> list[RowMapping]:
+def list_conversations(connection: Connection, limit: int, before: tuple[datetime, int] | None) -> list[RowMapping]:
     """Most recent activity first; keyset on (last_message_at, id) served by ix_conversations_last_activity."""
     query = select(conversations).order_by(conversations.c.last_message_at.desc(), conversations.c.id.desc())
     if before is not None:
@@ -165,8 +160,7 @@ def list_messages(
 
 def conversation_exists(connection: Connection, conversation_id: int) -> bool:
     return (
-        connection.execute(select(conversations.c.id).where(conversations.c.id == conversation_id)).first()
-        is not None
+        connection.execute(select(conversations.c.id).where(conversations.c.id == conversation_id)).first() is not None
     )
 
 
@@ -174,7 +168,9 @@ def ping(connection: Connection) -> None:
     connection.exec_driver_sql("SELECT 1")
 
 
-def update_message(connection: Connection, message_id: int, expected_statuses: tuple[str, ...], **values: Any) -> RowMapping | None:
+def update_message(
+    connection: Connection, message_id: int, expected_statuses: tuple[str, ...], **values: Any
+) -> RowMapping | None:
     """Move a message forward only from one of the expected statuses (a status never moves backwards)."""
     statement = (
         update(messages)
@@ -183,3 +179,110 @@ def update_message(connection: Connection, message_id: int, expected_statuses: t
         .returning(*messages.c)
     )
     return connection.execute(statement).mappings().first()
+
+
+_CLAIM_DUE_SEND = text(
+    """
+    UPDATE messages SET next_attempt_at = now() + make_interval(secs => :lease_seconds), updated_at = now()
+    WHERE id = :message_id AND status IN ('queued', 'retrying')
+      AND (next_attempt_at IS NULL OR next_attempt_at <= now() + make_interval(secs => :tolerance_seconds))
+    RETURNING *
+    """
+)
+
+_CLAIM_OVERDUE_SENDS = text(
+    """
+    UPDATE messages SET next_attempt_at = now() + make_interval(secs => :lease_seconds), updated_at = now()
+    WHERE id IN (
+        SELECT id FROM messages
+        WHERE status IN ('queued', 'retrying')
+          AND next_attempt_at < now() - make_interval(secs => :grace_seconds)
+        ORDER BY next_attempt_at
+        LIMIT :limit
+        FOR UPDATE SKIP LOCKED
+    )
+    RETURNING id
+    """
+)
+
+
+def claim_due_send(
+    connection: Connection, message_id: int, lease_seconds: float, tolerance_seconds: float = 1.0
+) -> RowMapping | None:
+    """Take a queued/retrying message whose attempt is due, leasing it so no other worker attempts it now."""
+    return (
+        connection.execute(
+            _CLAIM_DUE_SEND,
+            {"message_id": message_id, "lease_seconds": lease_seconds, "tolerance_seconds": tolerance_seconds},
+        )
+        .mappings()
+        .first()
+    )
+
+
+def claim_overdue_sends(connection: Connection, grace_seconds: float, lease_seconds: float, limit: int) -> list[int]:
+    """Lease queued/retrying messages whose attempt is overdue (their retry was lost or never enqueued)."""
+    rows = connection.execute(
+        _CLAIM_OVERDUE_SENDS, {"grace_seconds": grace_seconds, "lease_seconds": lease_seconds, "limit": limit}
+    )
+    return [row.id for row in rows]
+
+
+def claim_idempotency_key(
+    connection: Connection, route: str, key: str, request_hash: str, ttl_seconds: int
+) -> RowMapping | None:
+    """Insert the key (expired twins are replaced). None means a live twin exists: read it with find_idempotency_key.
+
+    A concurrent twin blocks on the primary key until this transaction ends, so only one request per key
+    ever creates a message.
+    """
+    connection.execute(
+        idempotency_keys.delete().where(
+            idempotency_keys.c.route == route,
+            idempotency_keys.c.key == key,
+            idempotency_keys.c.expires_at < func.now(),
+        )
+    )
+    statement = (
+        pg_insert(idempotency_keys)
+        .values(
+            route=route,
+            key=key,
+            request_hash=request_hash,
+            expires_at=func.now() + func.make_interval(0, 0, 0, 0, 0, 0, ttl_seconds),
+        )
+        .on_conflict_do_nothing(index_elements=["route", "key"])
+        .returning(*idempotency_keys.c)
+    )
+    return connection.execute(statement).mappings().first()
+
+
+def find_idempotency_key(connection: Connection, route: str, key: str) -> RowMapping | None:
+    return (
+        connection.execute(
+            select(idempotency_keys).where(idempotency_keys.c.route == route, idempotency_keys.c.key == key)
+        )
+        .mappings()
+        .first()
+    )
+
+
+def update_idempotency_key(connection: Connection, route: str, key: str, **values: Any) -> None:
+    connection.execute(
+        update(idempotency_keys)
+        .where(idempotency_keys.c.route == route, idempotency_keys.c.key == key)
+        .values(**values)
+    )
+
+
+_PURGE_EXPIRED_KEYS = text(
+    """
+    DELETE FROM idempotency_keys WHERE (route, key) IN (
+        SELECT route, key FROM idempotency_keys WHERE expires_at < now() LIMIT :limit FOR UPDATE SKIP LOCKED
+    )
+    """
+)
+
+
+def purge_expired_idempotency_keys(connection: Connection, limit: int = 1000) -> int:
+    return connection.execute(_PURGE_EXPIRED_KEYS, {"limit": limit}).rowcount

@@ -64,13 +64,9 @@ messages = Table(
     Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
     CheckConstraint("direction IN ('inbound', 'outbound')", name="ck_messages_direction"),
     CheckConstraint("type IN ('sms', 'mms', 'email')", name="ck_messages_type"),
-    CheckConstraint(
-        "status IN ('received', 'queued', 'retrying', 'sent', 'failed')", name="ck_messages_status"
-    ),
+    CheckConstraint("status IN ('received', 'queued', 'retrying', 'sent', 'failed')", name="ck_messages_status"),
     CheckConstraint("provider IN ('mock-sms', 'mock-email')", name="ck_messages_provider"),
-    CheckConstraint(
-        "(direction = 'inbound') = (status = 'received')", name="ck_messages_status_matches_direction"
-    ),
+    CheckConstraint("(direction = 'inbound') = (status = 'received')", name="ck_messages_status_matches_direction"),
     CheckConstraint("attempts >= 0", name="ck_messages_attempts"),
     CheckConstraint("jsonb_typeof(attachments) = 'array'", name="ck_messages_attachments_array"),
     UniqueConstraint("provider", "provider_message_id", name="uq_messages_provider_message_id"),
@@ -85,6 +81,19 @@ Index(
     "ix_messages_pending_sends",
     messages.c.next_attempt_at,
     postgresql_where=text("status IN ('queued', 'retrying')"),
+)
+
+idempotency_keys = Table(
+    "idempotency_keys",
+    metadata,
+    Column("route", Text, primary_key=True),
+    Column("key", Text, primary_key=True),
+    Column("request_hash", Text, nullable=False),
+    Column("message_id", BigInteger, ForeignKey("messages.id", ondelete="CASCADE")),
+    Column("response_status", Integer),
+    Column("response_body", JSONB),
+    Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Column("expires_at", DateTime(timezone=True), nullable=False),
 )
 
 mock_provider_deliveries = Table(

@@ -59,9 +59,7 @@ def upgrade() -> None:
         sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False, server_default=NOW),
         sa.CheckConstraint("direction IN ('inbound', 'outbound')", name="ck_messages_direction"),
         sa.CheckConstraint("type IN ('sms', 'mms', 'email')", name="ck_messages_type"),
-        sa.CheckConstraint(
-            "status IN ('received', 'queued', 'retrying', 'sent', 'failed')", name="ck_messages_status"
-        ),
+        sa.CheckConstraint("status IN ('received', 'queued', 'retrying', 'sent', 'failed')", name="ck_messages_status"),
         sa.CheckConstraint("provider IN ('mock-sms', 'mock-email')", name="ck_messages_provider"),
         sa.CheckConstraint(
             "(direction = 'inbound') = (status = 'received')", name="ck_messages_status_matches_direction"
@@ -70,9 +68,7 @@ def upgrade() -> None:
         sa.CheckConstraint("jsonb_typeof(attachments) = 'array'", name="ck_messages_attachments_array"),
         sa.UniqueConstraint("provider", "provider_message_id", name="uq_messages_provider_message_id"),
     )
-    op.create_index(
-        "ix_messages_conversation_timeline", "messages", ["conversation_id", "message_timestamp", "id"]
-    )
+    op.create_index("ix_messages_conversation_timeline", "messages", ["conversation_id", "message_timestamp", "id"])
     op.create_index(
         "ix_messages_pending_sends",
         "messages",

@@ -1,0 +1,13 @@
+"""Scheduled sweep: re-enqueues overdue queued/retrying sends so that no message is ever stranded."""
+
+from aws_lambda_powertools.utilities.typing import LambdaContext
+from messaging.observability import logger, metrics, tracer
+from messaging.services import retries
+
+
+@logger.inject_lambda_context(clear_state=True)
+@tracer.capture_lambda_handler
+@metrics.log_metrics(capture_cold_start_metric=True)
+def lambda_handler(event: dict, context: LambdaContext) -> dict:
+    report = retries.sweep_overdue_sends()
+    return {"requeued": len(report.requeued), "purged_idempotency_keys": report.purged_idempotency_keys}

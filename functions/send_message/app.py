@@ -1,0 +1,55 @@
+"""POST /api/messages/sms and /api/messages/email: store, attempt once, hand failures to the retry queue."""
+
+from typing import Annotated
+
+from aws_lambda_powertools.event_handler.openapi.params import Body, Header
+from aws_lambda_powertools.logging import correlation_paths
+from aws_lambda_powertools.utilities.typing import LambdaContext
+from messaging.http import MessagingApi, json_response
+from messaging.models import ErrorResponse, MessageOut, SendEmail, SendSms
+from messaging.observability import logger, metrics, tracer
+from messaging.services import outbound
+
+app = MessagingApi()
+
+IdempotencyKey = Annotated[
+    str | None,
+    Header(
+        alias="idempotency-key",
+        min_length=1,
+        max_length=255,
+        pattern=r"^[\x21-\x7e]+$",
+        description="Makes the request safe to retry: the same key and body replay the first response.",
+    ),
+]
+RESPONSES = {
+    202: {"description": "Accepted: stored and attempted", "content": {"application/json": {"model": MessageOut}}},
+    409: {"description": "A twin request is in flight", "content": {"application/json": {"model": ErrorResponse}}},
+    422: {"description": "Invalid payload", "content": {"application/json": {"model": ErrorResponse}}},
+}
+
+
+def _accepted(result: outbound.SendResult):
+    headers = {"Location": f"/api/messages/{result.message.id}"}
+    if result.replayed:
+        headers["Idempotent-Replayed"] = "true"
+    return json_response(result.status_code, result.message, headers)
+
+
+@app.post("/api/messages/sms", summary="Send an SMS or MMS", responses=RESPONSES)
+@tracer.capture_method
+def send_sms(payload: Annotated[SendSms, Body()], idempotency_key: IdempotencyKey = None):
+    return _accepted(outbound.send_sms(payload, idempotency_key))
+
+
+@app.post("/api/messages/email", summary="Send an email", responses=RESPONSES)
+@tracer.capture_method
+def send_email(payload: Annotated[SendEmail, Body()], idempotency_key: IdempotencyKey = None):
+    return _accepted(outbound.send_email(payload, idempotency_key))
+
+
+@logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP, clear_state=True)
+@tracer.capture_lambda_handler
+@metrics.log_metrics(capture_cold_start_metric=True)
+def lambda_handler(event: dict, context: LambdaContext) -> dict:
+    return app.resolve(event, context)

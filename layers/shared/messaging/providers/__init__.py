@@ -1,0 +1,65 @@
+"""Providers behind one interface, chosen by message type."""
+
+from __future__ import annotations
+
+import threading
+
+from messaging.config import get_settings
+from messaging.providers.base import (
+    Accepted,
+    MessagingProvider,
+    OutboundEnvelope,
+    ProviderError,
+    ProviderRejected,
+    ProviderTimeout,
+)
+from messaging.providers.mock import FaultPlan, MockProvider
+
+__all__ = [
+    "Accepted",
+    "MessagingProvider",
+    "OutboundEnvelope",
+    "ProviderError",
+    "ProviderRejected",
+    "ProviderTimeout",
+    "provider_for",
+    "reset_providers",
+]
+
+_providers: dict[str, MessagingProvider] = {}
+_lock = threading.Lock()
+
+
+def _build(kind: str) -> MessagingProvider:
+    settings = get_settings()
+    seed = settings.mock_provider_seed
+    if kind == "email":
+        return MockProvider(
+            "mock-email",
+            FaultPlan.parse(settings.mock_email_faults, "MOCK_EMAIL_FAULTS"),
+            seed=None if seed is None else seed + 1,
+            retry_after_seconds=settings.mock_retry_after_seconds,
+        )
+    return MockProvider(
+        "mock-sms",
+        FaultPlan.parse(settings.mock_sms_faults, "MOCK_SMS_FAULTS"),
+        seed=seed,
+        retry_after_seconds=settings.mock_retry_after_seconds,
+    )
+
+
+def provider_for(message_type: str) -> MessagingProvider:
+    """The provider of a message type: SMS and MMS go to the SMS provider, email to the email provider."""
+    kind = "email" if message_type == "email" else "sms"
+    provider = _providers.get(kind)
+    if provider is None:
+        with _lock:
+            provider = _providers.get(kind)
+            if provider is None:
+                provider = _providers[kind] = _build(kind)
+    return provider
+
+
+def reset_providers() -> None:
+    with _lock:
+        _providers.clear()

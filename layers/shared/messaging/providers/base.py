@@ -1,0 +1,63 @@
+"""The provider interface: what a real SMS/MMS or email provider client must implement."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+
+@dataclass(frozen=True)
+class OutboundEnvelope:
+    idempotency_token: str  # our message id: a replay must not deliver twice
+    type: str
+    from_address: str
+    to_address: str
+    body: str
+    attachments: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Accepted:
+    provider_message_id: str
+    replayed: bool
+
+
+class ProviderError(Exception):
+    """A send the provider did not accept. Retryable: 429, any 5xx, and timeouts."""
+
+    def __init__(self, status_code: int, message: str, retry_after_seconds: float | None = None) -> None:
+        super().__init__(f"{status_code} {message}")
+        self.status_code = status_code
+        self.message = message
+        self.retry_after_seconds = retry_after_seconds
+
+    @property
+    def retryable(self) -> bool:
+        return self.status_code == 429 or self.status_code >= 500
+
+    @property
+    def throttled(self) -> bool:
+        return self.status_code == 429
+
+    def describe(self) -> str:
+        return f"HTTP {self.status_code}: {self.message}"
+
+
+class ProviderTimeout(ProviderError):
+    """No answer in time: the provider may or may not have accepted the send."""
+
+    def __init__(self, message: str = "provider did not answer in time") -> None:
+        super().__init__(504, message)
+
+    def describe(self) -> str:
+        return f"timeout: {self.message}"
+
+
+class ProviderRejected(ProviderError):
+    """A 4xx other than 429: the request itself is wrong and retrying cannot help."""
+
+
+class MessagingProvider(Protocol):
+    name: str
+
+    def send(self, envelope: OutboundEnvelope) -> Accepted: ...

@@ -1,0 +1,96 @@
+"""The retry queue (SendRetryQueue) and its dead-letter queue. boto3 is imported only when first needed."""
+
+from __future__ import annotations
+
+import json
+import math
+import threading
+from typing import Any
+
+from messaging.config import get_settings
+
+MAX_SQS_DELAY_SECONDS = 900
+MAX_VISIBILITY_SECONDS = 12 * 3600
+
+_client: Any = None
+_client_lock = threading.Lock()
+
+
+def sqs_client() -> Any:
+    global _client
+    if _client is None:
+        with _client_lock:
+            if _client is None:
+                import boto3
+                from botocore.config import Config
+
+                settings = get_settings()
+                _client = boto3.client(
+                    "sqs",
+                    endpoint_url=settings.sqs_endpoint_url,
+                    config=Config(connect_timeout=2, read_timeout=5, retries={"max_attempts": 2, "mode": "standard"}),
+                )
+    return _client
+
+
+def reset_client() -> None:
+    global _client
+    with _client_lock:
+        _client = None
+
+
+def retry_body(message_id: int) -> str:
+    return json.dumps({"message_id": message_id})
+
+
+def parse_retry_body(body: str) -> int:
+    document = json.loads(body)
+    message_id = document["message_id"]
+    if not isinstance(message_id, int) or isinstance(message_id, bool) or message_id < 1:
+        raise ValueError(f"not a message id: {message_id!r}")
+    return message_id
+
+
+def _queue_url() -> str:
+    url = get_settings().send_retry_queue_url
+    if not url:
+        raise RuntimeError("SEND_RETRY_QUEUE_URL is not configured")
+    return url
+
+
+def schedule_retry(message_id: int, delay_seconds: float) -> None:
+    """Enqueue a retry that becomes visible after the delay (SQS caps delays at 15 minutes; the consumer
+    extends the wait with a visibility change when the due time is further away)."""
+    delay = min(MAX_SQS_DELAY_SECONDS, max(0, math.ceil(delay_seconds)))
+    sqs_client().send_message(QueueUrl=_queue_url(), MessageBody=retry_body(message_id), DelaySeconds=delay)
+
+
+def schedule_retries_now(message_ids: list[int]) -> None:
+    for start in range(0, len(message_ids), 10):
+        chunk = message_ids[start : start + 10]
+        response = sqs_client().send_message_batch(
+            QueueUrl=_queue_url(),
+            Entries=[{"Id": str(message_id), "MessageBody": retry_body(message_id)} for message_id in chunk],
+        )
+        if response.get("Failed"):
+            raise RuntimeError(f"could not enqueue {len(response['Failed'])} retries: {response['Failed']}")
+
+
+def dead_letter(message_id: int, reason: str) -> None:
+    url = get_settings().send_retry_dlq_url
+    if not url:
+        raise RuntimeError("SEND_RETRY_DLQ_URL is not configured")
+    sqs_client().send_message(
+        QueueUrl=url,
+        MessageBody=retry_body(message_id),
+        MessageAttributes={"failure_reason": {"DataType": "String", "StringValue": reason[:1000] or "failed"}},
+    )
+
+
+def postpone(receipt_handle: str, seconds: float) -> None:
+    """Keep a received retry invisible until its due time (at most 12 hours from now)."""
+    sqs_client().change_message_visibility(
+        QueueUrl=_queue_url(),
+        ReceiptHandle=receipt_handle,
+        VisibilityTimeout=min(MAX_VISIBILITY_SECONDS, max(0, math.ceil(seconds))),
+    )

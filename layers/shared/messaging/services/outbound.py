@@ -1,0 +1,286 @@
+"""Sending: store the message, make the first provider attempt, and hand failures to the retry queue.
+
+A message is committed (`queued`, leased for SEND_LEASE_SECONDS) before the provider is called, so a
+crash at any later point leaves a row that the retry consumer or the sweep will finish; the provider is
+given our message id as its idempotency token, so finishing it never delivers twice.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import RowMapping, func
+
+from messaging import queue
+from messaging.config import get_settings
+from messaging.db import repository
+from messaging.db.engine import transaction
+from messaging.db.schema import messages
+from messaging.errors import Conflict, InvalidInput, RequestInFlight
+from messaging.models import MessageOut, MessageStatus, Provider, SendEmail, SendSms
+from messaging.observability import logger, metrics
+from messaging.providers import Accepted, OutboundEnvelope, ProviderError, provider_for
+from messaging.services.retry_policy import backoff_seconds
+from messaging.services.views import message_view
+
+SMS_ROUTE = "POST /api/messages/sms"
+EMAIL_ROUTE = "POST /api/messages/email"
+PENDING = (MessageStatus.QUEUED.value, MessageStatus.RETRYING.value)
+
+
+@dataclass(frozen=True)
+class SendResult:
+    message: MessageOut
+    status_code: int = 202
+    replayed: bool = False
+
+
+@dataclass(frozen=True)
+class AttemptOutcome:
+    row: RowMapping
+    final_failure: bool = False
+
+
+def send_sms(payload: SendSms, idempotency_key: str | None = None) -> SendResult:
+    return _send(SMS_ROUTE, payload, _new_message(payload, payload.type, Provider.SMS), idempotency_key)
+
+
+def send_email(payload: SendEmail, idempotency_key: str | None = None) -> SendResult:
+    return _send(EMAIL_ROUTE, payload, _new_message(payload, "email", Provider.EMAIL), idempotency_key)
+
+
+def _new_message(payload: SendSms | SendEmail, message_type: str, provider: Provider) -> repository.NewMessage:
+    now = datetime.now(UTC)
+    return repository.NewMessage(
+        direction="outbound",
+        type=message_type,
+        from_address=payload.from_,
+        to_address=payload.to,
+        body=payload.body,
+        attachments=payload.attachment_list,
+        timestamp=payload.timestamp or now,
+        status=MessageStatus.QUEUED,
+        provider=provider,
+        next_attempt_at=now + timedelta(seconds=get_settings().send_lease_seconds),
+    )
+
+
+def _fingerprint(route: str, payload: SendSms | SendEmail) -> str:
+    canonical = json.dumps(
+        [route, payload.model_dump(mode="json", by_alias=True, exclude_none=True)],
+        sort_keys=True,
+        separators=(",", ":"),
+    )
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def _send(
+    route: str, payload: SendSms | SendEmail, message: repository.NewMessage, idempotency_key: str | None
+) -> SendResult:
+    settings = get_settings()
+    fingerprint = _fingerprint(route, payload) if idempotency_key else ""
+    with transaction() as connection:
+        if idempotency_key is not None:
+            claimed = repository.claim_idempotency_key(
+                connection, route, idempotency_key, fingerprint, settings.idempotency_key_ttl_seconds
+            )
+            if claimed is None:
+                twin = repository.find_idempotency_key(connection, route, idempotency_key)
+                return _replay(twin, fingerprint)
+        stored = repository.store_message(connection, message)
+        if idempotency_key is not None:
+            repository.update_idempotency_key(connection, route, idempotency_key, message_id=stored.id)
+    logger.append_keys(message_id=stored.id, conversation_id=stored.conversation_id)
+    metrics.add_metric(name="MessagesQueued", unit="Count", value=1)
+    document = _first_attempt(stored, message)
+    if idempotency_key is not None:
+        _remember_response(route, idempotency_key, document)
+    return SendResult(message=document)
+
+
+def _first_attempt(stored: repository.StoredMessage, message: repository.NewMessage) -> MessageOut:
+    pending = {
+        "id": stored.id,
+        "type": message.type,
+        "from_address": message.from_address,
+        "to_address": message.to_address,
+        "body": message.body,
+        "attachments": message.attachments,
+        "attempts": 0,
+    }
+    try:
+        return message_view(attempt(pending).row)
+    except Exception:
+        # The message is committed as `queued`; the sweep finishes it. The client still gets its 202.
+        logger.exception("first send attempt could not be recorded; the sweep will finish it")
+        now = datetime.now(UTC)
+        return MessageOut.model_validate(
+            {
+                "id": stored.id,
+                "conversation_id": stored.conversation_id,
+                "direction": "outbound",
+                "type": message.type,
+                "from": message.from_address,
+                "to": message.to_address,
+                "body": message.body,
+                "attachments": message.attachments,
+                "timestamp": message.timestamp,
+                "status": MessageStatus.QUEUED,
+                "provider": message.provider,
+                "provider_message_id": None,
+                "attempts": 0,
+                "next_attempt_at": message.next_attempt_at,
+                "last_error": None,
+                "created_at": now,
+                "updated_at": now,
+            }
+        )
+
+
+def _replay(twin: RowMapping | None, fingerprint: str) -> SendResult:
+    if twin is None:
+        raise Conflict("a request with this Idempotency-Key just expired; retry", field="Idempotency-Key")
+    if twin["request_hash"] != fingerprint:
+        raise InvalidInput("this Idempotency-Key was used with a different request body", field="Idempotency-Key")
+    if twin["response_body"] is not None:
+        metrics.add_metric(name="IdempotentReplays", unit="Count", value=1)
+        return SendResult(
+            message=MessageOut.model_validate(twin["response_body"]),
+            status_code=twin["response_status"],
+            replayed=True,
+        )
+    lease = timedelta(seconds=get_settings().send_lease_seconds)
+    if twin["message_id"] is not None and twin["created_at"] < datetime.now(UTC) - lease:
+        # The first request died after storing its message: answer with the message as it stands now.
+        with transaction() as connection:
+            row = repository.get_message(connection, twin["message_id"])
+        if row is not None:
+            return SendResult(message=message_view(row), replayed=True)
+    raise RequestInFlight("a request with this Idempotency-Key is still being processed", field="Idempotency-Key")
+
+
+def _remember_response(route: str, key: str, document: MessageOut) -> None:
+    try:
+        with transaction() as connection:
+            repository.update_idempotency_key(
+                connection,
+                route,
+                key,
+                response_status=202,
+                response_body=document.model_dump(mode="json", by_alias=True),
+            )
+    except Exception:
+        logger.exception("could not store the response of an idempotent request; twins will see the live message")
+
+
+def envelope_of(message: dict[str, Any] | RowMapping) -> OutboundEnvelope:
+    return OutboundEnvelope(
+        idempotency_token=str(message["id"]),
+        type=message["type"],
+        from_address=message["from_address"],
+        to_address=message["to_address"],
+        body=message["body"],
+        attachments=tuple(message["attachments"]),
+    )
+
+
+def attempt(message: dict[str, Any] | RowMapping) -> AttemptOutcome:
+    """One provider attempt for a leased `queued`/`retrying` message, and its outcome recorded."""
+    provider = provider_for(message["type"])
+    try:
+        accepted = provider.send(envelope_of(message))
+    except ProviderError as error:
+        return _record_failure(message, error)
+    return _record_success(message, accepted)
+
+
+def _record_success(message: dict[str, Any] | RowMapping, accepted: Accepted) -> AttemptOutcome:
+    with transaction() as connection:
+        row = repository.update_message(
+            connection,
+            message["id"],
+            PENDING,
+            status=MessageStatus.SENT.value,
+            provider_message_id=accepted.provider_message_id,
+            attempts=messages.c.attempts + 1,
+            next_attempt_at=None,
+            last_error=None,
+        )
+        if row is None:
+            row = repository.get_message(connection, message["id"])
+    assert row is not None
+    metrics.add_metric(name="MessagesSent", unit="Count", value=1)
+    logger.info("message sent", extra={"message_id": message["id"], "replayed": accepted.replayed})
+    return AttemptOutcome(row=row)
+
+
+def _record_failure(message: dict[str, Any] | RowMapping, error: ProviderError) -> AttemptOutcome:
+    settings = get_settings()
+    attempts_made = message["attempts"] + 1
+    if error.throttled:
+        metrics.add_metric(name="ProviderThrottled", unit="Count", value=1)
+    if error.retryable and attempts_made < settings.max_send_attempts:
+        delay = backoff_seconds(
+            attempts_made,
+            base_seconds=settings.retry_base_seconds,
+            max_seconds=settings.retry_max_seconds,
+            retry_after_seconds=error.retry_after_seconds,
+        )
+        with transaction() as connection:
+            row = repository.update_message(
+                connection,
+                message["id"],
+                PENDING,
+                status=MessageStatus.RETRYING.value,
+                attempts=messages.c.attempts + 1,
+                next_attempt_at=func.now() + func.make_interval(0, 0, 0, 0, 0, 0, delay),
+                last_error=error.describe(),
+            )
+        if row is None:
+            return AttemptOutcome(row=_current(message["id"]))
+        metrics.add_metric(name="RetriesScheduled", unit="Count", value=1)
+        logger.info(
+            "send attempt failed; retry scheduled",
+            extra={"message_id": message["id"], "error": error.describe(), "attempts": attempts_made, "delay": delay},
+        )
+        _enqueue_retry(message["id"], delay)
+        return AttemptOutcome(row=row)
+    with transaction() as connection:
+        row = repository.update_message(
+            connection,
+            message["id"],
+            PENDING,
+            status=MessageStatus.FAILED.value,
+            attempts=messages.c.attempts + 1,
+            next_attempt_at=None,
+            last_error=error.describe(),
+        )
+    if row is None:
+        return AttemptOutcome(row=_current(message["id"]))
+    metrics.add_metric(name="MessagesFailed", unit="Count", value=1)
+    logger.warning(
+        "message failed", extra={"message_id": message["id"], "error": error.describe(), "attempts": attempts_made}
+    )
+    return AttemptOutcome(row=row, final_failure=True)
+
+
+def _enqueue_retry(message_id: int, delay: float) -> None:
+    try:
+        queue.schedule_retry(message_id, delay)
+    except Exception:
+        # Not lost: the message stays `retrying` with its due time, and the sweep re-enqueues overdue ones.
+        metrics.add_metric(name="RetryEnqueueFailures", unit="Count", value=1)
+        logger.exception(
+            "could not enqueue a retry; the sweep will pick the message up", extra={"message_id": message_id}
+        )
+
+
+def _current(message_id: int) -> RowMapping:
+    with transaction() as connection:
+        row = repository.get_message(connection, message_id)
+    assert row is not None
+    return row

@@ -1,0 +1,91 @@
+"""The retry side of sending: the SQS consumer's per-record work and the sweep of overdue sends."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from messaging import queue
+from messaging.config import get_settings
+from messaging.db import repository
+from messaging.db.engine import transaction
+from messaging.models import MessageStatus
+from messaging.observability import logger, metrics
+from messaging.services.outbound import attempt
+
+
+class RetryNotDue(Exception):
+    """The record arrived before its message's due time; it was postponed and will come back."""
+
+
+@dataclass(frozen=True)
+class SweepReport:
+    requeued: list[int]
+    purged_idempotency_keys: int
+
+
+def retry_send(message_id: int, receipt_handle: str | None = None) -> str:
+    """Process one retry record: attempt the send if it is due. Idempotent: a message that is already
+    `sent` or `failed` (a duplicate delivery, or a retry that lost a race) is left alone.
+
+    Returns the message's status afterwards. Raises RetryNotDue for a record that came early (after making
+    it invisible until the due time), so the batch reports it as failed and SQS keeps it.
+    """
+    settings = get_settings()
+    with transaction() as connection:
+        claimed = repository.claim_due_send(connection, message_id, settings.send_lease_seconds)
+        current = claimed or repository.get_message(connection, message_id)
+    if current is None:
+        logger.warning("retry for an unknown message dropped", extra={"message_id": message_id})
+        return "unknown"
+    if claimed is None:
+        if current["status"] not in (MessageStatus.QUEUED, MessageStatus.RETRYING):
+            logger.info("retry for a finished message ignored", extra={"message_id": message_id})
+            return str(current["status"])
+        wait = (current["next_attempt_at"] - datetime.now(UTC)).total_seconds()
+        if receipt_handle is not None:
+            _postpone(receipt_handle, wait)
+        raise RetryNotDue(f"message {message_id} is due in {wait:.0f}s")
+    outcome = attempt(claimed)
+    if outcome.final_failure:
+        _dead_letter(message_id, outcome.row["last_error"] or "failed")
+    return str(outcome.row["status"])
+
+
+def _postpone(receipt_handle: str, seconds: float) -> None:
+    try:
+        queue.postpone(receipt_handle, seconds)
+    except Exception:
+        # The record then comes back after the queue's visibility timeout and is postponed again.
+        logger.warning("could not postpone an early retry record", exc_info=True)
+
+
+def _dead_letter(message_id: int, reason: str) -> None:
+    try:
+        queue.dead_letter(message_id, reason)
+    except Exception:
+        # The message is already `failed` with its last error in the database: nothing is lost.
+        logger.exception("could not copy a failed send to the dead-letter queue", extra={"message_id": message_id})
+        return
+    metrics.add_metric(name="DeadLettered", unit="Count", value=1)
+
+
+def sweep_overdue_sends() -> SweepReport:
+    """Re-enqueue queued/retrying messages whose retry never arrived (enqueue failed, or a worker died).
+
+    They are marked due now inside the same transaction as the enqueue, so a failed enqueue changes nothing
+    and the next sweep tries again.
+    """
+    settings = get_settings()
+    with transaction() as connection:
+        message_ids = repository.claim_overdue_sends(
+            connection, settings.sweep_grace_seconds, lease_seconds=0, limit=settings.sweep_batch_size
+        )
+        if message_ids:
+            queue.schedule_retries_now(message_ids)
+    with transaction() as connection:
+        purged = repository.purge_expired_idempotency_keys(connection)
+    if message_ids:
+        metrics.add_metric(name="SweptSends", unit="Count", value=len(message_ids))
+        logger.warning("re-enqueued overdue sends", extra={"message_ids": message_ids})
+    return SweepReport(requeued=message_ids, purged_idempotency_keys=purged)

@@ -1,0 +1,160 @@
+"""Fixtures for the send path: configuration switches, moto SQS queues from template.yaml, a retry drain."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import boto3
+import pytest
+from moto import mock_aws
+
+from infra.local_runner import template
+from infra.local_runner.apigw import LambdaContext
+
+
+def _refresh_configuration() -> None:
+    from messaging import queue
+    from messaging.config import get_settings
+    from messaging.providers import reset_providers
+
+    get_settings.cache_clear()
+    reset_providers()
+    queue.reset_client()
+
+
+@pytest.fixture
+def configure(monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[..., None]]:
+    """Set environment variables for this test and make the service read them again."""
+
+    def apply(**environment: Any) -> None:
+        for name, value in environment.items():
+            if value is None:
+                monkeypatch.delenv(name, raising=False)
+            else:
+                monkeypatch.setenv(name, str(value))
+        _refresh_configuration()
+
+    yield apply
+    monkeypatch.undo()
+    _refresh_configuration()
+
+
+@dataclass
+class Queues:
+    client: Any
+    retry_url: str
+    dlq_url: str
+
+    def messages(self, url: str) -> list[dict[str, Any]]:
+        """Every message currently in a queue, delays and visibility ignored (moto reads them all)."""
+        attributes = self.client.get_queue_attributes(QueueUrl=url, AttributeNames=["All"])["Attributes"]
+        return [
+            {
+                "visible": int(attributes["ApproximateNumberOfMessages"]),
+                "in_flight": int(attributes["ApproximateNumberOfMessagesNotVisible"]),
+                "delayed": int(attributes["ApproximateNumberOfMessagesDelayed"]),
+            }
+        ]
+
+    def depth(self, url: str) -> int:
+        counts = self.messages(url)[0]
+        return counts["visible"] + counts["in_flight"] + counts["delayed"]
+
+    def receive_all(self, url: str) -> list[dict[str, Any]]:
+        received: list[dict[str, Any]] = []
+        while True:
+            batch = self.client.receive_message(
+                QueueUrl=url, MaxNumberOfMessages=10, MessageAttributeNames=["All"], VisibilityTimeout=300
+            ).get("Messages", [])
+            if not batch:
+                return received
+            received.extend(batch)
+
+
+@pytest.fixture
+def queues(configure: Callable[..., None], application: template.Application) -> Iterator[Queues]:
+    """SendRetryQueue and SendRetryDLQ in moto, shaped as template.yaml declares them."""
+    with mock_aws():
+        client = boto3.client("sqs", region_name="us-east-1")
+        retry = application.queues["SendRetryQueue"]
+        dlq_url = client.create_queue(QueueName="SendRetryDLQ")["QueueUrl"]
+        dlq_arn = client.get_queue_attributes(QueueUrl=dlq_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+        retry_url = client.create_queue(
+            QueueName="SendRetryQueue",
+            Attributes={
+                "VisibilityTimeout": str(retry.visibility_timeout),
+                "RedrivePolicy": json.dumps(
+                    {"deadLetterTargetArn": dlq_arn, "maxReceiveCount": retry.max_receive_count}
+                ),
+            },
+        )["QueueUrl"]
+        configure(SEND_RETRY_QUEUE_URL=retry_url, SEND_RETRY_DLQ_URL=dlq_url, SQS_ENDPOINT_URL=None)
+        yield Queues(client, retry_url, dlq_url)
+
+
+def sqs_event(records: list[dict[str, Any]], queue_arn: str = "arn:aws:sqs:us-east-1:123456789012:SendRetryQueue"):
+    """A Lambda SQS event for received messages (or for {"body": ...} dicts built by a test)."""
+    return {
+        "Records": [
+            {
+                "messageId": record.get("MessageId", f"test-{index}"),
+                "receiptHandle": record.get("ReceiptHandle", f"handle-{index}"),
+                "body": record.get("Body", record.get("body")),
+                "attributes": {
+                    "ApproximateReceiveCount": "1",
+                    "SentTimestamp": "0",
+                    "SenderId": "test",
+                    "ApproximateFirstReceiveTimestamp": "0",
+                },
+                "messageAttributes": {},
+                "md5OfBody": "",
+                "eventSource": "aws:sqs",
+                "eventSourceARN": queue_arn,
+                "awsRegion": "us-east-1",
+            }
+            for index, record in enumerate(records)
+        ]
+    }
+
+
+@pytest.fixture
+def retry_consumer(invoke: Callable[..., dict[str, Any]]) -> Callable[[list[dict[str, Any]]], dict[str, Any]]:
+    def consume(records: list[dict[str, Any]]) -> dict[str, Any]:
+        return invoke("SendRetryFunction", sqs_event(records))
+
+    return consume
+
+
+@pytest.fixture
+def drain(queues: Queues, application: template.Application, database_url: str) -> Callable[..., int]:
+    """Drive SendRetryFunction from the retry queue as Lambda's event source mapping does, until idle."""
+    from infra.local_runner.sqs import EventSourceMapping
+
+    function = application.functions["SendRetryFunction"]
+    source = next(source for source in application.sqs_sources if source.function == "SendRetryFunction")
+    mapping = EventSourceMapping(
+        queues.client,
+        queues.retry_url,
+        template.load_handler(function),
+        source,
+        function,
+        visibility_timeout=application.queues["SendRetryQueue"].visibility_timeout,
+    )
+
+    def run(max_rounds: int = 500) -> int:
+        delivered = 0
+        for _ in range(max_rounds):
+            batch = mapping.poll_once()
+            delivered += batch
+            if batch == 0:
+                return delivered
+        raise AssertionError("the retry queue did not drain")
+
+    return run
+
+
+def context(function: str) -> LambdaContext:
+    return LambdaContext(function_name=function)
