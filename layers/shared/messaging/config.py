@@ -30,7 +30,6 @@ class Settings(BaseModel):
     sweep_batch_size: int = Field(100, alias="SWEEP_BATCH_SIZE", ge=1, le=1000)
     sweep_grace_seconds: float = Field(60.0, alias="SWEEP_GRACE_SECONDS", ge=0)
     idempotency_key_ttl_seconds: int = Field(24 * 3600, alias="IDEMPOTENCY_KEY_TTL_SECONDS", ge=60)
-    provider_timeout_seconds: float = Field(5.0, alias="PROVIDER_TIMEOUT_SECONDS", gt=0)
 
     # Provider mocks.
     mock_sms_faults: str = Field("", alias="MOCK_SMS_FAULTS")

@@ -223,48 +223,37 @@ def _record_failure(message: dict[str, Any] | RowMapping, error: ProviderError) 
     attempts_made = message["attempts"] + 1
     if error.throttled:
         metrics.add_metric(name="ProviderThrottled", unit="Count", value=1)
-    if error.retryable and attempts_made < settings.max_send_attempts:
-        delay = backoff_seconds(
+    retry = error.retryable and attempts_made < settings.max_send_attempts
+    delay = (
+        backoff_seconds(
             attempts_made,
             base_seconds=settings.retry_base_seconds,
             max_seconds=settings.retry_max_seconds,
             retry_after_seconds=error.retry_after_seconds,
         )
-        with transaction() as connection:
-            row = repository.update_message(
-                connection,
-                message["id"],
-                PENDING,
-                status=MessageStatus.RETRYING.value,
-                attempts=messages.c.attempts + 1,
-                next_attempt_at=func.now() + func.make_interval(0, 0, 0, 0, 0, 0, delay),
-                last_error=error.describe(),
-            )
-        if row is None:
-            return AttemptOutcome(row=_current(message["id"]))
-        metrics.add_metric(name="RetriesScheduled", unit="Count", value=1)
-        logger.info(
-            "send attempt failed; retry scheduled",
-            extra={"message_id": message["id"], "error": error.describe(), "attempts": attempts_made, "delay": delay},
-        )
-        _enqueue_retry(message["id"], delay)
-        return AttemptOutcome(row=row)
+        if retry
+        else 0.0
+    )
     with transaction() as connection:
         row = repository.update_message(
             connection,
             message["id"],
             PENDING,
-            status=MessageStatus.FAILED.value,
+            status=(MessageStatus.RETRYING if retry else MessageStatus.FAILED).value,
             attempts=messages.c.attempts + 1,
-            next_attempt_at=None,
+            next_attempt_at=func.now() + func.make_interval(0, 0, 0, 0, 0, 0, delay) if retry else None,
             last_error=error.describe(),
         )
     if row is None:
         return AttemptOutcome(row=_current(message["id"]))
+    details = {"message_id": message["id"], "error": error.describe(), "attempts": attempts_made}
+    if retry:
+        metrics.add_metric(name="RetriesScheduled", unit="Count", value=1)
+        logger.info("send attempt failed; retry scheduled", extra={**details, "delay_seconds": round(delay, 3)})
+        _enqueue_retry(message["id"], delay)
+        return AttemptOutcome(row=row)
     metrics.add_metric(name="MessagesFailed", unit="Count", value=1)
-    logger.warning(
-        "message failed", extra={"message_id": message["id"], "error": error.describe(), "attempts": attempts_made}
-    )
+    logger.warning("message failed", extra=details)
     return AttemptOutcome(row=row, final_failure=True)
 
 
