@@ -7,6 +7,10 @@ import pytest
 from tests.conftest import response_json, sample_body, sample_event
 
 
+def crash(*_args, **_kwargs):
+    raise ConnectionError("the function died before recording the provider's answer")
+
+
 def send(invoke, name="send_message-sms", headers=None, **changes):
     body = {**sample_body(name), **changes}
     event = sample_event(name, body=body)
@@ -158,7 +162,7 @@ def test_sqs_down_at_enqueue_time_loses_nothing(invoke, db, queues, configure, d
     assert message["status"] == "retrying"
     assert queues.depth(queues.retry_url) == 0
 
-    configure(SEND_RETRY_QUEUE_URL=queues.retry_url, SWEEP_GRACE_SECONDS=0)
+    configure(SEND_RETRY_QUEUE_URL=queues.retry_url, SWEEP_GRACE_SECONDS=0, MOCK_SMS_FAULTS=None)
     make_due(db, message["id"])
     swept = invoke("RetrySweepFunction", sample_event("retry_sweep-scheduled"))
     assert swept["requeued"] == 1
@@ -184,17 +188,14 @@ def test_crash_between_provider_acceptance_and_database_update_delivers_once(
 ):
     from messaging.services import outbound
 
-    def crash(*_args, **_kwargs):
-        raise ConnectionError("function died before recording the provider's answer")
-
-    monkeypatch.setattr(outbound, "_record_success", crash)
-    response = send(invoke)
+    with monkeypatch.context() as patch:
+        patch.setattr(outbound, "_record_success", crash)
+        response = send(invoke)
     assert response["statusCode"] == 202
     message = response_json(response)
     assert message["status"] == "queued"
     original = db.rows("SELECT provider_message_id FROM mock_provider_deliveries")
     assert len(original) == 1
-    monkeypatch.undo()
 
     configure(SWEEP_GRACE_SECONDS=0)
     make_due(db, message["id"])
@@ -217,10 +218,9 @@ def test_consumer_dying_after_provider_acceptance_is_redelivered_without_a_secon
     assert message["status"] == "retrying"  # the provider accepted, but we never heard back
     assert db.scalar("SELECT count(*) FROM mock_provider_deliveries") == 1
     make_due(db, message["id"])
-    real = outbound._record_success
-    monkeypatch.setattr(outbound, "_record_success", lambda *a, **k: (_ for _ in ()).throw(ConnectionError("died")))
-    assert retry_consumer([retry_record(message["id"])])["batchItemFailures"] == [{"itemIdentifier": "test-0"}]
-    monkeypatch.setattr(outbound, "_record_success", real)
+    with monkeypatch.context() as patch:
+        patch.setattr(outbound, "_record_success", crash)
+        assert retry_consumer([retry_record(message["id"])])["batchItemFailures"] == [{"itemIdentifier": "test-0"}]
     make_due(db, message["id"])
     assert retry_consumer([retry_record(message["id"])])["batchItemFailures"] == []
     assert db.scalar("SELECT status FROM messages") == "sent"
