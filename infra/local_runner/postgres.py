@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
-from sqlalchemy import create_engine, text
+from sqlalchemy import Connection, create_engine, text
 from sqlalchemy.engine import make_url
 
 from infra.local_runner.template import ROOT
@@ -33,26 +35,37 @@ def with_database(url: str, database: str) -> str:
     return urlunsplit((parts.scheme, parts.netloc, f"/{database}", parts.query, parts.fragment))
 
 
-def _administer(server_url: str, *statements: str) -> None:
+@contextmanager
+def _admin_connection(server_url: str) -> Iterator[Connection]:
     from messaging.db.engine import sqlalchemy_url
 
     admin = create_engine(sqlalchemy_url(server_url), isolation_level="AUTOCOMMIT")
     try:
         with admin.connect() as connection:
-            for statement in statements:
-                connection.execute(text(statement))
+            yield connection
     finally:
         admin.dispose()
 
 
 def recreate_database(server_url: str, database: str) -> str:
     """Drop and create `database` on the server of `server_url`; return the new database's URL."""
-    _administer(server_url, f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)', f'CREATE DATABASE "{database}"')
+    with _admin_connection(server_url) as connection:
+        connection.execute(text(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)'))
+        connection.execute(text(f'CREATE DATABASE "{database}"'))
     return with_database(server_url, database)
 
 
+def ensure_database(server_url: str, database: str) -> None:
+    """Create `database` on the server of `server_url` unless it exists (local data is kept across runs)."""
+    with _admin_connection(server_url) as connection:
+        exists = connection.execute(text("SELECT 1 FROM pg_database WHERE datname = :name"), {"name": database})
+        if exists.first() is None:
+            connection.execute(text(f'CREATE DATABASE "{database}"'))
+
+
 def drop_database(server_url: str, database: str) -> None:
-    _administer(server_url, f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
+    with _admin_connection(server_url) as connection:
+        connection.execute(text(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)'))
 
 
 def database_name(url: str) -> str:

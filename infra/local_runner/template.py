@@ -94,6 +94,7 @@ class Application:
     sqs_sources: list[SqsSource]
     schedules: list[Schedule]
     queues: dict[str, Queue]
+    parameter_defaults: dict[str, str] = field(default_factory=dict)
 
     def route_for(self, method: str, path: str) -> tuple[Route, dict[str, str]] | None:
         for route in self.routes:
@@ -168,7 +169,12 @@ def load(template_path: Path = TEMPLATE) -> Application:
                 schedules.append(Schedule(name, _rate_seconds(event_properties["ScheduleExpression"])))
     # Literal routes before parameterized ones, as API Gateway prefers the most specific match.
     routes.sort(key=lambda route: (route.path.count("{"), -len(route.path)))
-    return Application(functions, routes, sqs_sources, schedules, queues)
+    parameter_defaults = {
+        name: str(parameter["Default"])
+        for name, parameter in (document.get("Parameters") or {}).items()
+        if "Default" in parameter
+    }
+    return Application(functions, routes, sqs_sources, schedules, queues, parameter_defaults)
 
 
 def load_handler(function: Function) -> Any:

@@ -1,0 +1,139 @@
+"""A local runner in a subprocess, with its own database, for tests over HTTP."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import create_engine, text
+
+from infra.local_runner import postgres
+from tests.conftest import _server_url
+from tests.e2e.client import call
+
+ROOT = Path(__file__).resolve().parents[2]
+
+# Fast retries so the tests need not wait for real backoff.
+RUNNER_ENVIRONMENT = {
+    "RETRY_BASE_SECONDS": "0.05",
+    "RETRY_MAX_SECONDS": "0.2",
+    "MOCK_RETRY_AFTER_SECONDS": "0",
+    "SWEEP_INTERVAL_SECONDS": "2",
+    "SWEEP_GRACE_SECONDS": "5",
+    "POWERTOOLS_LOG_LEVEL": "WARNING",
+    "LOCAL_RUNNER_LOG_LEVEL": "WARNING",
+}
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+class Runner:
+    """A `python -m infra.local_runner` subprocess serving a database of its own."""
+
+    def __init__(self, name: str, environment: dict[str, str] | None = None) -> None:
+        self.server_url = _server_url()
+        self.database = f"e2e_{name}_{os.getpid()}"
+        self.database_url = postgres.recreate_database(self.server_url, self.database)
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.log = ROOT / ".local" / f"{self.database}.log"
+        self.log.parent.mkdir(exist_ok=True)
+        child_environment = {
+            **{key: value for key, value in os.environ.items() if not key.startswith(("MOCK_", "SEND_RETRY"))},
+            **RUNNER_ENVIRONMENT,
+            **(environment or {}),
+            "DATABASE_URL": self.database_url,
+            "PORT": str(self.port),
+        }
+        child_environment.pop("SQS_ENDPOINT_URL", None)
+        with self.log.open("wb") as log:
+            self.process = subprocess.Popen(  # noqa: S603 - our own module
+                [sys.executable, "-m", "infra.local_runner"], cwd=ROOT, env=child_environment, stdout=log, stderr=log
+            )
+        self._wait_until_healthy()
+
+    def _wait_until_healthy(self, timeout: float = 60) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"the local runner exited: {self.log.read_text()[-3000:]}")
+            try:
+                if call(self.url, "GET", "/health", timeout=2).status == 200:
+                    return
+            except OSError:
+                time.sleep(0.2)
+        raise RuntimeError(f"the local runner did not become healthy: {self.log.read_text()[-3000:]}")
+
+    def stop(self) -> None:
+        self.process.terminate()
+        try:
+            self.process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+        postgres.drop_database(self.server_url, self.database)
+
+
+class RunnerDb:
+    def __init__(self, database_url: str) -> None:
+        from messaging.db.engine import sqlalchemy_url
+
+        self.engine = create_engine(sqlalchemy_url(database_url))
+
+    def scalar(self, sql: str, **params: Any) -> Any:
+        with self.engine.begin() as connection:
+            return connection.execute(text(sql), params).scalar()
+
+    def tables(self) -> list[str]:
+        with self.engine.connect() as connection:
+            rows = connection.execute(
+                text(
+                    "SELECT table_name FROM information_schema.tables "
+                    "WHERE table_schema = 'public' AND table_type = 'BASE TABLE' AND table_name <> 'alembic_version'"
+                )
+            )
+            return sorted(row.table_name for row in rows)
+
+    def counts(self) -> dict[str, int]:
+        return {table: self.scalar(f'SELECT count(*) FROM "{table}"') for table in self.tables()}
+
+    def reset(self) -> None:
+        with self.engine.begin() as connection:
+            connection.execute(text(f"TRUNCATE {', '.join(self.tables())} RESTART IDENTITY CASCADE"))
+
+
+@pytest.fixture(scope="session")
+def runner() -> Iterator[Runner]:
+    started = Runner("main")
+    yield started
+    started.stop()
+
+
+@pytest.fixture(scope="session")
+def runner_url(runner: Runner) -> str:
+    return runner.url
+
+
+@pytest.fixture(scope="session")
+def runner_db_session(runner: Runner) -> Iterator[RunnerDb]:
+    database = RunnerDb(runner.database_url)
+    yield database
+    database.engine.dispose()
+
+
+@pytest.fixture
+def runner_db(runner_db_session: RunnerDb) -> RunnerDb:
+    """SQL access to the runner's database, emptied before each test."""
+    runner_db_session.reset()
+    return runner_db_session
