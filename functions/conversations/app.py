@@ -1,10 +1,10 @@
 """GET routes: conversations, their messages, one message, and health."""
 
+from typing import Annotated
+
 from aws_lambda_powertools.event_handler.openapi.params import Path, Query
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
-from typing_extensions import Annotated
-
 from messaging.http import MessagingApi, json_response
 from messaging.models import ConversationOut, Health, MessageOut, Page
 from messaging.observability import logger, metrics, tracer
@@ -18,37 +18,54 @@ Cursor = Annotated[str | None, Query(max_length=200, description="Opaque cursor 
 Id = Annotated[int, Path(ge=1, le=2**63 - 1)]
 
 
-@app.get("/api/conversations", summary="List conversations, most recent activity first",
-         responses={200: {"description": "A page", "content": {"application/json": {"model": Page[ConversationOut]}}}})
+@app.get(
+    "/api/conversations",
+    summary="List conversations, most recent activity first",
+    responses={200: {"description": "A page", "content": {"application/json": {"model": Page[ConversationOut]}}}},
+)
 @tracer.capture_method
 def list_conversations(limit: Limit = DEFAULT_LIMIT, cursor: Cursor = None):
     return json_response(200, queries.list_conversations(limit, cursor))
 
 
-@app.get("/api/conversations/<conversation_id>", summary="One conversation",
-         responses={200: {"description": "The conversation", "content": {"application/json": {"model": ConversationOut}}}})
+@app.get(
+    "/api/conversations/<conversation_id>",
+    summary="One conversation",
+    responses={200: {"description": "The conversation", "content": {"application/json": {"model": ConversationOut}}}},
+)
 @tracer.capture_method
 def get_conversation(conversation_id: Id):
     return json_response(200, queries.get_conversation(conversation_id))
 
 
-@app.get("/api/conversations/<conversation_id>/messages", summary="Messages of a conversation, chronological",
-         responses={200: {"description": "A page", "content": {"application/json": {"model": Page[MessageOut]}}}})
+@app.get(
+    "/api/conversations/<conversation_id>/messages",
+    summary="Messages of a conversation, chronological",
+    responses={200: {"description": "A page", "content": {"application/json": {"model": Page[MessageOut]}}}},
+)
 @tracer.capture_method
 def list_messages(conversation_id: Id, limit: Limit = DEFAULT_LIMIT, cursor: Cursor = None):
     return json_response(200, queries.list_messages(conversation_id, limit, cursor))
 
 
-@app.get("/api/messages/<message_id>", summary="One message with its delivery status",
-         responses={200: {"description": "The message", "content": {"application/json": {"model": MessageOut}}}})
+@app.get(
+    "/api/messages/<message_id>",
+    summary="One message with its delivery status",
+    responses={200: {"description": "The message", "content": {"application/json": {"model": MessageOut}}}},
+)
 @tracer.capture_method
 def get_message(message_id: Id):
     return json_response(200, queries.get_message(message_id))
 
 
-@app.get("/health", summary="Liveness and database reachability",
-         responses={200: {"description": "Healthy", "content": {"application/json": {"model": Health}}},
-                    503: {"description": "Database unreachable", "content": {"application/json": {"model": Health}}}})
+@app.get(
+    "/health",
+    summary="Liveness and database reachability",
+    responses={
+        200: {"description": "Healthy", "content": {"application/json": {"model": Health}}},
+        503: {"description": "Database unreachable", "content": {"application/json": {"model": Health}}},
+    },
+)
 def health():
     reachable = queries.database_reachable()
     document = Health(status="ok" if reachable else "degraded", database="ok" if reachable else "unreachable")

@@ -1,10 +1,10 @@
 """POST /api/webhooks/email: inbound email from the email provider."""
 
+from typing import Annotated
+
 from aws_lambda_powertools.event_handler.openapi.params import Body
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
-from typing_extensions import Annotated
-
 from messaging.http import MessagingApi, json_response
 from messaging.models import ErrorResponse, InboundAccepted, InboundEmail
 from messaging.observability import logger, metrics, tracer
@@ -16,8 +16,10 @@ app = MessagingApi()
 @app.post(
     "/api/webhooks/email",
     summary="Receive an inbound email",
-    responses={200: {"description": "Stored (or already stored)", "content": {"application/json": {"model": InboundAccepted}}},
-               422: {"description": "Invalid payload", "content": {"application/json": {"model": ErrorResponse}}}},
+    responses={
+        200: {"description": "Stored (or already stored)", "content": {"application/json": {"model": InboundAccepted}}},
+        422: {"description": "Invalid payload", "content": {"application/json": {"model": ErrorResponse}}},
+    },
 )
 @tracer.capture_method
 def receive_email(payload: Annotated[InboundEmail, Body()]):

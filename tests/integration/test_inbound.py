@@ -52,7 +52,9 @@ def test_inbound_email_with_markdown_addresses_stores_bare_addresses(invoke, db)
 def test_both_directions_land_in_one_conversation(invoke, db):
     first = response_json(webhook(invoke, "inbound_sms-sms"))
     reply = response_json(
-        webhook(invoke, "inbound_sms-sms", **{"from": "+12016661234", "to": "+1 804 555 1234", "messaging_provider_id": "r"})
+        webhook(
+            invoke, "inbound_sms-sms", **{"from": "+12016661234", "to": "+1 804 555 1234", "messaging_provider_id": "r"}
+        )
     )
     assert reply["conversation_id"] == first["conversation_id"]
     assert db.scalar("SELECT count(*) FROM conversations") == 1
@@ -61,7 +63,11 @@ def test_both_directions_land_in_one_conversation(invoke, db):
 def test_email_case_and_markdown_variants_group_together(invoke, db):
     first = response_json(webhook(invoke, "inbound_email-email"))
     second = response_json(
-        webhook(invoke, "inbound_email-email", **{"from": "USER@usehatchapp.com", "to": "Contact@Gmail.com", "xillio_id": "m-2"})
+        webhook(
+            invoke,
+            "inbound_email-email",
+            **{"from": "USER@usehatchapp.com", "to": "Contact@Gmail.com", "xillio_id": "m-2"},
+        )
     )
     assert second["conversation_id"] == first["conversation_id"]
 
