@@ -44,9 +44,10 @@ test-e2e: setup
 invoke: setup ## Invoke one handler in-process: make invoke FUNCTION=InboundSmsFunction EVENT=events/inbound_sms-sms.json
 	$(PY) -m infra.local_runner.invoke $(FUNCTION) $(EVENT)
 
-lint: setup ## ruff lint and format check
+lint: setup ## ruff (lint and format check) and mypy (the shared layer)
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .
+	$(PY) -m mypy
 
 format: setup
 	$(PY) -m ruff format .

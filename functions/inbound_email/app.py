@@ -5,6 +5,7 @@ from typing import Annotated
 from aws_lambda_powertools.event_handler.openapi.params import Body
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
+
 from messaging.http import MessagingApi, json_response
 from messaging.models import ErrorResponse, InboundAccepted, InboundEmail
 from messaging.observability import logger, metrics, tracer

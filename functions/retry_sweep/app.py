@@ -1,6 +1,7 @@
 """Scheduled sweep: re-enqueues overdue queued/retrying sends so that no message is ever stranded."""
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
+
 from messaging.observability import logger, metrics, tracer
 from messaging.services import retries
 

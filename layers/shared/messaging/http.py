@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
+from collections.abc import Mapping
 from http import HTTPStatus
 from typing import Any
 
@@ -90,12 +91,14 @@ class MessagingApi(APIGatewayHttpResolver):
         self.exception_handler(DomainError)(self._domain_error)
         self.exception_handler(RequestValidationError)(self._validation_error)
 
-    def resolve(self, event: dict[str, Any], context: Any) -> dict[str, Any]:
+    def resolve(self, event: Mapping[str, Any], context: Any) -> dict[str, Any]:
+        request = dict(event)
         try:
-            _check_envelope(event)
+            _check_envelope(request)
         except DomainError as error:
-            return ResponseBuilder(self._domain_error(error)).build(self._to_proxy_event(dict(event)))
-        return super().resolve(event, context)
+            proxy_event: Any = self._to_proxy_event(request)
+            return ResponseBuilder(self._domain_error(error)).build(proxy_event)
+        return super().resolve(request, context)
 
     @staticmethod
     def _domain_error(error: DomainError) -> Response:
