@@ -6,12 +6,13 @@ from aws_lambda_powertools.event_handler.openapi.params import Body
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from messaging import signatures
 from messaging.http import MessagingApi, json_response
 from messaging.models import ErrorResponse, InboundAccepted, InboundEmail
 from messaging.observability import logger, metrics, tracer
 from messaging.services import inbound
 
-app = MessagingApi()
+app = MessagingApi(webhook_verifier=lambda: signatures.verifier_for("email"))
 
 
 @app.post(

@@ -19,9 +19,11 @@ def _refresh_configuration() -> None:
     from messaging import queue
     from messaging.config import get_settings
     from messaging.providers import reset_providers
+    from messaging.signatures import reset_verifiers
 
     get_settings.cache_clear()
     reset_providers()
+    reset_verifiers()
     queue.reset_client()
 
 

@@ -37,6 +37,13 @@ class Settings(BaseModel):
     mock_provider_seed: int | None = Field(None, alias="MOCK_PROVIDER_SEED")
     mock_retry_after_seconds: float = Field(2.0, alias="MOCK_RETRY_AFTER_SECONDS", ge=0)
 
+    # Webhook signatures: comma-separated secrets locally, a Secrets Manager secret in AWS.
+    sms_webhook_secrets: str = Field("", alias="SMS_WEBHOOK_SECRETS")
+    email_webhook_secrets: str = Field("", alias="EMAIL_WEBHOOK_SECRETS")
+    sms_webhook_secret_arn: str | None = Field(None, alias="SMS_WEBHOOK_SECRET_ARN")
+    email_webhook_secret_arn: str | None = Field(None, alias="EMAIL_WEBHOOK_SECRET_ARN")
+    webhook_tolerance_seconds: int = Field(300, alias="WEBHOOK_TOLERANCE_SECONDS", ge=1, le=3600)
+
     # Request limits.
     max_request_bytes: int = Field(256 * 1024, alias="MAX_REQUEST_BYTES", ge=1024)
 

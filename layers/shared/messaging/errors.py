@@ -29,6 +29,11 @@ class MalformedRequest(DomainError):
     code = "malformed_request"
 
 
+class Unauthorized(DomainError):
+    status_code = 401
+    code = "invalid_signature"
+
+
 class NotFound(DomainError):
     status_code = 404
     code = "not_found"

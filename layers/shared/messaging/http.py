@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from http import HTTPStatus
 from typing import Any
 
@@ -16,6 +16,7 @@ from pydantic import BaseModel
 from messaging.config import get_settings
 from messaging.errors import DomainError, MalformedRequest, PayloadTooLarge, UnsupportedMediaType
 from messaging.observability import logger
+from messaging.signatures import WebhookVerifier
 
 _BODY_METHODS = {"POST", "PUT", "PATCH"}
 
@@ -51,8 +52,8 @@ def _raw_body(event: dict[str, Any]) -> bytes:
     return body.encode()
 
 
-def _check_envelope(event: dict[str, Any]) -> None:
-    """Checks that come before validation: size, media type and JSON syntax of a request body."""
+def _check_envelope(event: dict[str, Any], verifier: WebhookVerifier | None) -> None:
+    """Checks that come before validation: size, signature, media type and JSON syntax of a request body."""
     method = event.get("requestContext", {}).get("http", {}).get("method", "GET").upper()
     if method not in _BODY_METHODS:
         return
@@ -61,6 +62,8 @@ def _check_envelope(event: dict[str, Any]) -> None:
     if len(raw) > limit:
         raise PayloadTooLarge(f"request body is {len(raw)} bytes; the limit is {limit}")
     headers = {key.lower(): value for key, value in (event.get("headers") or {}).items()}
+    if verifier is not None:
+        verifier.verify(headers, raw)
     media_type = headers.get("content-type", "").split(";", 1)[0].strip().lower()
     if media_type != "application/json" and not media_type.endswith("+json"):
         raise UnsupportedMediaType("Content-Type must be application/json", field="Content-Type")
@@ -86,15 +89,18 @@ def _field_of(location: tuple[Any, ...]) -> str | None:
 class MessagingApi(APIGatewayHttpResolver):
     """The HTTP API resolver every function uses: validation on, one JSON error shape everywhere."""
 
-    def __init__(self) -> None:
+    def __init__(self, webhook_verifier: Callable[[], WebhookVerifier | None] | None = None) -> None:
+        """`webhook_verifier` gives the signature verifier of a webhook function (None: unsigned)."""
         super().__init__(enable_validation=True)
+        self._webhook_verifier = webhook_verifier
         self.exception_handler(DomainError)(self._domain_error)
         self.exception_handler(RequestValidationError)(self._validation_error)
 
     def resolve(self, event: Mapping[str, Any], context: Any) -> dict[str, Any]:
         request = dict(event)
         try:
-            _check_envelope(request)
+            verifier = self._webhook_verifier() if self._webhook_verifier is not None else None
+            _check_envelope(request, verifier)
         except DomainError as error:
             proxy_event: Any = self._to_proxy_event(request)
             return ResponseBuilder(self._domain_error(error)).build(proxy_event)
