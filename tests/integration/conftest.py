@@ -15,16 +15,23 @@ from infra.local_runner import template
 from infra.local_runner.apigw import LambdaContext
 
 
-def _refresh_configuration() -> None:
+def _refresh_configuration(changed: set[str] | None = None) -> None:
+    """Make the service read its settings again; rebuild only what depends on what changed (None: all)."""
     from messaging import queue
     from messaging.config import get_settings
     from messaging.providers import reset_providers
     from messaging.signatures import reset_verifiers
 
+    def touched(marker: str) -> bool:
+        return changed is None or any(marker in name for name in changed)
+
     get_settings.cache_clear()
-    reset_providers()
-    reset_verifiers()
-    queue.reset_client()
+    if touched("MOCK_"):
+        reset_providers()
+    if touched("WEBHOOK"):
+        reset_verifiers()
+    if touched("SQS_ENDPOINT"):
+        queue.reset_client()
 
 
 @pytest.fixture
@@ -37,7 +44,7 @@ def configure(monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[..., None]]:
                 monkeypatch.delenv(name, raising=False)
             else:
                 monkeypatch.setenv(name, str(value))
-        _refresh_configuration()
+        _refresh_configuration(set(environment))
 
     yield apply
     monkeypatch.undo()

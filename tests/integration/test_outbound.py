@@ -344,7 +344,7 @@ def test_malformed_idempotency_keys_are_rejected(invoke, db, queues, key):
     assert db.scalar("SELECT count(*) FROM messages") == 0
 
 
-def test_database_down_before_storing_is_503_and_nothing_is_sent(invoke, db, queues, configure):
+def test_database_down_before_storing_is_503_and_nothing_is_sent(invoke, db, queues, configure, database_url):
     from messaging.db import engine
 
     configure(DATABASE_URL="postgresql://postgres@127.0.0.1:1/none", DATABASE_CONNECT_TIMEOUT_SECONDS=1)
@@ -352,9 +352,47 @@ def test_database_down_before_storing_is_503_and_nothing_is_sent(invoke, db, que
     try:
         response = send(invoke)
     finally:
-        configure(DATABASE_URL=None)
+        configure(DATABASE_URL=database_url)
         engine.reset_engine()
     assert response["statusCode"] == 503
     assert response["headers"]["Retry-After"]
     assert response_json(response)["error"]["code"] == "service_unavailable"
     assert db.counts() == {"messages": 0, "conversations": 0, "mock_provider_deliveries": 0}
+
+
+def test_database_failing_while_recording_a_throttled_attempt_loses_nothing(
+    invoke, db, queues, configure, drain, monkeypatch
+):
+    from messaging.services import outbound
+
+    configure(MOCK_SMS_FAULTS="429", MOCK_RETRY_AFTER_SECONDS=0)
+    with monkeypatch.context() as patch:
+        patch.setattr(outbound, "_record_failure", crash)
+        response = send(invoke)
+    assert response["statusCode"] == 202
+    assert response_json(response)["status"] == "queued"
+    configure(SWEEP_GRACE_SECONDS=0)
+    make_due(db, response_json(response)["id"])
+    assert invoke("RetrySweepFunction", sample_event("retry_sweep-scheduled"))["requeued"] == 1
+    drain()
+    assert db.scalar("SELECT status FROM messages") == "sent"
+    assert db.scalar("SELECT count(*) FROM mock_provider_deliveries") == 1
+
+
+def test_consumer_with_the_database_down_keeps_the_record(invoke, db, queues, configure, retry_consumer, database_url):
+    from messaging.db import engine
+
+    configure(MOCK_SMS_FAULTS="500", RETRY_BASE_SECONDS=0, RETRY_MAX_SECONDS=0)
+    message = response_json(send(invoke))
+    configure(DATABASE_URL="postgresql://postgres@127.0.0.1:1/unreachable", DATABASE_CONNECT_TIMEOUT_SECONDS=1)
+    engine.reset_engine()
+    try:
+        result = retry_consumer([retry_record(message["id"])])
+    finally:
+        configure(DATABASE_URL=database_url)
+        engine.reset_engine()
+    assert result["batchItemFailures"] == [{"itemIdentifier": "test-0"}]
+    assert db.scalar("SELECT status FROM messages") == "retrying"
+    make_due(db, message["id"])
+    assert retry_consumer([retry_record(message["id"])])["batchItemFailures"] == []
+    assert db.scalar("SELECT status FROM messages") == "sent"
