@@ -104,11 +104,12 @@ def application() -> template.Application:
     return template.load()
 
 
-def sample_event(name: str, body: dict[str, Any] | None = None, **changes: Any) -> dict[str, Any]:
-    """A copy of events/<name>.json, optionally with a new JSON body or top-level changes."""
+def sample_event(name: str, payload: dict[str, Any] | None = None, **changes: Any) -> dict[str, Any]:
+    """A copy of events/<name>.json, optionally with a new JSON payload as its body, or top-level changes
+    (such as a raw "body" string or other "headers")."""
     event = json.loads((EVENTS / f"{name}.json").read_text())
-    if body is not None:
-        event["body"] = json.dumps(body)
+    if payload is not None:
+        event["body"] = json.dumps(payload)
     event.update(copy.deepcopy(changes))
     return event
 

@@ -9,7 +9,7 @@ from tests.conftest import response_json, sample_body, sample_event
 def webhook(invoke, name, **body_changes):
     body = {**sample_body(name), **body_changes}
     function = "InboundSmsFunction" if name.startswith("inbound_sms") else "InboundEmailFunction"
-    return invoke(function, sample_event(name, body=body))
+    return invoke(function, sample_event(name, payload=body))
 
 
 def test_inbound_sms_is_stored_in_a_new_conversation(invoke, db):
@@ -158,7 +158,7 @@ def test_invalid_sms_webhooks_get_422_naming_the_field_and_write_nothing(invoke,
 def test_missing_fields_are_named(invoke, db, missing):
     body = sample_body("inbound_sms-sms")
     del body[missing]
-    response = invoke("InboundSmsFunction", sample_event("inbound_sms-sms", body=body))
+    response = invoke("InboundSmsFunction", sample_event("inbound_sms-sms", payload=body))
     assert response["statusCode"] == 422
     assert response_json(response)["error"]["field"] == missing
     assert db.counts()["messages"] == 0

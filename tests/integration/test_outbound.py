@@ -13,7 +13,7 @@ def crash(*_args, **_kwargs):
 
 def send(invoke, name="send_message-sms", headers=None, **changes):
     body = {**sample_body(name), **changes}
-    event = sample_event(name, body=body)
+    event = sample_event(name, payload=body)
     if headers:
         event["headers"] = {**event["headers"], **{key.lower(): value for key, value in headers.items()}}
     return invoke("SendMessageFunction", event)
@@ -78,7 +78,7 @@ def test_send_happy_path(invoke, db, queues, event, message_type, provider):
 def test_a_reply_lands_in_the_conversation_of_the_message_it_answers(invoke, db, queues):
     sent = response_json(send(invoke))
     reply_body = {**sample_body("inbound_sms-sms"), "from": sent["to"], "to": sent["from"]}
-    reply = response_json(invoke("InboundSmsFunction", sample_event("inbound_sms-sms", body=reply_body)))
+    reply = response_json(invoke("InboundSmsFunction", sample_event("inbound_sms-sms", payload=reply_body)))
     assert reply["conversation_id"] == sent["conversation_id"]
     assert db.scalar("SELECT message_count FROM conversations") == 2
 

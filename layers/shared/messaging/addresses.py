@@ -19,8 +19,14 @@ class InvalidAddress(ValueError):
     """Raised with a message naming what is wrong with the address."""
 
 
+def _printable(value: str) -> str:
+    if any(ord(character) < 0x20 or 0xD800 <= ord(character) <= 0xDFFF for character in value):
+        raise InvalidAddress("address contains control characters or invalid Unicode")
+    return value
+
+
 def normalize_phone(raw: str) -> str:
-    value = raw.strip()
+    value = _printable(raw.strip())
     if not value:
         raise InvalidAddress("phone number is empty")
     if len(value) > 32:
@@ -37,7 +43,7 @@ def normalize_phone(raw: str) -> str:
 
 
 def normalize_email(raw: str) -> str:
-    value = raw.strip()
+    value = _printable(raw.strip())
     if len(value) > 2 * MAX_ADDRESS_LENGTH + 16:
         raise InvalidAddress("email address is too long")
     markdown = _MARKDOWN_MAILTO.match(value)

@@ -73,6 +73,8 @@ def _check_envelope(event: dict[str, Any], verifier: WebhookVerifier | None) -> 
         document = json.loads(raw)
     except (ValueError, UnicodeDecodeError) as exc:
         raise MalformedRequest(f"request body is not valid JSON: {exc}", field="body") from None
+    except RecursionError:
+        raise MalformedRequest("request body is nested too deeply", field="body") from None
     if not isinstance(document, dict):
         raise MalformedRequest("request body must be a JSON object", field="body")
     if event.get("isBase64Encoded"):

@@ -72,6 +72,17 @@ def _attachment_url(value: str) -> str:
     return value
 
 
+def _storable_text(value: str) -> str:
+    """PostgreSQL text cannot hold NUL, and UTF-8 cannot hold lone surrogates: refuse both up front."""
+    if "\x00" in value:
+        raise ValueError("text must not contain NUL characters")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ValueError("text must be valid Unicode (no lone surrogates)") from None
+    return value
+
+
 def _instant(value: datetime) -> datetime:
     if value.tzinfo is None:
         value = value.replace(tzinfo=UTC)
@@ -88,7 +99,15 @@ EmailAddress = Annotated[str, Field(min_length=1, max_length=700), AfterValidato
 AttachmentUrl = Annotated[str, Field(min_length=1), AfterValidator(_attachment_url)]
 Attachments = Annotated[list[AttachmentUrl] | None, Field(max_length=MAX_ATTACHMENTS)]
 Instant = Annotated[datetime, AfterValidator(_instant)]
-ProviderMessageId = Annotated[str, Field(min_length=1, max_length=MAX_PROVIDER_ID_LENGTH, pattern=r"^\S+$")]
+ProviderMessageId = Annotated[
+    str, Field(min_length=1, max_length=MAX_PROVIDER_ID_LENGTH, pattern=r"^\S+$"), AfterValidator(_storable_text)
+]
+SmsBody = Annotated[str, Field(max_length=MAX_SMS_BODY_CHARS), AfterValidator(_storable_text)]
+EmailBody = Annotated[
+    str,
+    Field(max_length=MAX_EMAIL_BODY_CHARS, description="HTML allowed; stored as received."),
+    AfterValidator(_storable_text),
+]
 
 
 class _Payload(BaseModel):
@@ -109,7 +128,7 @@ class _PhonePayload(_Payload):
     from_: PhoneNumber = Field(alias="from", description="Sender phone number (E.164).")
     to: PhoneNumber = Field(description="Recipient phone number (E.164).")
     type: Literal["sms", "mms"]
-    body: str = Field("", max_length=MAX_SMS_BODY_CHARS)
+    body: SmsBody = ""
     attachments: Attachments = Field(default=None, description="http(s) URLs of media; only for mms.")
 
     @model_validator(mode="after")
@@ -126,7 +145,7 @@ class _PhonePayload(_Payload):
 class _EmailPayload(_Payload):
     from_: EmailAddress = Field(alias="from", description="Sender address; markdown mailto form accepted.")
     to: EmailAddress = Field(description="Recipient address; markdown mailto form accepted.")
-    body: str = Field("", max_length=MAX_EMAIL_BODY_CHARS, description="HTML allowed; stored as received.")
+    body: EmailBody = ""
     attachments: Attachments = None
 
     @model_validator(mode="after")

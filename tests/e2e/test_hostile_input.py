@@ -1,0 +1,221 @@
+"""Hostile input over HTTP: every request gets a clear 4xx (never a 5xx) and the store is unchanged."""
+
+import json
+import time
+
+import pytest
+
+from infra.sign_webhook import sign
+from tests.conftest import sample_body
+from tests.e2e.client import call
+from tests.e2e.conftest import Runner, RunnerDb
+
+pytestmark = pytest.mark.e2e
+
+JSON = {"Content-Type": "application/json"}
+SMS = sample_body("inbound_sms-sms")
+EMAIL = sample_body("inbound_email-email")
+SEND_SMS = sample_body("send_message-sms")
+SEND_EMAIL = sample_body("send_message-email")
+
+
+def changed(document, **changes):
+    return json.dumps({**document, **changes}).encode()
+
+
+def without(document, field):
+    return json.dumps({key: value for key, value in document.items() if key != field}).encode()
+
+
+CASES = [
+    # (name, method, path, body, headers)
+    ("truncated-json", "POST", "/api/webhooks/sms", b'{"from": "+1804', JSON),
+    ("json-array", "POST", "/api/webhooks/sms", b"[1, 2, 3]", JSON),
+    ("json-null", "POST", "/api/webhooks/sms", b"null", JSON),
+    ("json-string", "POST", "/api/webhooks/email", b'"hello"', JSON),
+    ("json-number", "POST", "/api/messages/sms", b"42", JSON),
+    ("single-quotes", "POST", "/api/webhooks/sms", b"{'from': '+18045551234'}", JSON),
+    ("trailing-comma", "POST", "/api/webhooks/sms", b'{"from": "+18045551234",}', JSON),
+    ("empty-body", "POST", "/api/webhooks/sms", b"", JSON),
+    ("whitespace-body", "POST", "/api/messages/email", b"   \n ", JSON),
+    ("deep-nesting", "POST", "/api/webhooks/sms", b"[" * 50_000 + b"]" * 50_000, JSON),
+    ("invalid-utf8", "POST", "/api/webhooks/sms", b'{"body": "\xff\xfe\xfd"}', JSON),
+    ("nan-literal", "POST", "/api/webhooks/sms", b'{"from": NaN}', JSON),
+    ("huge-integer-timestamp", "POST", "/api/webhooks/sms", changed(SMS, timestamp=10**400), JSON),
+    ("huge-float-timestamp", "POST", "/api/webhooks/sms", changed(SMS, timestamp=1e308), JSON),
+    ("nul-in-body", "POST", "/api/webhooks/sms", changed(SMS, body="a\u0000b"), JSON),
+    ("nul-in-provider-id", "POST", "/api/webhooks/sms", changed(SMS, messaging_provider_id="id\u0000x"), JSON),
+    ("nul-in-email-body", "POST", "/api/webhooks/email", changed(EMAIL, body="<p>\u0000</p>"), JSON),
+    ("lone-surrogate", "POST", "/api/webhooks/sms", b'{"body": "\\ud800", "from": "+18045551234"}', JSON),
+    ("lone-surrogate-body", "POST", "/api/messages/sms", changed(SEND_SMS, body="\ud800"), JSON),
+    ("from-number", "POST", "/api/webhooks/sms", changed(SMS, **{"from": 18045551234}), JSON),
+    ("to-list", "POST", "/api/webhooks/sms", changed(SMS, to=["+12016661234"]), JSON),
+    ("type-null", "POST", "/api/webhooks/sms", changed(SMS, type=None), JSON),
+    ("type-fax", "POST", "/api/webhooks/sms", changed(SMS, type="fax"), JSON),
+    ("body-object", "POST", "/api/webhooks/sms", changed(SMS, body={"text": "hi"}), JSON),
+    ("provider-id-int", "POST", "/api/webhooks/sms", changed(SMS, messaging_provider_id=5), JSON),
+    ("attachments-object", "POST", "/api/webhooks/sms", changed(SMS, type="mms", attachments={"a": 1}), JSON),
+    ("timestamp-bool", "POST", "/api/webhooks/sms", changed(SMS, timestamp=True), JSON),
+    ("missing-from", "POST", "/api/webhooks/sms", without(SMS, "from"), JSON),
+    ("missing-xillio-id", "POST", "/api/webhooks/email", without(EMAIL, "xillio_id"), JSON),
+    ("sql-in-from", "POST", "/api/webhooks/sms", changed(SMS, **{"from": "' OR 1=1; --"}), JSON),
+    ("sql-in-email", "POST", "/api/webhooks/email", changed(EMAIL, to="x'; DROP TABLE messages; --@a.com"), JSON),
+    ("sql-in-provider-id", "POST", "/api/webhooks/sms", changed(SMS, messaging_provider_id="1; DROP TABLE x"), JSON),
+    ("script-scheme", "POST", "/api/webhooks/sms", changed(SMS, type="mms", attachments=["javascript:alert(1)"]), JSON),
+    ("data-scheme", "POST", "/api/webhooks/sms", changed(SMS, type="mms", attachments=["data:text/html,<b>"]), JSON),
+    (
+        "file-scheme",
+        "POST",
+        "/api/messages/sms",
+        changed(SEND_SMS, type="mms", attachments=["file:///etc/passwd"]),
+        JSON,
+    ),
+    ("ftp-scheme", "POST", "/api/webhooks/email", changed(EMAIL, attachments=["ftp://example.com/x"]), JSON),
+    ("no-host-url", "POST", "/api/webhooks/email", changed(EMAIL, attachments=["http://"]), JSON),
+    (
+        "too-many-attachments",
+        "POST",
+        "/api/webhooks/email",
+        changed(EMAIL, attachments=[f"https://example.com/{index}" for index in range(11)]),
+        JSON,
+    ),
+    ("overlong-url", "POST", "/api/webhooks/email", changed(EMAIL, attachments=["https://e.com/" + "a" * 3000]), JSON),
+    ("url-with-newline", "POST", "/api/webhooks/email", changed(EMAIL, attachments=["https://e.com/a\nb"]), JSON),
+    ("sms-with-attachment", "POST", "/api/webhooks/sms", changed(SMS, attachments=["https://e.com/a.png"]), JSON),
+    ("sms-body-too-long", "POST", "/api/messages/sms", changed(SEND_SMS, body="x" * 1601), JSON),
+    ("email-body-too-long", "POST", "/api/messages/email", changed(SEND_EMAIL, body="x" * 200_001), JSON),
+    ("empty-sms", "POST", "/api/webhooks/sms", changed(SMS, body="   "), JSON),
+    ("phone-too-long", "POST", "/api/webhooks/sms", changed(SMS, to="+1" + "2" * 70), JSON),
+    ("email-too-long", "POST", "/api/webhooks/email", changed(EMAIL, to="a" * 1000 + "@example.com"), JSON),
+    ("same-participants", "POST", "/api/messages/sms", changed(SEND_SMS, to=SEND_SMS["from"]), JSON),
+    ("same-email-participants", "POST", "/api/webhooks/email", changed(EMAIL, to="CONTACT@gmail.com"), JSON),
+    ("future-timestamp", "POST", "/api/webhooks/sms", changed(SMS, timestamp="2999-01-01T00:00:00Z"), JSON),
+    ("ancient-timestamp", "POST", "/api/webhooks/sms", changed(SMS, timestamp="1900-01-01T00:00:00Z"), JSON),
+    ("unparseable-timestamp", "POST", "/api/webhooks/sms", changed(SMS, timestamp="next tuesday"), JSON),
+    ("bad-offset", "POST", "/api/webhooks/sms", changed(SMS, timestamp="2024-11-01T14:00:00+25:00"), JSON),
+    ("unknown-send-field", "POST", "/api/messages/sms", changed(SEND_SMS, priority="urgent"), JSON),
+    ("text-plain", "POST", "/api/webhooks/sms", json.dumps(SMS).encode(), {"Content-Type": "text/plain"}),
+    (
+        "form-encoded",
+        "POST",
+        "/api/messages/sms",
+        b"from=1&to=2",
+        {"Content-Type": "application/x-www-form-urlencoded"},
+    ),
+    ("no-content-type", "POST", "/api/webhooks/email", json.dumps(EMAIL).encode(), {}),
+    (
+        "multipart",
+        "POST",
+        "/api/webhooks/sms",
+        b"--x\r\n\r\n--x--",
+        {"Content-Type": "multipart/form-data; boundary=x"},
+    ),
+    ("oversized", "POST", "/api/webhooks/email", changed(EMAIL, body="x" * 400_000), JSON),
+    (
+        "idempotency-key-too-long",
+        "POST",
+        "/api/messages/sms",
+        json.dumps(SEND_SMS).encode(),
+        {**JSON, "Idempotency-Key": "k" * 300},
+    ),
+    (
+        "idempotency-key-control",
+        "POST",
+        "/api/messages/sms",
+        json.dumps(SEND_SMS).encode(),
+        {**JSON, "Idempotency-Key": "a b"},
+    ),
+    ("negative-id", "GET", "/api/conversations/-1", None, {}),
+    ("zero-id", "GET", "/api/messages/0", None, {}),
+    ("huge-id", "GET", "/api/messages/99999999999999999999999", None, {}),
+    ("fractional-id", "GET", "/api/conversations/1.5/messages", None, {}),
+    ("text-id", "GET", "/api/conversations/abc", None, {}),
+    ("traversal-id", "GET", "/api/messages/..%2F..%2Fetc%2Fpasswd", None, {}),
+    ("sql-id", "GET", "/api/messages/1%20OR%201=1", None, {}),
+    ("bad-cursor", "GET", "/api/conversations?cursor=not-a-cursor", None, {}),
+    ("forged-cursor", "GET", "/api/conversations/1/messages?cursor=WyJ4IiwgIjEiXQ", None, {}),
+    ("limit-zero", "GET", "/api/conversations?limit=0", None, {}),
+    ("limit-too-big", "GET", "/api/conversations?limit=201", None, {}),
+    ("limit-text", "GET", "/api/conversations/1/messages?limit=ten", None, {}),
+    ("unknown-route", "GET", "/api/admin", None, {}),
+    ("wrong-method", "PUT", "/api/webhooks/sms", json.dumps(SMS).encode(), JSON),
+    ("get-on-send", "GET", "/api/messages/sms", None, {}),
+]
+
+
+@pytest.mark.parametrize(("name", "method", "path", "body", "headers"), CASES, ids=[case[0] for case in CASES])
+def test_hostile_request_gets_a_4xx_and_changes_nothing(runner_url, runner_db, name, method, path, body, headers):
+    before = runner_db.counts()
+    response = call(runner_url, method, path, body, headers)
+    assert 400 <= response.status < 500, f"{name}: {response.status} {response.text[:300]}"
+    error = response.json()["error"]
+    assert error["code"] and error["message"]
+    assert runner_db.counts() == before
+
+
+def test_there_are_at_least_fifty_hostile_cases():
+    assert len(CASES) >= 50
+
+
+def test_sql_looking_text_is_stored_verbatim_and_harms_nothing(runner_url, runner_db):
+    text = "Robert'); DROP TABLE messages; -- <script>alert(1)</script>"
+    response = call(runner_url, "POST", "/api/webhooks/sms", {**SMS, "body": text})
+    assert response.status == 200
+    stored = call(runner_url, "GET", f"/api/messages/{response.json()['id']}").json()
+    assert stored["body"] == text
+    assert runner_db.counts()["messages"] == 1
+
+
+def test_attachment_urls_are_never_fetched(runner_url, runner_db):
+    """The webhook answers at once though its attachment points at a port where nothing listens."""
+    started = time.monotonic()
+    response = call(
+        runner_url,
+        "POST",
+        "/api/webhooks/email",
+        {**EMAIL, "attachments": ["http://127.0.0.1:9/never-fetched", "https://localhost:1/blackhole"]},
+    )
+    assert response.status == 200
+    assert time.monotonic() - started < 5
+
+
+@pytest.fixture(scope="module")
+def signed_runner():
+    runner = Runner("signed", {"SMS_WEBHOOK_SECRETS": "sms-secret,old-sms-secret", "EMAIL_WEBHOOK_SECRETS": "e-secret"})
+    yield runner
+    runner.stop()
+
+
+def _signed_call(runner, path, document, secret, timestamp=None, tamper=False):
+    body = json.dumps(document).encode()
+    headers = {**JSON, **sign(body, secret, timestamp)}
+    if tamper:
+        body = body.replace(b"text message", b"text massage")
+    return call(runner.url, "POST", path, body, headers)
+
+
+@pytest.mark.parametrize(
+    ("path", "document", "secret", "timestamp", "tamper"),
+    [
+        ("/api/webhooks/sms", SMS, "wrong-secret", None, False),
+        ("/api/webhooks/sms", SMS, "sms-secret", 1_000_000_000, False),
+        ("/api/webhooks/sms", SMS, "sms-secret", int(time.time()) + 3600, False),
+        ("/api/webhooks/sms", SMS, "sms-secret", None, True),
+        ("/api/webhooks/email", EMAIL, "sms-secret", None, False),
+    ],
+    ids=["wrong-secret", "expired", "future", "tampered", "other-providers-secret"],
+)
+def test_forged_and_replayed_webhooks_are_401(signed_runner, path, document, secret, timestamp, tamper):
+    database = RunnerDb(signed_runner.database_url)
+    before = database.counts()
+    response = _signed_call(signed_runner, path, document, secret, timestamp, tamper)
+    assert response.status == 401
+    assert response.json()["error"]["code"] == "invalid_signature"
+    assert database.counts() == before
+    database.engine.dispose()
+
+
+def test_unsigned_webhook_is_401_and_signed_ones_pass(signed_runner):
+    assert call(signed_runner.url, "POST", "/api/webhooks/sms", SMS).status == 401
+    assert _signed_call(signed_runner, "/api/webhooks/sms", SMS, "sms-secret").status == 200
+    assert _signed_call(signed_runner, "/api/webhooks/sms", SMS, "old-sms-secret").status == 200
