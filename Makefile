@@ -11,7 +11,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-$(shell cat requirements.txt layers/shared/requirements.txt | cksum | cut -d' ' -f1)
 PYTEST_ARGS ?=
 
-.PHONY: help setup run test test-unit test-integration test-e2e invoke lint format bench clean
+.PHONY: help setup run test test-unit test-integration test-e2e schemathesis invoke lint format bench clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
@@ -40,6 +40,9 @@ test-integration: setup
 
 test-e2e: setup
 	$(PY) -m pytest tests/e2e $(PYTEST_ARGS)
+
+schemathesis: setup ## Schemathesis against the served OpenAPI document, with many examples
+	SCHEMATHESIS_MAX_EXAMPLES=$${SCHEMATHESIS_MAX_EXAMPLES:-200} $(PY) -m pytest tests/e2e/test_schemathesis.py $(PYTEST_ARGS)
 
 invoke: setup ## Invoke one handler in-process: make invoke FUNCTION=InboundSmsFunction EVENT=events/inbound_sms-sms.json
 	$(PY) -m infra.local_runner.invoke $(FUNCTION) $(EVENT)

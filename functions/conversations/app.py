@@ -6,7 +6,7 @@ from aws_lambda_powertools.event_handler.openapi.params import Path, Query
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from messaging.http import MessagingApi, json_response
+from messaging.http import READ_ERRORS, MessagingApi, documented, json_response
 from messaging.models import ConversationOut, Health, MessageOut, Page
 from messaging.observability import logger, metrics, tracer
 from messaging.pagination import DEFAULT_LIMIT, MAX_LIMIT
@@ -15,14 +15,14 @@ from messaging.services import queries
 app = MessagingApi()
 
 Limit = Annotated[int, Query(ge=1, le=MAX_LIMIT, description="Page size")]
-Cursor = Annotated[str | None, Query(max_length=200, description="Opaque cursor from next_cursor")]
+Cursor = Annotated[str | None, Query(max_length=200, description="Opaque cursor from a page's next_cursor")]
 Id = Annotated[int, Path(ge=1, le=2**63 - 1)]
 
 
 @app.get(
     "/api/conversations",
     summary="List conversations, most recent activity first",
-    responses={200: {"description": "A page", "content": {"application/json": {"model": Page[ConversationOut]}}}},
+    responses=documented(200, Page[ConversationOut], "A page of conversations", (422, 503)),
 )
 @tracer.capture_method
 def list_conversations(limit: Limit = DEFAULT_LIMIT, cursor: Cursor = None):
@@ -32,7 +32,7 @@ def list_conversations(limit: Limit = DEFAULT_LIMIT, cursor: Cursor = None):
 @app.get(
     "/api/conversations/<conversation_id>",
     summary="One conversation",
-    responses={200: {"description": "The conversation", "content": {"application/json": {"model": ConversationOut}}}},
+    responses=documented(200, ConversationOut, "The conversation", READ_ERRORS),
 )
 @tracer.capture_method
 def get_conversation(conversation_id: Id):
@@ -42,7 +42,7 @@ def get_conversation(conversation_id: Id):
 @app.get(
     "/api/conversations/<conversation_id>/messages",
     summary="Messages of a conversation, chronological",
-    responses={200: {"description": "A page", "content": {"application/json": {"model": Page[MessageOut]}}}},
+    responses=documented(200, Page[MessageOut], "A page of messages", READ_ERRORS),
 )
 @tracer.capture_method
 def list_messages(conversation_id: Id, limit: Limit = DEFAULT_LIMIT, cursor: Cursor = None):
@@ -52,7 +52,7 @@ def list_messages(conversation_id: Id, limit: Limit = DEFAULT_LIMIT, cursor: Cur
 @app.get(
     "/api/messages/<message_id>",
     summary="One message with its delivery status",
-    responses={200: {"description": "The message", "content": {"application/json": {"model": MessageOut}}}},
+    responses=documented(200, MessageOut, "The message", READ_ERRORS),
 )
 @tracer.capture_method
 def get_message(message_id: Id):

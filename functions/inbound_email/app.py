@@ -7,8 +7,8 @@ from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from messaging import signatures
-from messaging.http import MessagingApi, json_response
-from messaging.models import ErrorResponse, InboundAccepted, InboundEmail
+from messaging.http import BODY_ERRORS, MessagingApi, documented, json_response
+from messaging.models import InboundAccepted, InboundEmail
 from messaging.observability import logger, metrics, tracer
 from messaging.services import inbound
 
@@ -18,10 +18,7 @@ app = MessagingApi(webhook_verifier=lambda: signatures.verifier_for("email"))
 @app.post(
     "/api/webhooks/email",
     summary="Receive an inbound email",
-    responses={
-        200: {"description": "Stored (or already stored)", "content": {"application/json": {"model": InboundAccepted}}},
-        422: {"description": "Invalid payload", "content": {"application/json": {"model": ErrorResponse}}},
-    },
+    responses=documented(200, InboundAccepted, "Stored, or already stored (duplicate)", (*BODY_ERRORS, 401)),
 )
 @tracer.capture_method
 def receive_email(payload: Annotated[InboundEmail, Body()]):

@@ -7,8 +7,8 @@ from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from messaging import signatures
-from messaging.http import MessagingApi, json_response
-from messaging.models import ErrorResponse, InboundAccepted, InboundSms
+from messaging.http import BODY_ERRORS, MessagingApi, documented, json_response
+from messaging.models import InboundAccepted, InboundSms
 from messaging.observability import logger, metrics, tracer
 from messaging.services import inbound
 
@@ -18,10 +18,7 @@ app = MessagingApi(webhook_verifier=lambda: signatures.verifier_for("sms"))
 @app.post(
     "/api/webhooks/sms",
     summary="Receive an inbound SMS or MMS",
-    responses={
-        200: {"description": "Stored (or already stored)", "content": {"application/json": {"model": InboundAccepted}}},
-        422: {"description": "Invalid payload", "content": {"application/json": {"model": ErrorResponse}}},
-    },
+    responses=documented(200, InboundAccepted, "Stored, or already stored (duplicate)", (*BODY_ERRORS, 401)),
 )
 @tracer.capture_method
 def receive_sms(payload: Annotated[InboundSms, Body()]):

@@ -6,8 +6,8 @@ from aws_lambda_powertools.event_handler.openapi.params import Body, Header
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from messaging.http import MessagingApi, json_response
-from messaging.models import ErrorResponse, MessageOut, SendEmail, SendSms
+from messaging.http import BODY_ERRORS, MessagingApi, documented, json_response
+from messaging.models import MessageOut, SendEmail, SendSms
 from messaging.observability import logger, metrics, tracer
 from messaging.services import outbound
 
@@ -23,11 +23,7 @@ IdempotencyKey = Annotated[
         description="Makes the request safe to retry: the same key and body replay the first response.",
     ),
 ]
-RESPONSES = {
-    202: {"description": "Accepted: stored and attempted", "content": {"application/json": {"model": MessageOut}}},
-    409: {"description": "A twin request is in flight", "content": {"application/json": {"model": ErrorResponse}}},
-    422: {"description": "Invalid payload", "content": {"application/json": {"model": ErrorResponse}}},
-}
+RESPONSES = documented(202, MessageOut, "Accepted: stored and attempted; see `status`", (*BODY_ERRORS, 409))
 
 
 def _accepted(result: outbound.SendResult):

@@ -86,12 +86,14 @@ class Gateway:
         if method == "GET" and path in ("/swagger", "/docs"):
             page = swagger_html(json.loads(self.openapi())).encode()
             return 200, [("Content-Type", "text/html; charset=utf-8")], page
-        known_path = any(route.match(route.method, path) is not None for route in self.application.routes)
-        if known_path:
+        matching = [route for route in self.application.routes if route.match(route.method, path) is not None]
+        # The most specific matching path template wins (routes are sorted literal-first), as in API Gateway.
+        allowed = sorted({route.method for route in matching if route.path == matching[0].path}) if matching else []
+        if allowed:
             return (
                 405,
-                [("Content-Type", "application/json")],
-                _error_document("method_not_allowed", f"{method} is not allowed on {path}"),
+                [("Content-Type", "application/json"), ("Allow", ", ".join(allowed))],
+                _error_document("method_not_allowed", f"{method} is not allowed on {path}; use {', '.join(allowed)}"),
             )
         return (
             404,
@@ -158,7 +160,11 @@ class RequestHandler(BaseHTTPRequestHandler):
         head = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
         self.wfile.write(head + (b"" if self.command == "HEAD" else payload))  # one write: one packet
 
-    do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_OPTIONS = do_HEAD = _dispatch
+    def __getattr__(self, name: str) -> Any:
+        # Every method reaches the gateway, which answers 405 where a route has no such method.
+        if name.startswith("do_"):
+            return self._dispatch
+        raise AttributeError(name)
 
 
 class LocalHttpServer(ThreadingHTTPServer):

@@ -15,6 +15,7 @@ from pydantic import BaseModel
 
 from messaging.config import get_settings
 from messaging.errors import DomainError, MalformedRequest, PayloadTooLarge, UnsupportedMediaType
+from messaging.models import ErrorResponse
 from messaging.observability import logger
 from messaging.signatures import WebhookVerifier
 
@@ -40,6 +41,33 @@ def json_response(status: int, document: BaseModel | dict[str, Any], headers: di
         body=json.dumps(payload, separators=(",", ":")),
         headers=headers,
     )
+
+
+_ERROR_DESCRIPTIONS = {
+    400: "Malformed request: the body is not JSON, or not a JSON object",
+    401: "Missing, invalid or expired webhook signature",
+    404: "Unknown id",
+    409: "A twin request with the same Idempotency-Key is still in flight (see Retry-After)",
+    413: "Request body too large",
+    415: "Content-Type is not application/json",
+    422: "A field is missing or invalid; `field` names it",
+    503: "The database is unavailable; nothing was written (see Retry-After)",
+}
+BODY_ERRORS = (400, 413, 415, 422, 503)
+READ_ERRORS = (404, 422, 503)
+
+
+def documented(status: int, model: Any, description: str, errors: tuple[int, ...]) -> dict[int, Any]:
+    """OpenAPI `responses` of a route: its success document and the error documents it can answer with."""
+    responses: dict[int, Any] = {
+        status: {"description": description, "content": {"application/json": {"model": model}}}
+    }
+    for code in sorted(errors):
+        responses[code] = {
+            "description": _ERROR_DESCRIPTIONS[code],
+            "content": {"application/json": {"model": ErrorResponse}},
+        }
+    return responses
 
 
 def _raw_body(event: dict[str, Any]) -> bytes:
