@@ -29,7 +29,13 @@ conversations = Table(
     Column("participant_b", Text, nullable=False),
     Column("message_count", Integer, nullable=False, server_default=text("0")),
     Column("last_message_at", DateTime(timezone=True), nullable=False),
-    Column("last_message_id", BigInteger),
+    Column(
+        "last_message_id",
+        BigInteger,
+        ForeignKey(
+            "messages.id", name="fk_conversations_last_message", use_alter=True, deferrable=True, initially="DEFERRED"
+        ),
+    ),
     Column("last_message_preview", Text),
     Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
     UniqueConstraint("participant_a", "participant_b", name="uq_conversations_participants"),
@@ -95,6 +101,8 @@ idempotency_keys = Table(
     Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
     Column("expires_at", DateTime(timezone=True), nullable=False),
 )
+
+Index("ix_idempotency_keys_expires_at", idempotency_keys.c.expires_at)
 
 mock_provider_deliveries = Table(
     "mock_provider_deliveries",
