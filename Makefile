@@ -11,7 +11,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-$(shell cat requirements.txt layers/shared/requirements.txt | cksum | cut -d' ' -f1)
 PYTEST_ARGS ?=
 
-.PHONY: help setup run test test-unit test-integration test-e2e schemathesis invoke lint format bench clean
+.PHONY: help setup run test test-unit test-integration test-e2e schemathesis invoke lint format bench clean tools validate build test-build
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
@@ -56,5 +56,30 @@ format: setup
 	$(PY) -m ruff format .
 	$(PY) -m ruff check --fix .
 
+# The SAM CLI and cfn-lint live in their own virtualenv: SAM pins versions that conflict with the app's.
+TOOLS := .tools/sam
+SAM := $(TOOLS)/bin/sam
+export SAM_CLI_TELEMETRY := 0
+# sam build's python3.12 workflow needs python3.12 on PATH.
+BUILD_PATH := $(abspath $(VENV)/bin):$(PATH)
+
+$(TOOLS)/.installed: requirements-tools.txt
+	@test -x $(TOOLS)/bin/python || $(PYTHON) -m venv $(TOOLS)
+	$(TOOLS)/bin/python -m pip install --quiet --disable-pip-version-check --upgrade pip
+	$(TOOLS)/bin/python -m pip install --quiet --disable-pip-version-check -r requirements-tools.txt
+	@touch $@
+
+tools: $(TOOLS)/.installed ## Install the SAM CLI and cfn-lint (in .tools/)
+
+validate: tools ## sam validate --lint and cfn-lint on every template
+	AWS_DEFAULT_REGION=$${AWS_DEFAULT_REGION:-us-east-1} $(SAM) validate --lint
+	$(TOOLS)/bin/cfn-lint template.yaml infra/aws/*.yaml
+
+build: tools setup ## sam build (no container)
+	PATH="$(BUILD_PATH)" $(SAM) build
+
+test-build: setup ## Import every built function from .aws-sam/build only and invoke it with its sample events
+	$(PY) -m pytest tests/build -p no:cacheprovider $(PYTEST_ARGS)
+
 clean: ## Remove the virtualenv, local data and build output
-	rm -rf $(VENV) .local .aws-sam .pytest_cache
+	rm -rf $(VENV) .tools .local .aws-sam .pytest_cache
