@@ -9,8 +9,6 @@ from urllib.parse import urlsplit
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
-from messaging.addresses import InvalidAddress, normalize_email, normalize_phone
-
 MAX_ATTACHMENTS = 10
 MAX_ATTACHMENT_URL_LENGTH = 2048
 MAX_SMS_BODY_CHARS = 1600
@@ -45,6 +43,9 @@ class Provider(StrEnum):
 
 
 def _phone(value: str) -> str:
+    # Imported on first use: functions that only read (ConversationsFunction) never load phonenumbers.
+    from messaging.addresses import InvalidAddress, normalize_phone
+
     try:
         return normalize_phone(value)
     except InvalidAddress as exc:
@@ -52,6 +53,8 @@ def _phone(value: str) -> str:
 
 
 def _email(value: str) -> str:
+    from messaging.addresses import InvalidAddress, normalize_email
+
     try:
         return normalize_email(value)
     except InvalidAddress as exc:

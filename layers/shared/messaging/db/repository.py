@@ -38,63 +38,67 @@ class StoredMessage:
     created: bool
 
 
-_UPSERT_CONVERSATION = text(
-    """
-    INSERT INTO conversations (participant_a, participant_b, last_message_at)
-    VALUES (:participant_a, :participant_b, :timestamp)
-    ON CONFLICT (participant_a, participant_b) DO UPDATE SET participant_a = EXCLUDED.participant_a
-    RETURNING id
-    """
-)
+def _compact(sql: str) -> str:
+    """One line: the driver scans every statement character by character on each execution."""
+    return " ".join(sql.split())
 
-# Inserts the message and, only when it was new, folds it into the conversation summary; a repeated
-# provider message id inserts nothing and returns the original row instead.
-_INSERT_MESSAGE = text(
-    f"""
-    WITH inserted AS (
-        INSERT INTO messages (
-            conversation_id, direction, type, from_address, to_address, body, attachments,
-            message_timestamp, status, provider, provider_message_id, next_attempt_at
-        ) VALUES (
-            :conversation_id, :direction, :type, :from_address, :to_address, :body, :attachments,
-            :timestamp, :status, :provider, :provider_message_id, :next_attempt_at
+
+# One statement: reserve the message id, upsert the conversation with its summary already folded in
+# (the upsert locks the row, so one pair's messages are serialized and concurrent first messages make one
+# conversation), then insert the message. A repeated provider message id inserts nothing and returns the
+# original row; the caller then rolls back, undoing the summary change (the deferred foreign key from
+# conversations.last_message_id would refuse the commit anyway).
+_STORE_MESSAGE = text(
+    _compact(
+        f"""
+        WITH new_message AS MATERIALIZED (
+            SELECT nextval(pg_get_serial_sequence('messages', 'id')) AS id
+        ), conversation AS (
+            INSERT INTO conversations AS c (
+                participant_a, participant_b, message_count, last_message_at, last_message_id, last_message_preview
+            )
+            SELECT CAST(:participant_a AS text), CAST(:participant_b AS text), 1, CAST(:timestamp AS timestamptz),
+                   new_message.id, left(CAST(:body AS text), {PREVIEW_LENGTH})
+            FROM new_message
+            ON CONFLICT (participant_a, participant_b) DO UPDATE SET
+                message_count = c.message_count + 1,
+                last_message_at = GREATEST(c.last_message_at, EXCLUDED.last_message_at),
+                last_message_id = CASE WHEN EXCLUDED.last_message_at >= c.last_message_at
+                                       THEN EXCLUDED.last_message_id ELSE c.last_message_id END,
+                last_message_preview = CASE WHEN EXCLUDED.last_message_at >= c.last_message_at
+                                            THEN EXCLUDED.last_message_preview ELSE c.last_message_preview END
+            RETURNING c.id
+        ), inserted AS (
+            INSERT INTO messages (
+                id, conversation_id, direction, type, from_address, to_address, body, attachments,
+                message_timestamp, status, provider, provider_message_id, next_attempt_at
+            )
+            SELECT new_message.id, conversation.id, CAST(:direction AS text), CAST(:type AS text),
+                   CAST(:from_address AS text), CAST(:to_address AS text), CAST(:body AS text),
+                   CAST(:attachments AS jsonb), CAST(:timestamp AS timestamptz), CAST(:status AS text),
+                   CAST(:provider AS text), CAST(:provider_message_id AS text), CAST(:next_attempt_at AS timestamptz)
+            FROM new_message, conversation
+            ON CONFLICT (provider, provider_message_id) DO NOTHING
+            RETURNING id, conversation_id
         )
-        ON CONFLICT (provider, provider_message_id) DO NOTHING
-        RETURNING id, conversation_id, message_timestamp, body
-    ), summary AS (
-        UPDATE conversations AS c SET
-            message_count = c.message_count + 1,
-            last_message_at = GREATEST(c.last_message_at, i.message_timestamp),
-            last_message_id = CASE WHEN i.message_timestamp >= c.last_message_at OR c.last_message_id IS NULL
-                                   THEN i.id ELSE c.last_message_id END,
-            last_message_preview = CASE WHEN i.message_timestamp >= c.last_message_at
-                                             OR c.last_message_id IS NULL
-                                        THEN left(i.body, {PREVIEW_LENGTH}) ELSE c.last_message_preview END
-        FROM inserted AS i
-        WHERE c.id = i.conversation_id
+        SELECT id, conversation_id, true AS created FROM inserted
+        UNION ALL
+        SELECT id, conversation_id, false AS created FROM messages
+        WHERE provider = CAST(:provider AS text) AND provider_message_id = CAST(:provider_message_id AS text)
+          AND NOT EXISTS (SELECT 1 FROM inserted)
+        """
     )
-    SELECT id, conversation_id, true AS created FROM inserted
-    UNION ALL
-    SELECT id, conversation_id, false AS created FROM messages
-    WHERE provider = :provider AND provider_message_id = :provider_message_id
-      AND NOT EXISTS (SELECT 1 FROM inserted)
-    """
 ).bindparams(bindparam("attachments", type_=JSONB))
 
 
 def store_message(connection: Connection, message: NewMessage) -> StoredMessage:
-    """Find or create the conversation of the pair and insert the message: two statements.
-
-    The conversation upsert locks the conversation row, so messages of one pair are serialized and
-    concurrent first messages of a new pair create exactly one conversation.
-    """
+    """Find or create the conversation of the pair, insert the message and update the conversation's
+    summary: one statement. `created` is False for a repeated provider message id; the caller must then
+    roll back."""
     pair = participant_pair(message.from_address, message.to_address)
-    conversation_id = connection.execute(
-        _UPSERT_CONVERSATION,
-        {"participant_a": pair.first, "participant_b": pair.second, "timestamp": message.timestamp},
-    ).scalar_one()
     parameters = {
-        "conversation_id": conversation_id,
+        "participant_a": pair.first,
+        "participant_b": pair.second,
         "direction": message.direction,
         "type": message.type,
         "from_address": message.from_address,
@@ -107,7 +111,7 @@ def store_message(connection: Connection, message: NewMessage) -> StoredMessage:
         "provider_message_id": message.provider_message_id,
         "next_attempt_at": message.next_attempt_at,
     }
-    row = connection.execute(_INSERT_MESSAGE, parameters).first()
+    row = connection.execute(_STORE_MESSAGE, parameters).first()
     if row is None:
         # A twin with this provider id committed after this statement's snapshot was taken.
         row = connection.execute(
@@ -182,16 +186,19 @@ def update_message(
 
 
 _CLAIM_DUE_SEND = text(
-    """
+    _compact(
+        """
     UPDATE messages SET next_attempt_at = now() + make_interval(secs => :lease_seconds), updated_at = now()
     WHERE id = :message_id AND status IN ('queued', 'retrying')
       AND (next_attempt_at IS NULL OR next_attempt_at <= now() + make_interval(secs => :tolerance_seconds))
     RETURNING *
     """
+    )
 )
 
 _CLAIM_OVERDUE_SENDS = text(
-    """
+    _compact(
+        """
     UPDATE messages SET next_attempt_at = now() + make_interval(secs => :lease_seconds), updated_at = now()
     WHERE id IN (
         SELECT id FROM messages
@@ -203,6 +210,7 @@ _CLAIM_OVERDUE_SENDS = text(
     )
     RETURNING id
     """
+    )
 )
 
 
@@ -276,11 +284,13 @@ def update_idempotency_key(connection: Connection, route: str, key: str, **value
 
 
 _PURGE_EXPIRED_KEYS = text(
-    """
+    _compact(
+        """
     DELETE FROM idempotency_keys WHERE (route, key) IN (
         SELECT route, key FROM idempotency_keys WHERE expires_at < now() LIMIT :limit FOR UPDATE SKIP LOCKED
     )
     """
+    )
 )
 
 
