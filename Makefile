@@ -56,6 +56,9 @@ format: setup
 	$(PY) -m ruff format .
 	$(PY) -m ruff check --fix .
 
+bench: setup ## Benchmarks (ratios against baselines measured in the same run); writes bench/RESULTS.json
+	$(PY) -m bench.run
+
 # The SAM CLI and cfn-lint live in their own virtualenv: SAM pins versions that conflict with the app's.
 TOOLS := .tools/sam
 SAM := $(TOOLS)/bin/sam

@@ -34,13 +34,11 @@ def error_response(
 
 
 def json_response(status: int, document: BaseModel | dict[str, Any], headers: dict[str, str] | None = None) -> Response:
-    payload = document.model_dump(mode="json", by_alias=True) if isinstance(document, BaseModel) else document
-    return Response(
-        status_code=status,
-        content_type=content_types.APPLICATION_JSON,
-        body=json.dumps(payload, separators=(",", ":")),
-        headers=headers,
-    )
+    if isinstance(document, BaseModel):
+        body = document.model_dump_json(by_alias=True)  # pydantic-core's serializer: no dict in between
+    else:
+        body = json.dumps(document, separators=(",", ":"))
+    return Response(status_code=status, content_type=content_types.APPLICATION_JSON, body=body, headers=headers)
 
 
 _ERROR_DESCRIPTIONS = {

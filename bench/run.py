@@ -1,0 +1,51 @@
+"""`make bench`: every benchmark, a table of ratios, and the results as JSON.
+
+Knobs: BENCH_SCALE (messages in the large database, default 1,000,000), BENCH_HTTP_SECONDS (per load
+phase, default 8), BENCH_DATABASE_URL / TEST_DATABASE_URL (a server to use instead of the embedded one).
+"""
+
+from __future__ import annotations
+
+import json
+import platform
+import sys
+import time
+import warnings
+from pathlib import Path
+
+from bench import cold_start, http_load, latency, scale, statements
+from bench.common import ROOT, Report
+
+
+def main() -> int:
+    warnings.filterwarnings("ignore")
+    report = Report()
+    started = time.perf_counter()
+    phases = [
+        ("cold start", lambda: cold_start.measure(report)),
+        ("statements", lambda: statements.measure(report)),
+    ]
+    for name, phase in phases:
+        print(f"... {name}", file=sys.stderr)
+        phase()
+    print("... latency", file=sys.stderr)
+    bare_ms = latency.measure(report)
+    print("... http", file=sys.stderr)
+    http_load.measure(report, bare_ms)
+    print("... scale", file=sys.stderr)
+    scale.measure(report)
+    report.details["seconds"] = round(time.perf_counter() - started, 1)
+    report.details["machine"] = {"python": platform.python_version(), "cpus": __import__("os").cpu_count()}
+    print(report.table())
+    document = json.dumps(report.as_json(), indent=2, default=str)
+    results = ROOT / "bench" / "results"
+    results.mkdir(exist_ok=True)
+    (results / "latest.json").write_text(document)
+    Path(ROOT / "bench" / "RESULTS.json").write_text(document)
+    unmet = [figure.name for figure in report.figures if figure.met is False]
+    print(f"\n{len(report.figures)} figures, {len(unmet)} targets not met: {unmet}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,151 @@
+"""Flat at scale: page reads on a database of 1,000,000 messages over 100,000 conversations against the
+same reads on a 1,000-message database, and the plans of the hot queries."""
+
+from __future__ import annotations
+
+import os
+import time
+from typing import Any
+
+from sqlalchemy import text
+
+from bench.common import Figure, Report, handler, median, scratch_database, timed
+from bench.common import event as sample
+from bench.plans import explain, uses_indexes_only
+from messaging.pagination import encode_cursor
+
+_LOAD = [
+    # Conversations first: their last_message_id points at messages inserted below (the key is deferred).
+    """
+    INSERT INTO conversations (id, participant_a, participant_b, message_count, last_message_at,
+                               last_message_id, last_message_preview, created_at)
+    SELECT c, '+1415' || lpad(c::text, 7, '0'), '+1646' || lpad(c::text, 7, '0'),
+           CASE WHEN c = 1 THEN {per} + {deep} ELSE {per} END,
+           timestamptz '2024-01-01' + c * interval '1 minute' + (CASE WHEN c = 1 THEN {per} + {deep} ELSE {per} END)
+               * interval '1 millisecond',
+           CASE WHEN c = 1 THEN {conversations} * {per} + {deep} ELSE c * {per} END,
+           'message ' || c, now()
+    FROM generate_series(1, {conversations}) AS c
+    """,
+    """
+    INSERT INTO messages (id, conversation_id, direction, type, from_address, to_address, body, attachments,
+                          message_timestamp, status, provider, provider_message_id)
+    SELECT (c - 1) * {per} + k, c, 'inbound', 'sms',
+           '+1415' || lpad(c::text, 7, '0'), '+1646' || lpad(c::text, 7, '0'), 'message ' || c, '[]'::jsonb,
+           timestamptz '2024-01-01' + c * interval '1 minute' + k * interval '1 millisecond',
+           'received', 'mock-sms', 'gen-' || ((c - 1) * {per} + k)
+    FROM generate_series(1, {conversations}) AS c, generate_series(1, {per}) AS k
+    """,
+    # Conversation 1 is long, for deep cursor pages.
+    """
+    INSERT INTO messages (id, conversation_id, direction, type, from_address, to_address, body, attachments,
+                          message_timestamp, status, provider, provider_message_id)
+    SELECT {conversations} * {per} + k, 1, 'outbound', 'sms', '+16460000001', '+14150000001',
+           'reply ' || k, '[]'::jsonb,
+           timestamptz '2024-01-01' + interval '1 minute' + ({per} + k) * interval '1 millisecond',
+           'sent', 'mock-sms', NULL
+    FROM generate_series(1, {deep}) AS k
+    """,
+    "SELECT setval(pg_get_serial_sequence('messages', 'id'), (SELECT max(id) FROM messages))",
+    "SELECT setval(pg_get_serial_sequence('conversations', 'id'), (SELECT max(id) FROM conversations))",
+]
+
+
+def load(conversations: int, per_conversation: int, deep: int) -> float:
+    from messaging.db.engine import get_engine
+
+    started = time.perf_counter()
+    with get_engine().begin() as connection:
+        for statement in _LOAD:
+            sizes = {"conversations": int(conversations), "per": int(per_conversation), "deep": int(deep)}
+            connection.execute(text(statement.format(**sizes)))
+    with get_engine().connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
+        connection.execute(text("VACUUM ANALYZE conversations"))
+        connection.execute(text("VACUUM ANALYZE messages"))
+    return time.perf_counter() - started
+
+
+def _reads(conversations: int, per_conversation: int, deep: int) -> dict[str, Any]:
+    read = handler("ConversationsFunction")
+    deep_position = encode_cursor(_timestamp_of_message_in_conversation_1(int(deep * 0.9)), 0)
+    list_position = _conversation_cursor(conversations // 2)
+
+    def with_query(name: str, query: str) -> dict[str, Any]:
+        document = sample(name)
+        document["rawQueryString"] = query
+        document["queryStringParameters"] = dict(pair.split("=", 1) for pair in query.split("&"))
+        return document
+
+    return {
+        "messages: first page": lambda: read(with_query("conversations-messages", "limit=50")),
+        "messages: deep cursor page": lambda: read(
+            with_query("conversations-messages", f"limit=50&cursor={deep_position}")
+        ),
+        "conversations: first page": lambda: read(with_query("conversations-list", "limit=50")),
+        "conversations: deep cursor page": lambda: read(
+            with_query("conversations-list", f"limit=50&cursor={list_position}")
+        ),
+    }
+
+
+def _timestamp_of_message_in_conversation_1(index: int):
+    from messaging.db.engine import get_engine
+
+    with get_engine().connect() as connection:
+        return connection.execute(
+            text(
+                "SELECT message_timestamp FROM messages WHERE conversation_id = 1 "
+                "ORDER BY message_timestamp, id OFFSET :index LIMIT 1"
+            ),
+            {"index": index},
+        ).scalar_one()
+
+
+def _conversation_cursor(index: int) -> str:
+    from messaging.db.engine import get_engine
+
+    with get_engine().connect() as connection:
+        row = connection.execute(
+            text(
+                "SELECT last_message_at, id FROM conversations ORDER BY last_message_at DESC, id DESC OFFSET :i LIMIT 1"
+            ),
+            {"i": index},
+        ).one()
+    return encode_cursor(row.last_message_at, row.id)
+
+
+def _measure_database(name: str, conversations: int, per: int, deep: int, repeat: int) -> dict[str, Any]:
+    with scratch_database(name):
+        seconds = load(conversations, per, deep)
+        reads = _reads(conversations, per, deep)
+        for action in reads.values():
+            for _ in range(10):
+                action()
+        latencies = {label: median(timed(action, repeat)) * 1000 for label, action in reads.items()}
+        plans = {label: explain(action) for label, action in reads.items()}
+        return {"load_seconds": seconds, "latency_ms": latencies, "plans": plans}
+
+
+def measure(report: Report, repeat: int = 60) -> None:
+    scale = int(os.environ.get("BENCH_SCALE", "1000000"))
+    large_conversations = max(1, scale // 10)
+    large = _measure_database("large", large_conversations, 10, 20_000, repeat)
+    small = _measure_database("small", 50, 10, 500, repeat)  # 1,000 messages, one long conversation
+    messages = large_conversations * 10 + 20_000
+    report.add(
+        Figure(
+            "scale", f"load {messages:,} messages / {large_conversations:,} conversations", large["load_seconds"], "s"
+        )
+    )
+    report.details["plans_large"] = large["plans"]
+    for label, large_ms in large["latency_ms"].items():
+        small_ms = small["latency_ms"][label]
+        report.add(
+            Figure("scale", f"{label}: large vs small", large_ms, "ms", small_ms, "<=1.3x", large_ms <= 1.3 * small_ms)
+        )
+    for label, summaries in large["plans"].items():
+        ok = all(uses_indexes_only(summary) for summary in summaries)
+        nodes = "; ".join(
+            ",".join(summary["node_types"]) + " via " + ",".join(summary["indexes"]) for summary in summaries
+        )
+        report.add(Figure("plans", f"{label}: index scans, no sort", float(ok), "", None, "1", ok, nodes))

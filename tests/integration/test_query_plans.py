@@ -1,0 +1,82 @@
+"""The hot queries use their indexes (no sort, no sequential scan) and each request stays within its
+statement budget. Plan shapes are checked on a small table with enable_seqscan off, where the planner
+shows which index it would use; speed itself is measured in bench/, never here."""
+
+import json
+
+import pytest
+
+from bench.plans import explain, uses_indexes_only
+from bench.statements import count
+from tests.conftest import sample_event
+
+
+@pytest.fixture
+def some_messages(invoke, db):
+    for index in range(30):
+        body = {
+            "from": "+18045551234",
+            "to": f"+1415555{index % 3:04d}",
+            "type": "sms",
+            "messaging_provider_id": f"plan-{index}",
+            "body": "hello",
+            "timestamp": f"2024-11-01T14:{index:02d}:00Z",
+        }
+        assert invoke("InboundSmsFunction", sample_event("inbound_sms-sms", payload=body))["statusCode"] == 200
+
+
+def _with_query(name, query):
+    event = sample_event(name)
+    event["rawQueryString"] = query
+    event["queryStringParameters"] = dict(pair.split("=", 1) for pair in query.split("&"))
+    return event
+
+
+@pytest.mark.parametrize(
+    ("event", "query", "index"),
+    [
+        ("conversations-messages", "limit=5", "ix_messages_conversation_timeline"),
+        ("conversations-list", "limit=2", "ix_conversations_last_activity"),
+    ],
+)
+def test_page_reads_are_index_scans_without_sorting(invoke, some_messages, event, query, index):
+    first = invoke("ConversationsFunction", _with_query(event, query))
+    cursor = json.loads(first["body"])["next_cursor"]
+    assert cursor
+    for page_query in (query, f"{query}&cursor={cursor}"):
+        summaries = explain(lambda q=page_query: invoke("ConversationsFunction", _with_query(event, q)), seqscan=False)
+        assert summaries, "no SELECT was captured"
+        page = summaries[0]
+        assert uses_indexes_only(page), page
+        assert index in page["indexes"]
+
+
+def test_the_sweep_finds_overdue_sends_through_its_partial_index(invoke, db):
+    from messaging.db import repository
+    from messaging.db.engine import transaction
+
+    def sweep_query():
+        with transaction() as connection:
+            repository.claim_overdue_sends(connection, grace_seconds=60, lease_seconds=0, limit=10)
+            connection.rollback()
+
+    summaries = explain(sweep_query, seqscan=False)
+    assert len(summaries) == 1
+    assert "ix_messages_pending_sends" in summaries[0]["indexes"]
+    assert "Seq Scan" not in summaries[0]["node_types"]
+
+
+@pytest.mark.parametrize(
+    ("function", "event_name", "budget"),
+    [
+        ("InboundSmsFunction", "inbound_sms-mms", 2),
+        ("InboundEmailFunction", "inbound_email-email", 2),
+        ("ConversationsFunction", "conversations-messages", 2),
+        ("ConversationsFunction", "conversations-list", 2),
+        ("ConversationsFunction", "conversations-message", 1),
+    ],
+)
+def test_statement_budget_per_request(invoke, some_messages, function, event_name, budget):
+    statements = count(lambda: invoke(function, sample_event(event_name)))
+    queries = [statement for statement in statements if statement != "COMMIT"]
+    assert 1 <= len(queries) <= budget, statements
