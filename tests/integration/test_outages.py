@@ -12,7 +12,7 @@ UNREACHABLE = "postgresql://postgres@127.0.0.1:1/unreachable"
 def database_down(configure, database_url):
     from messaging.db import engine
 
-    configure(DATABASE_URL=UNREACHABLE, DATABASE_CONNECT_TIMEOUT_SECONDS=1)
+    configure(DATABASE_URL=UNREACHABLE, DATABASE_TIMEOUT_SECONDS=1)
     engine.reset_engine()
     yield
     configure(DATABASE_URL=database_url)
@@ -70,7 +70,7 @@ def test_connection_lost_mid_transaction_leaves_nothing_half_written(invoke, db,
 def test_the_service_recovers_when_the_database_comes_back(invoke, db, configure, database_url):
     from messaging.db import engine
 
-    configure(DATABASE_URL=UNREACHABLE, DATABASE_CONNECT_TIMEOUT_SECONDS=1)
+    configure(DATABASE_URL=UNREACHABLE, DATABASE_TIMEOUT_SECONDS=1)
     engine.reset_engine()
     assert invoke("InboundSmsFunction", sample_event("inbound_sms-sms"))["statusCode"] == 503
     configure(DATABASE_URL=database_url)

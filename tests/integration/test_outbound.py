@@ -186,10 +186,10 @@ def test_sweep_failing_to_enqueue_changes_nothing(invoke, db, queues, configure)
 def test_crash_between_provider_acceptance_and_database_update_delivers_once(
     invoke, db, queues, configure, drain, monkeypatch
 ):
-    from messaging.services import outbound
+    from messaging.services import delivery
 
     with monkeypatch.context() as patch:
-        patch.setattr(outbound, "_record_success", crash)
+        patch.setattr(delivery, "_record_success", crash)
         response = send(invoke)
     assert response["statusCode"] == 202
     message = response_json(response)
@@ -211,7 +211,7 @@ def test_crash_between_provider_acceptance_and_database_update_delivers_once(
 def test_consumer_dying_after_provider_acceptance_is_redelivered_without_a_second_delivery(
     invoke, db, queues, configure, retry_consumer, monkeypatch
 ):
-    from messaging.services import outbound
+    from messaging.services import delivery
 
     configure(MOCK_SMS_FAULTS="timeout", RETRY_BASE_SECONDS=0, RETRY_MAX_SECONDS=0)
     message = response_json(send(invoke))
@@ -219,7 +219,7 @@ def test_consumer_dying_after_provider_acceptance_is_redelivered_without_a_secon
     assert db.scalar("SELECT count(*) FROM mock_provider_deliveries") == 1
     make_due(db, message["id"])
     with monkeypatch.context() as patch:
-        patch.setattr(outbound, "_record_success", crash)
+        patch.setattr(delivery, "_record_success", crash)
         assert retry_consumer([retry_record(message["id"])])["batchItemFailures"] == [{"itemIdentifier": "test-0"}]
     make_due(db, message["id"])
     assert retry_consumer([retry_record(message["id"])])["batchItemFailures"] == []
@@ -347,7 +347,7 @@ def test_malformed_idempotency_keys_are_rejected(invoke, db, queues, key):
 def test_database_down_before_storing_is_503_and_nothing_is_sent(invoke, db, queues, configure, database_url):
     from messaging.db import engine
 
-    configure(DATABASE_URL="postgresql://postgres@127.0.0.1:1/none", DATABASE_CONNECT_TIMEOUT_SECONDS=1)
+    configure(DATABASE_URL="postgresql://postgres@127.0.0.1:1/none", DATABASE_TIMEOUT_SECONDS=1)
     engine.reset_engine()
     try:
         response = send(invoke)
@@ -363,11 +363,11 @@ def test_database_down_before_storing_is_503_and_nothing_is_sent(invoke, db, que
 def test_database_failing_while_recording_a_throttled_attempt_loses_nothing(
     invoke, db, queues, configure, drain, monkeypatch
 ):
-    from messaging.services import outbound
+    from messaging.services import delivery
 
     configure(MOCK_SMS_FAULTS="429", MOCK_RETRY_AFTER_SECONDS=0)
     with monkeypatch.context() as patch:
-        patch.setattr(outbound, "_record_failure", crash)
+        patch.setattr(delivery, "_record_failure", crash)
         response = send(invoke)
     assert response["statusCode"] == 202
     assert response_json(response)["status"] == "queued"
@@ -384,7 +384,7 @@ def test_consumer_with_the_database_down_keeps_the_record(invoke, db, queues, co
 
     configure(MOCK_SMS_FAULTS="500", RETRY_BASE_SECONDS=0, RETRY_MAX_SECONDS=0)
     message = response_json(send(invoke))
-    configure(DATABASE_URL="postgresql://postgres@127.0.0.1:1/unreachable", DATABASE_CONNECT_TIMEOUT_SECONDS=1)
+    configure(DATABASE_URL="postgresql://postgres@127.0.0.1:1/unreachable", DATABASE_TIMEOUT_SECONDS=1)
     engine.reset_engine()
     try:
         result = retry_consumer([retry_record(message["id"])])

@@ -15,7 +15,8 @@ class Settings(BaseModel):
     database_url: str | None = Field(None, alias="DATABASE_URL")
     database_secret_arn: str | None = Field(None, alias="DATABASE_SECRET_ARN")
     database_pool_size: int = Field(2, alias="DATABASE_POOL_SIZE", ge=1, le=50)
-    database_connect_timeout_seconds: float = Field(5.0, alias="DATABASE_CONNECT_TIMEOUT_SECONDS", gt=0)
+    # Socket timeout of connecting and of every round trip (pg8000 applies one timeout to both).
+    database_timeout_seconds: float = Field(5.0, alias="DATABASE_TIMEOUT_SECONDS", gt=0)
 
     # Retry queue.
     send_retry_queue_url: str | None = Field(None, alias="SEND_RETRY_QUEUE_URL")

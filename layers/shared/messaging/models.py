@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
-from enum import StrEnum
 from typing import Annotated, Any, Generic, Literal, TypeVar
 from urllib.parse import urlsplit
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
+
+from messaging.enums import Direction, MessageStatus, MessageType, Provider
 
 MAX_ATTACHMENTS = 10
 MAX_ATTACHMENT_URL_LENGTH = 2048
@@ -16,30 +17,6 @@ MAX_EMAIL_BODY_CHARS = 200_000
 MAX_PROVIDER_ID_LENGTH = 255
 FUTURE_TOLERANCE = timedelta(days=1)
 EARLIEST_TIMESTAMP = datetime(2000, 1, 1, tzinfo=UTC)
-
-
-class Direction(StrEnum):
-    INBOUND = "inbound"
-    OUTBOUND = "outbound"
-
-
-class MessageType(StrEnum):
-    SMS = "sms"
-    MMS = "mms"
-    EMAIL = "email"
-
-
-class MessageStatus(StrEnum):
-    RECEIVED = "received"
-    QUEUED = "queued"
-    RETRYING = "retrying"
-    SENT = "sent"
-    FAILED = "failed"
-
-
-class Provider(StrEnum):
-    SMS = "mock-sms"
-    EMAIL = "mock-email"
 
 
 def _phone(value: str) -> str:

@@ -76,7 +76,7 @@ def _cache_paramstyle_conversion() -> None:
 
 
 def build_engine(settings: Settings) -> Engine:
-    connect_args: dict[str, object] = {"timeout": settings.database_connect_timeout_seconds}
+    connect_args: dict[str, object] = {"timeout": settings.database_timeout_seconds}
     if settings.database_url:
         url = sqlalchemy_url(settings.database_url)
     elif settings.database_secret_arn:

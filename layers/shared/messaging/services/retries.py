@@ -9,9 +9,9 @@ from messaging import queue
 from messaging.config import get_settings
 from messaging.db import repository
 from messaging.db.engine import transaction
-from messaging.models import MessageStatus
+from messaging.enums import MessageStatus
 from messaging.observability import logger, metrics
-from messaging.services.outbound import attempt
+from messaging.services.delivery import attempt
 
 
 class RetryNotDue(Exception):
