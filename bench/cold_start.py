@@ -61,7 +61,7 @@ def _probe(paths: list[str], imports: str) -> dict[str, Any]:
     return json.loads(output.strip().splitlines()[-1])
 
 
-def measure(report: Report, repetitions: int = 7) -> None:
+def measure(report: Report, repetitions: int = 9) -> None:
     layer = str(ROOT / "layers" / "shared")
     for function, floor in FLOORS.items():
         folder = str(ROOT / "functions" / function)

@@ -124,10 +124,19 @@ def invoke(database_url: str, application: template.Application) -> Callable[...
 
     def call(function: str, event: dict[str, Any]) -> dict[str, Any]:
         spec = application.functions[function]
-        handler = template.load_handler(spec)
-        return handler(event, LambdaContext(function_name=function, timeout_seconds=spec.timeout))
+        context = LambdaContext(function_name=function, timeout_seconds=spec.timeout)
+        return _environments(application, function).invoke(event, context)
 
     return call
+
+
+_ENVIRONMENTS: dict[str, template.ExecutionEnvironments] = {}
+
+
+def _environments(application: template.Application, function: str) -> template.ExecutionEnvironments:
+    if function not in _ENVIRONMENTS:
+        _ENVIRONMENTS[function] = template.ExecutionEnvironments(application.functions[function])
+    return _ENVIRONMENTS[function]
 
 
 def response_json(response: dict[str, Any]) -> Any:

@@ -6,7 +6,6 @@ import base64
 import json
 import logging
 import socket
-import threading
 import time
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -31,19 +30,14 @@ class Gateway:
 
     def __init__(self, application: template.Application) -> None:
         self.application = application
-        self._handlers: dict[str, Any] = {}
-        self._lock = threading.Lock()
+        self._environments = {
+            name: template.ExecutionEnvironments(function) for name, function in application.functions.items()
+        }
         self._openapi: bytes | None = None
 
     def handler(self, function_name: str) -> Any:
-        handler = self._handlers.get(function_name)
-        if handler is None:
-            with self._lock:
-                handler = self._handlers.get(function_name)
-                if handler is None:
-                    handler = template.load_handler(self.application.functions[function_name])
-                    self._handlers[function_name] = handler
-        return handler
+        """Invoke `function_name` in one of its execution environments (one invocation at a time each)."""
+        return self._environments[function_name].invoke
 
     def openapi(self) -> bytes:
         if self._openapi is None:

@@ -2,6 +2,7 @@
 
 import json
 import threading
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
@@ -161,3 +162,28 @@ def test_unknown_route_and_method_get_json_errors(runner_url, runner_db):
     assert missing.json()["error"]["code"] == "not_found"
     wrong_method = call(runner_url, "DELETE", "/api/conversations")
     assert wrong_method.status == 405
+
+
+@pytest.mark.parametrize(
+    ("path", "event", "changes", "headers"),
+    [
+        ("/api/webhooks/sms", "inbound_sms-sms", {}, {}),
+        ("/api/webhooks/sms", "inbound_sms-sms", {"messaging_provider_id": None}, {}),
+        ("/api/messages/sms", "send_message-sms", {}, {"Idempotency-Key": "burst-over-http"}),
+    ],
+    ids=["identical-webhooks", "first-messages-of-a-new-pair", "sends-with-one-idempotency-key"],
+)
+def test_fifty_concurrent_requests_over_http(runner_url, runner_db, path, event, changes, headers):
+    def one(index):
+        body = {**sample_body(event), **changes}
+        if changes.get("messaging_provider_id", "") is None:
+            body["messaging_provider_id"] = f"burst-{index}"
+        return call(runner_url, "POST", path, body, headers)
+
+    with ThreadPoolExecutor(max_workers=50) as pool:
+        responses = list(pool.map(one, range(50)))
+    assert all(response.status in (200, 202, 409) for response in responses), [r.text for r in responses]
+    assert runner_db.scalar("SELECT count(*) FROM conversations") == 1
+    expected_messages = 50 if changes else 1
+    assert runner_db.scalar("SELECT count(*) FROM messages") == expected_messages
+    assert runner_db.scalar("SELECT message_count FROM conversations") == expected_messages

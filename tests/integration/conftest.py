@@ -51,6 +51,18 @@ def configure(monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[..., None]]:
     _refresh_configuration()
 
 
+@pytest.fixture
+def wide_pool(configure: Callable[..., None]) -> Iterator[None]:
+    """As many database connections as concurrent requests, like as many Lambda execution environments."""
+    from messaging.db import engine
+
+    configure(DATABASE_POOL_SIZE=25)
+    engine.reset_engine()
+    yield
+    configure(DATABASE_POOL_SIZE=None)
+    engine.reset_engine()
+
+
 @dataclass
 class Queues:
     client: Any

@@ -321,8 +321,8 @@ def test_expired_idempotency_key_starts_afresh(invoke, db, queues):
     assert db.scalar("SELECT count(*) FROM idempotency_keys") == 1
 
 
-def test_concurrent_sends_with_one_idempotency_key_make_one_message(invoke, db, queues):
-    with ThreadPoolExecutor(max_workers=16) as pool:
+def test_concurrent_sends_with_one_idempotency_key_make_one_message(invoke, db, queues, wide_pool):
+    with ThreadPoolExecutor(max_workers=50) as pool:
         responses = list(pool.map(lambda _: send(invoke, headers={"Idempotency-Key": "burst"}), range(50)))
     statuses = sorted({response["statusCode"] for response in responses})
     assert set(statuses) <= {202, 409}
