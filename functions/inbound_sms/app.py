@@ -13,6 +13,7 @@ from messaging.observability import logger, metrics, tracer
 from messaging.services import inbound
 
 app = MessagingApi(webhook_verifier=lambda: signatures.verifier_for("sms"))
+signatures.announce("sms")  # at cold start: warn once when webhooks go unverified
 
 
 @app.post(

@@ -61,7 +61,11 @@ class Runner:
             self.process = subprocess.Popen(  # noqa: S603 - our own module
                 [sys.executable, "-m", "infra.local_runner"], cwd=ROOT, env=child_environment, stdout=log, stderr=log
             )
-        self._wait_until_healthy()
+        try:
+            self._wait_until_healthy()
+        except BaseException:
+            self.stop()
+            raise
 
     def _wait_until_healthy(self, timeout: float = 60) -> None:
         deadline = time.monotonic() + timeout

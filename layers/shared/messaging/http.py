@@ -4,17 +4,20 @@ from __future__ import annotations
 
 import base64
 import json
+import threading
 from collections.abc import Callable, Mapping
 from http import HTTPStatus
 from typing import Any
 
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response, content_types
 from aws_lambda_powertools.event_handler.api_gateway import ResponseBuilder
+from aws_lambda_powertools.event_handler.exceptions import NotFoundError
 from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
 from pydantic import BaseModel
+from sqlalchemy.exc import DBAPIError
 
 from messaging.config import get_settings
-from messaging.errors import DomainError, MalformedRequest, PayloadTooLarge, UnsupportedMediaType
+from messaging.errors import DomainError, MalformedRequest, PayloadTooLarge, ServiceUnavailable, UnsupportedMediaType
 from messaging.models import ErrorResponse
 from messaging.observability import logger
 from messaging.signatures import WebhookVerifier
@@ -74,7 +77,7 @@ def _raw_body(event: dict[str, Any]) -> bytes:
         try:
             return base64.b64decode(body)
         except ValueError:
-            raise MalformedRequest("request body is not valid base64") from None
+            raise MalformedRequest("request body is not valid base64", field="body") from None
     return body.encode()
 
 
@@ -96,16 +99,43 @@ def _check_envelope(event: dict[str, Any], verifier: WebhookVerifier | None) -> 
     if not raw.strip():
         raise MalformedRequest("request body is empty; a JSON object is required", field="body")
     try:
-        document = json.loads(raw)
-    except (ValueError, UnicodeDecodeError) as exc:
+        text = raw.decode("utf-8")  # JSON between systems is UTF-8 (RFC 8259); refuse UTF-16/32 and stray bytes
+    except UnicodeDecodeError:
+        raise MalformedRequest("request body is not valid UTF-8", field="body") from None
+    try:
+        document = json.loads(text)
+    except ValueError as exc:
         raise MalformedRequest(f"request body is not valid JSON: {exc}", field="body") from None
     except RecursionError:
         raise MalformedRequest("request body is nested too deeply", field="body") from None
     if not isinstance(document, dict):
         raise MalformedRequest("request body must be a JSON object", field="body")
     if event.get("isBase64Encoded"):
-        event["body"] = raw.decode()
+        event["body"] = text
         event["isBase64Encoded"] = False
+
+
+# SQLSTATE classes and codes that say "the database cannot serve us right now", not "this request is wrong":
+# connection exception, insufficient resources (too many connections), operator intervention (shutdown,
+# starting up, statement timeout), transaction rollback (serialization failure, deadlock), invalid
+# authorization (credentials being rotated), unknown database, lock not available, read-only transaction
+# (connected to a reader after a failover).
+_UNAVAILABLE_SQLSTATE_CLASSES = ("08", "53", "57", "40", "28")
+_UNAVAILABLE_SQLSTATES = {"3D000", "55P03", "25006"}
+
+
+def _sqlstate(error: DBAPIError) -> str:
+    arguments = getattr(error.orig, "args", ())
+    details = arguments[0] if arguments else None
+    return str(details.get("C", "")) if isinstance(details, dict) else ""
+
+
+def database_unavailable(error: DBAPIError) -> bool:
+    """True when a driver error means the database is unavailable (answer 503), not a defect (a 500)."""
+    if error.connection_invalidated or isinstance(error.orig, OSError):
+        return True
+    state = _sqlstate(error)
+    return state[:2] in _UNAVAILABLE_SQLSTATE_CLASSES or state in _UNAVAILABLE_SQLSTATES
 
 
 def _field_of(location: tuple[Any, ...]) -> str | None:
@@ -114,8 +144,23 @@ def _field_of(location: tuple[Any, ...]) -> str | None:
     return ".".join(str(part) for part in location) or None
 
 
+_request = threading.local()
+
+
 class MessagingApi(APIGatewayHttpResolver):
     """The HTTP API resolver every function uses: validation on, one JSON error shape everywhere."""
+
+    # Powertools keeps the current event on its BaseRouter class, shared by every resolver in the process.
+    # Lambda runs one invocation at a time per process, but the local runner and the tests invoke handlers
+    # from many threads at once: the event is kept per thread, so concurrent requests never read each
+    # other's body, path or headers.
+    @property
+    def current_event(self) -> Any:
+        return _request.event
+
+    @current_event.setter
+    def current_event(self, value: Any) -> None:
+        _request.event = value
 
     def __init__(self, webhook_verifier: Callable[[], WebhookVerifier | None] | None = None) -> None:
         """`webhook_verifier` gives the signature verifier of a webhook function (None: unsigned)."""
@@ -123,16 +168,31 @@ class MessagingApi(APIGatewayHttpResolver):
         self._webhook_verifier = webhook_verifier
         self.exception_handler(DomainError)(self._domain_error)
         self.exception_handler(RequestValidationError)(self._validation_error)
+        self.exception_handler(DBAPIError)(self._database_error)
+        self.exception_handler([TimeoutError, ConnectionError])(self._network_error)
+        self.not_found(self._no_route)
 
     def resolve(self, event: Mapping[str, Any], context: Any) -> dict[str, Any]:
         request = dict(event)
+        _request.event = self._to_proxy_event(request)
         try:
-            verifier = self._webhook_verifier() if self._webhook_verifier is not None else None
-            _check_envelope(request, verifier)
+            if self._serves(_request.event):  # otherwise the resolver answers 404 or 405, before any body check
+                verifier = self._webhook_verifier() if self._webhook_verifier is not None else None
+                _check_envelope(request, verifier)
         except DomainError as error:
-            proxy_event: Any = self._to_proxy_event(request)
-            return ResponseBuilder(self._domain_error(error)).build(proxy_event)
+            return ResponseBuilder(self._domain_error(error)).build(_request.event)
+        if request.get("body") != event.get("body"):  # a base64 body was decoded: the event must say so
+            _request.event = self._to_proxy_event(request)
         return super().resolve(request, context)
+
+    def _serves(self, event: Any) -> bool:
+        """True when one of this function's routes matches the request's method and path, exactly as the
+        resolver will route it (its path has a non-default stage stripped)."""
+        method, path = event.http_method.upper(), event.path
+        return any(route.method == method and route.rule.match(path) for route in self._routes())
+
+    def _routes(self) -> tuple[Any, ...]:
+        return (*self._static_routes, *self._dynamic_routes)
 
     @staticmethod
     def _domain_error(error: DomainError) -> Response:
@@ -140,6 +200,34 @@ class MessagingApi(APIGatewayHttpResolver):
         if error.status_code >= 500:
             logger.warning("dependency unavailable", extra={"error": error.message})
         return error_response(error.status_code, error.code, error.message, error.field, headers)
+
+    def _no_route(self, _error: NotFoundError) -> Response:
+        """No route for this method and path in this function: 405 with Allow when the path has other methods."""
+        method = self.current_event.http_method.upper()
+        path = self.current_event.path
+        allowed = sorted({route.method for route in self._routes() if route.rule.match(path)})
+        if allowed:
+            return error_response(
+                HTTPStatus.METHOD_NOT_ALLOWED,
+                "method_not_allowed",
+                f"{method} is not allowed on {path}; use {', '.join(allowed)}",
+                headers={"Allow": ", ".join(allowed)},
+            )
+        return error_response(HTTPStatus.NOT_FOUND, "not_found", f"no route for {method} {path}")
+
+    @classmethod
+    def _database_error(cls, error: DBAPIError) -> Response:
+        """The database refused or dropped us (the transaction was rolled back): 503. Anything else is a
+        defect and propagates, so Lambda counts it as an error."""
+        if not database_unavailable(error):
+            raise error
+        return cls._domain_error(ServiceUnavailable("the database is unavailable; retry later"))
+
+    @classmethod
+    def _network_error(cls, error: TimeoutError | ConnectionError) -> Response:
+        """A socket timeout or reset the driver did not wrap (a database that accepts but never answers)."""
+        logger.warning("network error reaching a dependency", extra={"error": type(error).__name__})
+        return cls._domain_error(ServiceUnavailable("a dependency is unavailable; retry later"))
 
     @staticmethod
     def _validation_error(error: RequestValidationError) -> Response:

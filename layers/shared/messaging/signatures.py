@@ -6,6 +6,15 @@ Headers a provider sends:
 
 A request is accepted when its timestamp is within the tolerance window (either side of now) and one of
 its signatures matches one of our active secrets (two may be active while a secret is rotated).
+
+Where the secrets come from, per provider:
+- `SMS_WEBHOOK_SECRET_ARN` / `EMAIL_WEBHOOK_SECRET_ARN` (AWS): a Secrets Manager secret whose value is
+  `{"current": "...", "previous": "..."}` (`previous` optional) or a plain string. It is read on first use
+  and again every `SECRET_REFRESH_SECONDS`, so a rotation reaches warm execution environments without a
+  deploy. When it names no usable secret, or cannot be read at cold start, webhooks are refused with a 503
+  (fail closed; the provider retries) - never accepted unverified.
+- `SMS_WEBHOOK_SECRETS` / `EMAIL_WEBHOOK_SECRETS` (local): comma-separated, current first.
+- Neither: verification is off; `announce` logs that once when the function starts.
 """
 
 from __future__ import annotations
@@ -13,21 +22,31 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import math
+import re
 import threading
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 
 from messaging.config import Settings, get_settings
-from messaging.errors import Unauthorized
+from messaging.errors import ServiceUnavailable, Unauthorized
 from messaging.observability import logger
 
 TIMESTAMP_HEADER = "x-signature-timestamp"
 SIGNATURE_HEADER = "x-signature"
 SCHEME = "v1"
+MAX_ACTIVE_SECRETS = 2
+MAX_OFFERED_SIGNATURES = 4
+SECRET_REFRESH_SECONDS = 300.0
+
+# ASCII digits only: str.isdigit() also accepts "²" or "٣", which int() may refuse or read differently.
+_UNIX_SECONDS = re.compile(r"[0-9]{1,12}")
+_HEX_DIGEST = re.compile(r"[0-9a-f]{64}")
 
 
 def signature(secret: str, timestamp: int | str, body: bytes) -> str:
+    """Hex HMAC-SHA256 of `<timestamp>.<body>` under `secret`."""
     message = f"{timestamp}.".encode() + body
     return hmac.new(secret.encode(), message, hashlib.sha256).hexdigest()
 
@@ -44,73 +63,122 @@ class WebhookVerifier:
     tolerance_seconds: int
 
     def verify(self, headers: Mapping[str, str], body: bytes, now: float | None = None) -> None:
+        """Return when `body` is signed by one of our secrets within the window; raise Unauthorized otherwise."""
         lowered = {name.lower(): value for name, value in headers.items()}
         stamp = lowered.get(TIMESTAMP_HEADER, "").strip()
         offered = lowered.get(SIGNATURE_HEADER, "")
-        if not stamp or not offered:
+        if not stamp or not offered.strip():
             raise Unauthorized("the webhook is not signed", field="X-Signature")
-        if not stamp.isdigit() or len(stamp) > 12:
+        if not _UNIX_SECONDS.fullmatch(stamp):
             raise Unauthorized("X-Signature-Timestamp must be Unix seconds", field="X-Signature-Timestamp")
         current = time.time() if now is None else now
         if abs(current - int(stamp)) > self.tolerance_seconds:
             raise Unauthorized("the webhook signature has expired", field="X-Signature-Timestamp")
         candidates = [
-            value.strip()[len(SCHEME) + 1 :] for value in offered.split(",") if value.strip().startswith(f"{SCHEME}=")
+            part[len(SCHEME) + 1 :].lower()
+            for part in (value.strip() for value in offered.split(","))
+            if part.startswith(f"{SCHEME}=")
         ]
-        expected = [signature(secret, stamp, body) for secret in self.secrets]
+        expected = [signature(secret, stamp, body).encode() for secret in self.secrets]
         matched = False
-        for candidate in candidates[:4]:
+        # Every candidate is compared with every secret, in constant time, with no early exit.
+        for candidate in candidates[:MAX_OFFERED_SIGNATURES]:
+            offered_digest = candidate.encode() if _HEX_DIGEST.fullmatch(candidate) else b""
             for digest in expected:
-                matched |= hmac.compare_digest(candidate.encode(), digest.encode())
+                matched |= hmac.compare_digest(offered_digest, digest)
         if not matched:
             raise Unauthorized("the webhook signature does not match", field="X-Signature")
 
 
-def _secrets_from_secret_string(value: str) -> list[str]:
-    """A Secrets Manager value: {"current": "...", "previous": "..."} or a plain string."""
+def secrets_from_secret_string(value: str) -> list[str]:
+    """A Secrets Manager value: {"current": "...", "previous": "..."} or a plain string; current first."""
     try:
         document = json.loads(value)
     except ValueError:
-        return [value]
+        document = value
     if isinstance(document, dict):
-        return [str(document[key]) for key in ("current", "previous") if document.get(key)]
-    return [value]
+        return [str(document[key]).strip() for key in ("current", "previous") if str(document.get(key) or "").strip()]
+    if isinstance(document, str):
+        return [document.strip()] if document.strip() else []
+    return []
 
 
-def _configured_secrets(provider: str, settings: Settings) -> list[str]:
+def _listed_secrets(provider: str, settings: Settings) -> list[str]:
     listed = settings.sms_webhook_secrets if provider == "sms" else settings.email_webhook_secrets
-    secret_arn = settings.sms_webhook_secret_arn if provider == "sms" else settings.email_webhook_secret_arn
-    secrets = [secret.strip() for secret in listed.split(",") if secret.strip()]
-    if secret_arn:
-        from aws_lambda_powertools.utilities.parameters import get_secret
-
-        value = get_secret(secret_arn, max_age=300)
-        secrets.extend(_secrets_from_secret_string(value if isinstance(value, str) else value.decode()))
-    return secrets
+    return [secret.strip() for secret in listed.split(",") if secret.strip()]
 
 
-_verifiers: dict[str, WebhookVerifier | None] = {}
+def _secret_arn(provider: str, settings: Settings) -> str | None:
+    return settings.sms_webhook_secret_arn if provider == "sms" else settings.email_webhook_secret_arn
+
+
+def _read_secret(secret_arn: str) -> list[str]:
+    from aws_lambda_powertools.utilities.parameters import get_secret
+
+    value = get_secret(secret_arn, force_fetch=True)
+    if isinstance(value, bytes):
+        value = value.decode()
+    return secrets_from_secret_string(value if isinstance(value, str) else "")
+
+
+@dataclass(frozen=True)
+class _Cached:
+    verifier: WebhookVerifier | None
+    refresh_at: float  # time.monotonic(); infinite for secrets from the environment
+
+
+_cache: dict[str, _Cached] = {}
 _lock = threading.Lock()
 
 
+def announce(provider: str) -> None:
+    """At cold start: warn once when this provider's webhooks will not be verified (no secret configured)."""
+    settings = get_settings()
+    if not _secret_arn(provider, settings) and not _listed_secrets(provider, settings):
+        logger.warning(
+            "webhook signature verification is OFF: no signing secret configured",
+            extra={"provider": provider},
+        )
+
+
 def verifier_for(provider: str) -> WebhookVerifier | None:
-    """The verifier of a provider's webhooks (built once per execution environment); None when unsigned."""
-    if provider not in _verifiers:
-        with _lock:
-            if provider not in _verifiers:
-                settings = get_settings()
-                secrets = _configured_secrets(provider, settings)
-                if not secrets:
-                    logger.warning(
-                        "webhook signature verification is OFF: no signing secret configured",
-                        extra={"provider": provider},
-                    )
-                _verifiers[provider] = (
-                    WebhookVerifier(tuple(secrets[:2]), settings.webhook_tolerance_seconds) if secrets else None
-                )
-    return _verifiers[provider]
+    """The verifier of a provider's webhooks; None when no secret is configured (verification off).
+
+    Raises ServiceUnavailable when a configured Secrets Manager secret cannot be read or names no secret.
+    """
+    cached = _cache.get(provider)
+    if cached is not None and time.monotonic() < cached.refresh_at:
+        return cached.verifier
+    with _lock:
+        cached = _cache.get(provider)
+        if cached is not None and time.monotonic() < cached.refresh_at:
+            return cached.verifier
+        settings = get_settings()
+        secret_arn = _secret_arn(provider, settings)
+        if not secret_arn:
+            secrets = _listed_secrets(provider, settings)
+            verifier = WebhookVerifier(tuple(secrets[:MAX_ACTIVE_SECRETS]), settings.webhook_tolerance_seconds)
+            _cache[provider] = _Cached(verifier if secrets else None, math.inf)
+            return _cache[provider].verifier
+        try:
+            secrets = _read_secret(secret_arn)
+        except Exception:
+            if cached is not None and cached.verifier is not None:
+                # Secrets Manager is unreachable: keep verifying with the secrets we have, try again soon.
+                logger.warning("could not refresh the webhook signing secret", extra={"provider": provider})
+                _cache[provider] = _Cached(cached.verifier, time.monotonic() + 30)
+                return cached.verifier
+            logger.exception("could not read the webhook signing secret", extra={"provider": provider})
+            raise ServiceUnavailable("webhook verification is unavailable; retry later") from None
+        if not secrets:
+            logger.error("the webhook signing secret names no secret", extra={"provider": provider})
+            raise ServiceUnavailable("webhook verification is unavailable; retry later")
+        verifier = WebhookVerifier(tuple(secrets[:MAX_ACTIVE_SECRETS]), settings.webhook_tolerance_seconds)
+        _cache[provider] = _Cached(verifier, time.monotonic() + SECRET_REFRESH_SECONDS)
+        return verifier
 
 
 def reset_verifiers() -> None:
+    """Forget cached verifiers (tests and the local runner, when the configuration changes)."""
     with _lock:
-        _verifiers.clear()
+        _cache.clear()

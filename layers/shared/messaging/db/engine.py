@@ -95,6 +95,7 @@ def build_engine(settings: Settings) -> Engine:
         max_overflow=settings.database_pool_size,
         pool_recycle=300,
         connect_args=connect_args,
+        hide_parameters=True,  # errors (and so logs) never carry message bodies or addresses
     )
     _ping_connections_that_sat_idle(engine)
     return engine
