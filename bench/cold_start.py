@@ -20,7 +20,11 @@ COMMON_FLOOR = [
     "aws_lambda_powertools.metrics",
     "aws_lambda_powertools.tracing",
     "aws_xray_sdk.core",
-    "pydantic",
+    # `import pydantic` alone loads almost nothing (its attributes are lazy): the floor loads what the
+    # code uses, models with fields and validators.
+    "pydantic.main",
+    "pydantic.fields",
+    "pydantic.functional_validators",
     "sqlalchemy",
     "sqlalchemy.dialects.postgresql",
 ]
