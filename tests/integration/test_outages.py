@@ -9,6 +9,7 @@ from collections.abc import Iterator
 
 import pytest
 from sqlalchemy import event, text
+from sqlalchemy.engine import make_url
 
 from tests.conftest import response_json, sample_event
 
@@ -105,11 +106,12 @@ def test_a_database_that_never_answers_is_503_within_the_timeout(
 def test_a_server_refusing_the_connection_is_503(
     invoke, db, database_url, point_database_at, refusing_role, refusal, function, event_name
 ):
-    server = database_url.rsplit("/", 1)[0]
+    url = make_url(database_url)  # works for host:port and for socket (?host=/dir) URLs alike
     if refusal == "unknown-database":
-        point_database_at(f"{server}/no_such_database_{os.getpid()}")
+        url = url.set(database=f"no_such_database_{os.getpid()}")
     else:
-        point_database_at(server.replace("postgres@", f"{refusing_role}@", 1) + "/" + database_url.rsplit("/", 1)[1])
+        url = url.set(username=refusing_role, password=None)
+    point_database_at(url.render_as_string(hide_password=False))
     assert_unavailable(invoke(function, sample_event(event_name)))
     assert db.counts() == EMPTY
 
