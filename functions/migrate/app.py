@@ -4,10 +4,11 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from messaging.db.engine import get_engine
 from messaging.db.migrate import current_revision, upgrade
-from messaging.observability import logger
+from messaging.observability import logger, tracer
 
 
 @logger.inject_lambda_context(clear_state=True)
+@tracer.capture_lambda_handler
 def lambda_handler(event: dict, context: LambdaContext) -> dict:
     target = str(event.get("revision") or "head")
     engine = get_engine()
