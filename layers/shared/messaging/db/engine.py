@@ -6,8 +6,9 @@ import functools
 import json
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from datetime import datetime
 from typing import Any
 from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
 
@@ -98,7 +99,36 @@ def build_engine(settings: Settings) -> Engine:
         hide_parameters=True,  # errors (and so logs) never carry message bodies or addresses
     )
     _ping_connections_that_sat_idle(engine)
+    _parse_timestamps_fast(engine)
     return engine
+
+
+_TIMESTAMP_OID, _TIMESTAMPTZ_OID = 1114, 1184
+
+
+def _iso_first(fallback: Callable[[str], Any]) -> Callable[[str], Any]:
+    """A timestamp reader: PostgreSQL's ISO output ("2026-11-24 09:18:52.438531+00") by datetime.fromisoformat,
+    about 50 times faster than the driver's strptime; anything else (infinity, BC dates, years Python cannot
+    hold) by the driver's own reader."""
+
+    def read(data: str) -> Any:
+        try:
+            return datetime.fromisoformat(data)
+        except ValueError:
+            return fallback(data)
+
+    return read
+
+
+def _parse_timestamps_fast(engine: Engine) -> None:
+    """Three timestamps a message row: parsing them was most of a page read's time."""
+
+    @event.listens_for(engine, "connect")
+    def register(dbapi_connection: Any, _record: Any) -> None:
+        from pg8000 import converters
+
+        dbapi_connection.register_in_adapter(_TIMESTAMP_OID, _iso_first(converters.timestamp_in))
+        dbapi_connection.register_in_adapter(_TIMESTAMPTZ_OID, _iso_first(converters.timestamptz_in))
 
 
 def _ping_connections_that_sat_idle(engine: Engine) -> None:
