@@ -25,3 +25,37 @@ class MessageStatus(StrEnum):
 class Provider(StrEnum):
     SMS = "mock-sms"
     EMAIL = "mock-email"
+
+
+class EventType(StrEnum):
+    """What a row of the history announces. The first two are history only; the rest customers can subscribe
+    to (DESIGN.md §4)."""
+
+    QUEUED = "message.queued"
+    RETRYING = "message.retrying"
+    RECEIVED = "message.received"
+    SENT = "message.sent"
+    DELIVERED = "message.delivered"
+    UNDELIVERED = "message.undelivered"
+    FAILED = "message.failed"
+    CONVERSATION_CREATED = "conversation.created"
+    OPTED_OUT = "recipient.opted_out"
+    OPTED_IN = "recipient.opted_in"
+
+
+HISTORY_ONLY_EVENTS = frozenset({EventType.QUEUED, EventType.RETRYING})
+SUBSCRIBABLE_EVENTS = tuple(event for event in EventType if event not in HISTORY_ONLY_EVENTS)
+
+
+class EventSource(StrEnum):
+    """What caused an event: a client's request, a provider's webhook or receipt, the retry consumer, the
+    sweep, a reconciliation by lookup, an opt-out keyword, or an operator."""
+
+    API = "api"
+    WEBHOOK = "webhook"
+    RETRY = "retry"
+    SWEEP = "sweep"
+    RECEIPT = "receipt"
+    RECONCILIATION = "reconciliation"
+    KEYWORD = "keyword"
+    MANUAL = "manual"

@@ -121,3 +121,33 @@ mock_provider_deliveries = Table(
     Column("last_replayed_at", DateTime(timezone=True)),
     UniqueConstraint("provider", "idempotency_token", name="uq_mock_provider_deliveries_token"),
 )
+
+# The history of every message and conversation; also the outbox of customer webhooks (see migration 0003).
+message_events = Table(
+    "message_events",
+    metadata,
+    Column("id", BigInteger, primary_key=True, autoincrement=True),
+    Column("type", Text, nullable=False),
+    Column("message_id", BigInteger, ForeignKey("messages.id", ondelete="CASCADE")),
+    Column("conversation_id", BigInteger, ForeignKey("conversations.id", ondelete="CASCADE")),
+    Column("status", Text),
+    Column("previous_status", Text),
+    Column("attempt", Integer),
+    Column("detail", Text),
+    Column("source", Text, nullable=False),
+    Column("occurred_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Column("relayed_at", DateTime(timezone=True)),
+    CheckConstraint(
+        "type IN ('message.queued', 'message.retrying', 'message.received', 'message.sent', 'message.delivered', "
+        "'message.undelivered', 'message.failed', 'conversation.created', 'recipient.opted_out', "
+        "'recipient.opted_in')",
+        name="ck_message_events_type",
+    ),
+    CheckConstraint(
+        "source IN ('api', 'webhook', 'retry', 'sweep', 'receipt', 'reconciliation', 'keyword', 'manual')",
+        name="ck_message_events_source",
+    ),
+    CheckConstraint("attempt IS NULL OR attempt >= 0", name="ck_message_events_attempt"),
+)
+Index("ix_message_events_message", message_events.c.message_id, message_events.c.id)
+Index("ix_message_events_unrelayed", message_events.c.id, postgresql_where=text("relayed_at IS NULL"))
