@@ -11,7 +11,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-$(shell cat requirements.txt layers/shared/requirements.txt | cksum | cut -d' ' -f1)
 PYTEST_ARGS ?=
 
-.PHONY: help setup run test test-unit test-integration test-e2e schemathesis invoke lint format bench clean tools validate build test-build
+.PHONY: help setup run test test-unit test-integration test-e2e schemathesis invoke lint format bench bench-reference clean tools validate build test-build
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
@@ -56,8 +56,11 @@ format: setup
 	$(PY) -m ruff format .
 	$(PY) -m ruff check --fix .
 
-bench: setup ## Benchmarks (ratios against baselines measured in the same run); writes bench/RESULTS.json
+bench: setup ## Benchmarks (ratios against baselines measured in the same run); writes bench/results/latest.json
 	$(PY) -m bench.run
+
+bench-reference: setup ## make bench, and replace the tracked reference bench/RESULTS.json with this run
+	$(PY) -m bench.run --update-reference
 
 # The SAM CLI and cfn-lint live in their own virtualenv: SAM pins versions that conflict with the app's.
 TOOLS := .tools/sam
@@ -82,7 +85,7 @@ build: tools setup ## sam build (no container)
 	PATH="$(BUILD_PATH)" $(SAM) build
 
 test-build: setup ## Import every built function from .aws-sam/build only and invoke it with its sample events
-	$(PY) -m pytest tests/build -p no:cacheprovider $(PYTEST_ARGS)
+	$(PY) -m pytest tests/built -p no:cacheprovider $(PYTEST_ARGS)
 
 clean: ## Remove the virtualenv, local data and build output
 	rm -rf $(VENV) .tools .local .aws-sam .pytest_cache

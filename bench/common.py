@@ -19,12 +19,16 @@ from infra.local_runner.apigw import LambdaContext
 ROOT = Path(__file__).resolve().parents[1]
 EVENTS = ROOT / "events"
 
-os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
-os.environ.setdefault("AWS_ACCESS_KEY_ID", "bench")
-os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "bench")
-os.environ["POWERTOOLS_TRACE_DISABLED"] = "true"
-os.environ["POWERTOOLS_METRICS_DISABLED"] = "true"
-os.environ["POWERTOOLS_LOG_LEVEL"] = "ERROR"
+
+def configure_environment() -> None:
+    """The process environment of a benchmark run: quiet logs, no metrics or tracing, dummy AWS credentials.
+    Called by `bench.run` only: importing a bench module (the plan and statement tests do) changes nothing."""
+    os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
+    os.environ.setdefault("AWS_ACCESS_KEY_ID", "bench")
+    os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "bench")
+    os.environ["POWERTOOLS_TRACE_DISABLED"] = "true"
+    os.environ["POWERTOOLS_METRICS_DISABLED"] = "true"
+    os.environ["POWERTOOLS_LOG_LEVEL"] = "ERROR"
 
 
 def server_url() -> str:

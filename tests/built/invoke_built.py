@@ -1,7 +1,7 @@
 """Runs inside an isolated interpreter (python -I -S): imports one built function from .aws-sam/build
 only (its folder, the built layer, the standard library) and invokes it with the given events.
 
-    python -I -S tests/build/invoke_built.py BUILD_DIR FUNCTION EVENT_FILE...
+    python -I -S tests/built/invoke_built.py BUILD_DIR FUNCTION EVENT_FILE...
 
 Prints one JSON line: where `messaging` and the third-party packages were imported from, and each result.
 """
