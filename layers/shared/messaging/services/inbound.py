@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from messaging.db import repository
 from messaging.db.engine import transaction
+from messaging.domain import NewMessage
 from messaging.models import InboundAccepted, InboundEmail, InboundSms, MessageStatus, Provider
 from messaging.observability import logger, metrics
 
 
 def receive_sms(payload: InboundSms) -> InboundAccepted:
     return _receive(
-        repository.NewMessage(
+        NewMessage(
             direction="inbound",
             type=payload.type,
             from_address=payload.from_,
@@ -27,7 +28,7 @@ def receive_sms(payload: InboundSms) -> InboundAccepted:
 
 def receive_email(payload: InboundEmail) -> InboundAccepted:
     return _receive(
-        repository.NewMessage(
+        NewMessage(
             direction="inbound",
             type="email",
             from_address=payload.from_,
@@ -42,7 +43,7 @@ def receive_email(payload: InboundEmail) -> InboundAccepted:
     )
 
 
-def _receive(message: repository.NewMessage) -> InboundAccepted:
+def _receive(message: NewMessage) -> InboundAccepted:
     with transaction() as connection:
         stored = repository.store_message(connection, message)
         if not stored.created:
