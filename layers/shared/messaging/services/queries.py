@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
+from datetime import datetime
+
 from messaging.db import repository
 from messaging.db.engine import transaction
 from messaging.documents import conversation_document, message_document
@@ -10,15 +13,23 @@ from messaging.models import ConversationOut, MessageOut, Page
 from messaging.pagination import decode_cursor, encode_cursor
 
 
+def _page[Found, Document](
+    found: Sequence[Found],
+    limit: int,
+    document: Callable[[Found], Document],
+    position: Callable[[Found], tuple[datetime, int]],
+) -> tuple[list[Document], str | None]:
+    """A page's documents and next cursor from `limit + 1` rows: the extra row only says a next page
+    exists, which starts after the last row shown."""
+    next_cursor = encode_cursor(*position(found[limit - 1])) if len(found) > limit else None
+    return [document(item) for item in found[:limit]], next_cursor
+
+
 def list_conversations(limit: int, cursor: str | None) -> Page[ConversationOut]:
     position = decode_cursor(cursor)
     with transaction() as connection:
         found = repository.list_conversations(connection, limit + 1, position)
-    items = [conversation_document(conversation) for conversation in found[:limit]]
-    next_cursor = None
-    if len(found) > limit:
-        last = found[limit - 1]
-        next_cursor = encode_cursor(last.last_message_at, last.id)
+    items, next_cursor = _page(found, limit, conversation_document, lambda last: (last.last_message_at, last.id))
     return Page[ConversationOut](items=items, next_cursor=next_cursor)
 
 
@@ -36,11 +47,7 @@ def list_messages(conversation_id: int, limit: int, cursor: str | None) -> Page[
         found = repository.list_messages(connection, conversation_id, limit + 1, position)
         if not found and not repository.conversation_exists(connection, conversation_id):
             raise NotFound(f"conversation {conversation_id} does not exist", field="id")
-    items = [message_document(message) for message in found[:limit]]
-    next_cursor = None
-    if len(found) > limit:
-        last = found[limit - 1]
-        next_cursor = encode_cursor(last.timestamp, last.id)
+    items, next_cursor = _page(found, limit, message_document, lambda last: (last.timestamp, last.id))
     return Page[MessageOut](items=items, next_cursor=next_cursor)
 
 
