@@ -15,6 +15,7 @@ from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
 from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.engine import ExceptionContext
 from sqlalchemy.exc import DBAPIError, DisconnectionError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 
 from messaging.config import Settings, get_settings
 from messaging.errors import ServiceUnavailable
@@ -95,6 +96,9 @@ def build_engine(settings: Settings) -> Engine:
         url,
         pool_size=settings.database_pool_size,
         max_overflow=settings.database_pool_size,
+        # Waiting for a free pooled connection is bounded like any round trip: a pool exhausted by a
+        # stalled database answers 503 as soon as one stalled statement would have (SQLAlchemy waits 30 s).
+        pool_timeout=settings.database_timeout_seconds,
         pool_recycle=300,
         connect_args=connect_args,
         hide_parameters=True,  # errors (and so logs) never carry message bodies or addresses
@@ -206,7 +210,9 @@ def reset_engine() -> None:
 
 @contextmanager
 def transaction() -> Iterator[Connection]:
-    """One transaction: committed on success, rolled back on error; an unreachable database is a 503."""
+    """One transaction: committed on success, rolled back on error; an unreachable database, or no free
+    connection in the pool before the timeout (the database stalls and every connection waits on it), is
+    a 503."""
     try:
         with get_engine().begin() as connection:
             yield connection
@@ -214,6 +220,8 @@ def transaction() -> Iterator[Connection]:
         if _is_connectivity_error(exc):
             raise ServiceUnavailable("the database is unavailable; retry later") from exc
         raise
+    except PoolTimeoutError as exc:
+        raise ServiceUnavailable("the database is busy; no connection came free in time; retry later") from exc
 
 
 def _is_connectivity_error(exc: DBAPIError) -> bool:
