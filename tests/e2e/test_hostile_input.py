@@ -1,5 +1,6 @@
 """Hostile input over HTTP: every request gets a clear 4xx (never a 5xx) and the store is unchanged."""
 
+import base64
 import json
 import socket
 import threading
@@ -302,3 +303,42 @@ def test_unsigned_webhook_is_401_and_signed_ones_pass(signed_runner):
     assert call(signed_runner.url, "POST", "/api/webhooks/sms", SMS).status == 401
     assert _signed_call(signed_runner, "/api/webhooks/sms", SMS, "sms-secret").status == 200
     assert _signed_call(signed_runner, "/api/webhooks/sms", SMS, "old-sms-secret").status == 200
+
+
+def _cursor(position):
+    return base64.urlsafe_b64encode(json.dumps(position).encode()).decode().rstrip("=")
+
+
+@pytest.mark.parametrize(
+    "position",
+    [["0001-01-01T00:00:00+14:00", 1], ["9999-12-31T23:59:59-14:00", 1], ["2024-11-01T14:00:00+00:00", 2**63]],
+    ids=["year-1-east", "year-9999-west", "id-past-bigint"],
+)
+def test_a_doctored_cursor_is_422_and_later_reads_return_their_own_rows(runner_url, runner_db, position):
+    first = call(runner_url, "POST", "/api/webhooks/sms", SMS).json()
+    other = call(runner_url, "POST", "/api/webhooks/email", EMAIL).json()
+    for path in ("/api/conversations", f"/api/conversations/{first['conversation_id']}/messages"):
+        response = call(runner_url, "GET", f"{path}?cursor={_cursor(position)}")
+        assert response.status == 422, response.text
+        assert response.json()["error"]["field"] == "cursor"
+    for _ in range(5):
+        for created in (first, other):
+            listed = call(runner_url, "GET", f"/api/conversations/{created['conversation_id']}/messages").json()
+            assert [item["id"] for item in listed["items"]] == [created["id"]]
+
+
+@pytest.mark.parametrize("timestamp", ["0001-01-01T00:00:00+14:00", "9999-12-31T23:59:59-14:00"])
+@pytest.mark.parametrize(
+    ("path", "document"),
+    [
+        ("/api/messages/sms", SEND_SMS),
+        ("/api/messages/email", SEND_EMAIL),
+        ("/api/webhooks/sms", SMS),
+        ("/api/webhooks/email", EMAIL),
+    ],
+)
+def test_an_instant_outside_utc_is_422_naming_timestamp(runner_url, runner_db, path, document, timestamp):
+    response = call(runner_url, "POST", path, {**document, "timestamp": timestamp})
+    assert response.status == 422, response.text
+    assert response.json()["error"]["field"] == "timestamp"
+    assert runner_db.counts()["messages"] == 0

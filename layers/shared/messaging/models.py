@@ -66,7 +66,10 @@ def _storable_text(value: str) -> str:
 def _instant(value: datetime) -> datetime:
     if value.tzinfo is None:
         value = value.replace(tzinfo=UTC)
-    value = value.astimezone(UTC)
+    try:
+        value = value.astimezone(UTC)
+    except OverflowError:  # year 1 east of Greenwich, year 9999 west of it: no such instant in UTC
+        raise ValueError("timestamp is out of range once converted to UTC") from None
     if value < EARLIEST_TIMESTAMP:
         raise ValueError("timestamp is before 2000-01-01")
     if value > datetime.now(UTC) + FUTURE_TOLERANCE:
