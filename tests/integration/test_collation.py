@@ -34,7 +34,10 @@ def test_the_participant_columns_and_their_unique_key_sort_by_code_point(db):
         "SELECT column_name, collation_name FROM information_schema.columns "
         "WHERE table_name = 'conversations' AND column_name IN ('participant_a', 'participant_b') ORDER BY 1"
     )
-    assert [(c["column_name"], c["collation_name"]) for c in columns] == [("participant_a", "C"), ("participant_b", "C")]
+    assert [(c["column_name"], c["collation_name"]) for c in columns] == [
+        ("participant_a", "C"),
+        ("participant_b", "C"),
+    ]
     index_collations = db.scalar(
         "SELECT array_agg(c.collname ORDER BY o.n) FROM pg_index i "
         "CROSS JOIN LATERAL unnest(i.indcollation) WITH ORDINALITY AS o(collation_oid, n) "
