@@ -29,8 +29,16 @@ setup: $(STAMP) ## Create the virtualenv and install dependencies
 run: setup ## Serve the whole API on http://127.0.0.1:8080 (embedded PostgreSQL and SQS unless configured)
 	$(PY) -m infra.local_runner
 
-test: setup ## Run every test against a real PostgreSQL (embedded unless TEST_DATABASE_URL) and moto's SQS
+# The suite's second run: every database it creates has the ICU collation en-US (as managed servers often
+# default to), so nothing may depend on the database sorting text by code point. The embedded PostgreSQL is
+# built without ICU, so this run needs a server with it: TEST_COLLATION_DATABASE_URL, else TEST_DATABASE_URL,
+# else the machine's PostgreSQL on 127.0.0.1:5432.
+TEST_COLLATION ?= en-US
+TEST_COLLATION_DATABASE_URL ?= $(or $(TEST_DATABASE_URL),postgresql://postgres@127.0.0.1:5432/postgres)
+
+test: setup ## Run every test against a real PostgreSQL (embedded unless TEST_DATABASE_URL) and moto's SQS; then again on an ICU en-US database
 	$(PY) -m pytest $(PYTEST_ARGS)
+	TEST_DATABASE_URL='$(TEST_COLLATION_DATABASE_URL)' TEST_DATABASE_COLLATION='$(TEST_COLLATION)' $(PY) -m pytest $(PYTEST_ARGS)
 
 test-unit: setup
 	$(PY) -m pytest tests/unit $(PYTEST_ARGS)

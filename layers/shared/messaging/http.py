@@ -52,7 +52,8 @@ _ERROR_DESCRIPTIONS = {
     413: "Request body too large",
     415: "Content-Type is not application/json",
     422: "A field is missing or invalid; `field` names it",
-    503: "The database is unavailable; nothing was written (see Retry-After)",
+    503: "The database is unavailable (see Retry-After). Usually nothing was written, but a reply lost after the"
+    " commit is a 503 too: retry a send with the same Idempotency-Key, never without",
 }
 BODY_ERRORS = (400, 413, 415, 422, 503)
 READ_ERRORS = (404, 422, 503)
