@@ -7,15 +7,15 @@ PostgreSQL rebuild what depends on them with it: the unique key (ix of ON CONFLI
 Existing rows already satisfy code-point order (the service only ever wrote code-point-sorted pairs) and
 stay unique (equality is byte equality under every deterministic collation), so nothing is rewritten.
 
-Revision ID: 0003
-Revises: 0002
+Revision ID: 0004
+Revises: 0003
 Create Date: 2026-11-25
 """
 
 from alembic import op
 
-revision = "0003"
-down_revision = "0002"
+revision = "0004"
+down_revision = "0003"
 branch_labels = None
 depends_on = None
 
