@@ -177,3 +177,22 @@ def test_the_cli_reads_the_secret_from_the_environment(monkeypatch, capsys, tmp_
     monkeypatch.delenv("WEBHOOK_SECRET")
     with pytest.raises(SystemExit):
         main([str(path)])
+
+
+@pytest.mark.parametrize(
+    "offered",
+    ["{valid},junk", "junk,{valid}", "{valid},", "{valid},v2={zeros}", "{valid}, t=1730469600"],
+)
+def test_a_valid_signature_beside_a_malformed_element_is_refused_as_ambiguous(offered):
+    """API Gateway joins a repeated X-Signature with commas: a junk copy must not be outvoted."""
+    value = offered.format(valid=f"v1={signature('k', NOW, BODY)}", zeros="0" * 64)
+    headers = {"X-Signature-Timestamp": str(NOW), "X-Signature": value}
+    with pytest.raises(Unauthorized, match="ambiguous") as refused:
+        verifier("k").verify(headers, BODY, now=NOW)
+    assert refused.value.field == "X-Signature"
+
+
+def test_a_repeated_timestamp_header_is_refused():
+    headers = {"X-Signature-Timestamp": f"{NOW},{NOW}", "X-Signature": f"v1={signature('k', NOW, BODY)}"}
+    with pytest.raises(Unauthorized, match="Unix seconds"):
+        verifier("k").verify(headers, BODY, now=NOW)
