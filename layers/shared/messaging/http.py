@@ -290,7 +290,8 @@ class MessagingApi(APIGatewayHttpResolver):
         problems = error.errors()
         first = problems[0] if problems else {"loc": (), "msg": "invalid request", "type": "value_error"}
         location = tuple(first.get("loc", ()))
-        named = (first.get("ctx") or {}).get("field")  # a rule over several fields names the one at fault
+        context = first.get("ctx")
+        named = context.get("field") if isinstance(context, dict) else None  # a rule over fields names one
         if named:
             location = (*location, named)
         field = _field_of(location)
