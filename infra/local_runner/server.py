@@ -13,7 +13,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from infra.local_runner import template
-from infra.local_runner.apigw import LambdaContext, http_api_event
+from infra.local_runner.apigw import LambdaContext, http_api_event, joined_headers
 from infra.local_runner.openapi import combined_openapi, swagger_html
 
 log = logging.getLogger("local_runner.http")
@@ -138,7 +138,7 @@ class RequestHandler(BaseHTTPRequestHandler):
             )
             return
         body = self.rfile.read(length) if length else None
-        headers = {name.lower(): value for name, value in self.headers.items()}
+        headers = joined_headers(self.headers.items())
         status, response_headers, payload = self.server.gateway.handle(  # type: ignore[attr-defined]
             self.command, self.path, headers, body, self.client_address[0]
         )
