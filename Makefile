@@ -11,7 +11,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-$(shell cat requirements.txt layers/shared/requirements.txt | cksum | cut -d' ' -f1)
 PYTEST_ARGS ?=
 
-.PHONY: help setup run test test-unit test-integration test-e2e schemathesis invoke lint format bench clean tools validate build test-build
+.PHONY: help setup run seed browser-deps test test-unit test-integration test-e2e schemathesis invoke lint format bench clean tools validate build test-build
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
@@ -29,7 +29,23 @@ setup: $(STAMP) ## Create the virtualenv and install dependencies
 run: setup ## Serve the whole API on http://127.0.0.1:8080 (embedded PostgreSQL and SQS unless configured)
 	$(PY) -m infra.local_runner
 
-test: setup ## Run every test against a real PostgreSQL (embedded unless TEST_DATABASE_URL) and moto's SQS
+seed: setup ## Demo data for the console (SMS, MMS, email; received, sent, retrying, failed) in `make run`'s database
+	$(PY) -m infra.seed
+
+# The browser tests drive Debian's chromium (Playwright cannot download browsers here). Installed when we are
+# root; otherwise the tests skip and say so (under CI=true they fail instead).
+CHROMIUM ?= /usr/bin/chromium
+browser-deps:
+	@if [ ! -x "$(CHROMIUM)" ]; then \
+		if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+			echo "installing Debian's chromium for the browser tests"; \
+			apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
+		else \
+			echo "*** no $(CHROMIUM) and not root: the browser tests (tests/browser) will be SKIPPED ***"; \
+		fi; \
+	fi
+
+test: setup browser-deps ## Run every test against a real PostgreSQL (embedded unless TEST_DATABASE_URL) and moto's SQS
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 test-unit: setup
