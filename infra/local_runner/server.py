@@ -12,7 +12,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import urlsplit
 
-from infra.local_runner import template
+from infra.local_runner import console, template
 from infra.local_runner.apigw import LambdaContext, http_api_event, joined_headers
 from infra.local_runner.openapi import combined_openapi, swagger_html
 
@@ -75,6 +75,8 @@ class Gateway:
         return _http_response(result)
 
     def _builtin(self, method: str, path: str) -> tuple[int, list[tuple[str, str]], bytes]:
+        if (served := console.respond(method, path)) is not None:
+            return served
         if method == "GET" and path == "/openapi.json":
             return 200, [("Content-Type", "application/json")], self.openapi()
         if method == "GET" and path in ("/swagger", "/docs"):
