@@ -62,4 +62,3 @@ def test_an_idle_keep_alive_connection_is_closed_after_its_answer(runner_url):
         response = read_until_closed(connection)
     assert response.startswith(b"HTTP/1.1 200 ")
     assert response.count(b"HTTP/1.1 ") == 1
-

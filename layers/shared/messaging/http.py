@@ -158,7 +158,7 @@ class MessagingApi(APIGatewayHttpResolver):
 
     def resolve(self, event: Mapping[str, Any], context: Any) -> dict[str, Any]:
         request = dict(event)
-        proxy_event = self._to_proxy_event(request)
+        proxy_event: Any = self._to_proxy_event(request)
         try:
             if self._serves(proxy_event):  # otherwise the resolver answers 404 or 405, before any body check
                 verifier = self._webhook_verifier() if self._webhook_verifier is not None else None
