@@ -22,6 +22,7 @@ from infra.local_runner.template import ROOT, Function
 log = logging.getLogger("local_runner.lambda")
 
 DEFAULT_MAX_CONCURRENCY = 4  # per function, when the template sets no ReservedConcurrentExecutions
+INIT_TIMEOUT_SECONDS = 60  # Lambda allows 10 s; a busy development machine needs more for a cold import
 
 
 class FunctionError(Exception):
@@ -63,11 +64,14 @@ class Environment:
         self.pid = self.process.pid
         self.init_duration_ms: float | None = None  # reported with the first invocation, as Lambda does
         try:
-            kind, detail = self.connection.recv()
+            if self.connection.poll(INIT_TIMEOUT_SECONDS):
+                kind, detail = self.connection.recv()
+            else:
+                kind, detail = "init_error", f"no answer within {INIT_TIMEOUT_SECONDS} s"
         except (EOFError, OSError):
             kind, detail = "init_error", "the environment exited during init"
         if kind != "ready":
-            self.stop()
+            self.stop(kill=True)
             raise FunctionError(f"{function.name} failed to initialize: {detail}")
         self.init_duration_ms = (time.perf_counter() - started) * 1000
 
@@ -76,7 +80,8 @@ class Environment:
         return self.process.poll() is None
 
     def invoke(self, event: Any, context: LambdaContext) -> Any:
-        timeout = context.get_remaining_time_in_millis() / 1000
+        # The function's timeout runs from the start of the invocation, after any cold start (as in Lambda).
+        timeout = context.timeout_seconds
         fields = {
             "function_name": context.function_name,
             "timeout_seconds": timeout,
@@ -86,7 +91,7 @@ class Environment:
         try:
             self.connection.send((event, fields))
             if not self.connection.poll(timeout):
-                self.stop()  # Lambda ends a sandbox whose invocation times out
+                self.stop(kill=True)  # Lambda ends a sandbox whose invocation times out
                 raise FunctionError(f"{self.function.name} timed out after {timeout:.2f} s")
             kind, result = self.connection.recv()
         except (EOFError, OSError) as error:
@@ -97,8 +102,11 @@ class Environment:
             raise FunctionError(f"{self.function.name} raised {result}")
         return result
 
-    def stop(self) -> None:
-        self.connection.close()  # the worker exits when its socket closes
+    def stop(self, kill: bool = False) -> None:
+        """Close the socket (an idle worker exits on it); `kill` ends a worker that is busy or stuck."""
+        self.connection.close()
+        if kill and self.process.poll() is None:
+            self.process.kill()
         try:
             self.process.wait(timeout=5)
         except subprocess.TimeoutExpired:

@@ -217,11 +217,6 @@ class StrictHttpProtocol(HttpToolsProtocol):
 
     def data_received(self, data: bytes) -> None:
         self._unset_keepalive_if_required()
-        if self._head_deadline is not None:  # still reading a request head
-            self._head_bytes += len(data)
-            if self._head_bytes > MAX_HEAD_BYTES:
-                self._refuse(431, "headers_too_large", f"the request head exceeds {MAX_HEAD_BYTES} bytes", None)
-                return
         try:
             self.parser.feed_data(data)
         except httptools.HttpParserUpgrade:
@@ -230,6 +225,11 @@ class StrictHttpProtocol(HttpToolsProtocol):
             detail = str(error)
             field = next((name for name in ("Content-Length", "Transfer-Encoding") if name in detail), None)
             self._refuse(400, "malformed_request", f"malformed HTTP request: {detail}", field)
+            return
+        if self._head_deadline is not None:  # these bytes did not complete a request head
+            self._head_bytes += len(data)
+            if self._head_bytes > MAX_HEAD_BYTES:
+                self._refuse(431, "headers_too_large", f"the request head exceeds {MAX_HEAD_BYTES} bytes", None)
 
     def on_headers_complete(self) -> None:
         self._cancel_head_deadline()
@@ -237,7 +237,8 @@ class StrictHttpProtocol(HttpToolsProtocol):
 
     def on_response_complete(self) -> None:
         super().on_response_complete()
-        if not self.transport.is_closing():
+        idle = self.cycle is None or self.cycle.response_complete  # no pipelined request already started
+        if idle and not self.transport.is_closing():
             self._arm_head_deadline()
 
     def send_400_response(self, msg: str) -> None:

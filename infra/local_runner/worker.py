@@ -76,6 +76,8 @@ def serve(fd: int, code_uri: Path, handler: str, function_name: str) -> int:
             connection.send(reply)
         except (pickle.PicklingError, TypeError, AttributeError) as error:  # a result pickle cannot carry
             connection.send(("error", f"unserializable result: {error}"))
+        except OSError:  # the runner is gone
+            return 0
 
 
 if __name__ == "__main__":

@@ -79,3 +79,11 @@ def test_the_gateway_answers_a_crashed_invocation_with_a_500_in_the_error_shape(
         assert status == 200 and int(body) > 0
     finally:
         gateway.stop()
+
+
+def test_an_invocation_past_its_timeout_fails_and_its_environment_is_replaced(probe, tmp_path):
+    before = pid_of(probe, {})
+    never = tmp_path / "never"
+    with pytest.raises(FunctionError, match="timed out"):
+        probe.invoke({"hold_until": str(never)}, LambdaContext(PROBE.name, timeout_seconds=0.5))
+    assert pid_of(probe, {}) != before
