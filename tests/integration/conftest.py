@@ -53,13 +53,16 @@ def configure(monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[..., None]]:
 
 @pytest.fixture
 def wide_pool(configure: Callable[..., None]) -> Iterator[None]:
-    """As many database connections as concurrent requests, like as many Lambda execution environments."""
+    """Several database connections, like several Lambda execution environments, for tests that race many
+    requests. Bounded (the test server may be shared: 25 per worker met "too many clients"), with a timeout
+    generous enough that the requests queue for a connection on a loaded machine rather than answer 503:
+    these tests check what concurrent requests store; the timeout itself is tested in test_outages."""
     from messaging.db import engine
 
-    configure(DATABASE_POOL_SIZE=25)
+    configure(DATABASE_POOL_SIZE=10, DATABASE_TIMEOUT_SECONDS=60)
     engine.reset_engine()
     yield
-    configure(DATABASE_POOL_SIZE=None)
+    configure(DATABASE_POOL_SIZE=None, DATABASE_TIMEOUT_SECONDS=None)
     engine.reset_engine()
 
 
