@@ -15,6 +15,7 @@ from urllib.parse import urlsplit
 from infra.local_runner import console, template
 from infra.local_runner.apigw import LambdaContext, http_api_event, joined_headers
 from infra.local_runner.openapi import combined_openapi, swagger_html
+from messaging.http_errors import error_body
 
 log = logging.getLogger("local_runner.http")
 
@@ -22,7 +23,7 @@ MAX_PAYLOAD_BYTES = 10 * 1024 * 1024  # API Gateway's own payload limit
 
 
 def _error_document(code: str, message: str) -> bytes:
-    return json.dumps({"error": {"code": code, "message": message, "field": None}}).encode()
+    return error_body(code, message).encode()  # the functions' own error shape
 
 
 class Gateway:

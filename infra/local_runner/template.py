@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import functools
 import importlib.util
+import os
 import re
 import sys
 import threading
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
@@ -86,6 +89,45 @@ class Function:
     handler: str
     timeout: int
     environment: dict[str, Any] = field(default_factory=dict)
+    # Variables the template gives other functions but not this one: hidden from it (see FunctionEnvironment).
+    withheld: frozenset[str] = frozenset()
+
+    def environ(self) -> FunctionEnvironment:
+        return FunctionEnvironment(self.withheld)
+
+    def resolved_environment(self, references: Mapping[str, str]) -> dict[str, str]:
+        """The function's template variables with `!Ref`s resolved from `references` (queue URLs, parameter
+        defaults); a variable whose reference cannot be resolved here is left out, as an unset one."""
+        resolved: dict[str, str] = {}
+        for name, value in self.environment.items():
+            if isinstance(value, dict) and "Ref" in value:
+                value = references.get(value["Ref"])
+            if value is not None and not isinstance(value, dict):
+                resolved[name] = str(value)
+        return resolved
+
+
+class FunctionEnvironment(Mapping[str, str]):
+    """What one function's execution environment sees of the process environment: every variable except
+    those the template gives only to other functions. The runner hosts all functions in one process, with
+    the union of their template variables in os.environ; without this view a variable missing from one
+    function in template.yaml would go unnoticed locally and fail in AWS. Variables no function of the
+    template names (DATABASE_URL, SQS_ENDPOINT_URL, MOCK_* set in the shell) reach every function. A live
+    view: a variable changed later is seen after `messaging.runtime.reset()`."""
+
+    def __init__(self, withheld: frozenset[str]) -> None:
+        self._withheld = withheld
+
+    def __getitem__(self, name: str) -> str:
+        if name in self._withheld:
+            raise KeyError(name)
+        return os.environ[name]
+
+    def __iter__(self) -> Iterator[str]:
+        return (name for name in list(os.environ) if name not in self._withheld)
+
+    def __len__(self) -> int:
+        return sum(1 for _ in self)
 
 
 @dataclass
@@ -168,6 +210,9 @@ def load(template_path: Path = TEMPLATE) -> Application:
                 )
             elif event["Type"] in ("Schedule", "ScheduleV2"):
                 schedules.append(Schedule(name, _rate_seconds(event_properties["ScheduleExpression"])))
+    named_anywhere = {name for function in functions.values() for name in function.environment}
+    for function in functions.values():
+        function.withheld = frozenset(named_anywhere - set(function.environment))
     # Literal routes before parameterized ones, as API Gateway prefers the most specific match.
     routes.sort(key=lambda route: (route.path.count("{"), -len(route.path)))
     parameter_defaults = {
@@ -185,12 +230,17 @@ def load_handler(function: Function, environment_number: int = 1) -> Any:
     """Import a function's handler from its CodeUri under a unique module name, with the layer importable.
 
     Each `environment_number` is a separate import of the handler module, as each Lambda execution
-    environment has its own (Powertools' resolver keeps per-request state on its module-level app)."""
+    environment has its own (Powertools' resolver keeps per-request state on its module-level app).
+    The import (the function's cold start) and every invocation read settings from the function's own
+    environment (Function.environ)."""
     if str(LAYER) not in sys.path:
         sys.path.insert(0, str(LAYER))
+    from messaging.config import environment_of_function
+
     module_file, attribute = function.handler.rsplit(".", 1)
     module_name = f"lambda_{function.name}_{module_file}" + (f"_{environment_number}" if environment_number > 1 else "")
-    with _loading:  # concurrent first invocations must not see a half-imported module
+    environ = function.environ()
+    with _loading, environment_of_function(environ):  # concurrent first invocations must not see a half-imported module
         module = sys.modules.get(module_name)
         if module is None:
             spec = importlib.util.spec_from_file_location(module_name, function.code_uri / f"{module_file}.py")
@@ -202,7 +252,14 @@ def load_handler(function: Function, environment_number: int = 1) -> Any:
             except BaseException:
                 del sys.modules[module_name]
                 raise
-    return getattr(module, attribute)
+    handler = getattr(module, attribute)
+
+    @functools.wraps(handler)
+    def invoke(event: Any, context: Any) -> Any:
+        with environment_of_function(environ):
+            return handler(event, context)
+
+    return invoke
 
 
 class ExecutionEnvironments:

@@ -264,10 +264,7 @@ def test_concurrent_in_process_requests_never_read_each_others_event(invoke, db,
     tests invoke handlers from many threads. Each request must still be answered from its own body."""
     from concurrent.futures import ThreadPoolExecutor
 
-    from messaging.db import engine
-
     configure(DATABASE_POOL_SIZE=20)
-    engine.reset_engine()
 
     def receive(index):
         body = {**SMS, "messaging_provider_id": f"isolated-{index}", "body": f"message {index}"}
@@ -278,7 +275,6 @@ def test_concurrent_in_process_requests_never_read_each_others_event(invoke, db,
             results = list(pool.map(receive, range(200)))
     finally:
         configure(DATABASE_POOL_SIZE=None)
-        engine.reset_engine()
     assert not [document for _, document in results if document.get("duplicate") is not False]
     stored = {
         row["provider_message_id"]: row["body"] for row in db.rows("SELECT provider_message_id, body FROM messages")

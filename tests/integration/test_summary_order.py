@@ -13,10 +13,10 @@ BURST = 64
 def test_concurrent_messages_with_one_timestamp_keep_the_summary_on_the_lists_last_message(
     invoke, db, wide_pool, configure
 ):
-    from messaging.db import engine
+    from messaging import runtime
 
     configure(DATABASE_TIMEOUT_SECONDS=60)  # 64 writers queue on one row lock on a busy test machine
-    engine.reset_engine()
+    runtime.reset()
 
     def webhook(round_number: int, index: int):
         body = {
