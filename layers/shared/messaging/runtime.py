@@ -22,15 +22,15 @@ def once[T](key: Hashable, build: Callable[[], T], close: Callable[[T], None] | 
     """The value kept under `key`, built by `build()` the first time (by one thread only); `close` releases
     it when the environment is reset."""
     try:
-        return _built[key]  # type: ignore[no-any-return]
+        return _built[key]
     except KeyError:
         pass
     with _lock:
         if key not in _built:
             _built[key] = build()
             if close is not None:
-                _closers[key] = close  # type: ignore[assignment]
-        return _built[key]  # type: ignore[no-any-return]
+                _closers[key] = close
+        return _built[key]
 
 
 def reset(keep: Callable[[Hashable], bool] = lambda _key: False) -> None:
