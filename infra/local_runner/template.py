@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import functools
-import importlib.util
 import os
 import re
 import sys
-import threading
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -15,6 +13,8 @@ from types import ModuleType
 from typing import Any
 
 import yaml
+
+from infra.local_runner.worker import import_handler, module_name
 
 ROOT = Path(__file__).resolve().parents[2]
 TEMPLATE = ROOT / "template.yaml"
@@ -91,6 +91,7 @@ class Function:
     environment: dict[str, Any] = field(default_factory=dict)
     # Variables the template gives other functions but not this one: hidden from it (see FunctionEnvironment).
     withheld: frozenset[str] = frozenset()
+    reserved_concurrency: int | None = None  # ReservedConcurrentExecutions: its most concurrent invocations
 
     def environ(self) -> FunctionEnvironment:
         return FunctionEnvironment(self.withheld)
@@ -109,11 +110,12 @@ class Function:
 
 class FunctionEnvironment(Mapping[str, str]):
     """What one function's execution environment sees of the process environment: every variable except
-    those the template gives only to other functions. The runner hosts all functions in one process, with
-    the union of their template variables in os.environ; without this view a variable missing from one
+    those the template gives only to other functions. The runner's process holds the union of every
+    function's template variables in os.environ; without this view a variable missing from one
     function in template.yaml would go unnoticed locally and fail in AWS. Variables no function of the
     template names (DATABASE_URL, SQS_ENDPOINT_URL, MOCK_* set in the shell) reach every function. A live
-    view: a variable changed later is seen after `messaging.runtime.reset()`."""
+    view: a variable changed later is seen after `messaging.runtime.reset()`. Worker processes (sandbox.py)
+    start with this view as their whole environment."""
 
     def __init__(self, withheld: frozenset[str]) -> None:
         self._withheld = withheld
@@ -155,6 +157,10 @@ def _rate_seconds(expression: str) -> float:
     return amount * {"second": 1, "minute": 60, "hour": 3600}[unit.rstrip("s")]
 
 
+def _optional_int(value: Any) -> int | None:
+    return int(value) if isinstance(value, (int, str)) else None  # a !Ref or !If stays unset
+
+
 def _ref_name(value: Any) -> str:
     if isinstance(value, dict):
         if "Ref" in value:
@@ -192,6 +198,7 @@ def load(template_path: Path = TEMPLATE) -> Application:
             handler=properties.get("Handler", function_globals.get("Handler", "app.lambda_handler")),
             timeout=int(properties.get("Timeout", function_globals.get("Timeout", 3))),
             environment=environment,
+            reserved_concurrency=_optional_int(properties.get("ReservedConcurrentExecutions")),
         )
         for event in (properties.get("Events") or {}).values():
             event_properties = event.get("Properties", {})
@@ -223,36 +230,16 @@ def load(template_path: Path = TEMPLATE) -> Application:
     return Application(functions, routes, sqs_sources, schedules, queues, parameter_defaults)
 
 
-_loading = threading.RLock()
+def load_handler(function: Function) -> Any:
+    """Import a function's handler into this process (one execution environment: one invocation at a time).
 
-
-def load_handler(function: Function, environment_number: int = 1) -> Any:
-    """Import a function's handler from its CodeUri under a unique module name, with the layer importable.
-
-    Each `environment_number` is a separate import of the handler module, as each Lambda execution
-    environment has its own (Powertools' resolver keeps per-request state on its module-level app).
-    The import (the function's cold start) and every invocation read settings from the function's own
-    environment (Function.environ)."""
-    if str(LAYER) not in sys.path:
-        sys.path.insert(0, str(LAYER))
+    The import (the function's cold start, where it validates its settings) and every invocation read
+    settings from the function's own environment (Function.environ), not the whole process's."""
     from messaging.config import environment_of_function
 
-    module_file, attribute = function.handler.rsplit(".", 1)
-    module_name = f"lambda_{function.name}_{module_file}" + (f"_{environment_number}" if environment_number > 1 else "")
     environ = function.environ()
-    with _loading, environment_of_function(environ):  # concurrent first invocations must not see a half-imported module
-        module = sys.modules.get(module_name)
-        if module is None:
-            spec = importlib.util.spec_from_file_location(module_name, function.code_uri / f"{module_file}.py")
-            assert spec is not None and spec.loader is not None
-            module = importlib.util.module_from_spec(spec)
-            sys.modules[module_name] = module  # before running it, as imports do (pydantic looks it up)
-            try:
-                spec.loader.exec_module(module)
-            except BaseException:
-                del sys.modules[module_name]
-                raise
-    handler = getattr(module, attribute)
+    with environment_of_function(environ):
+        handler = import_handler(function.code_uri, function.handler, module_name(function.name, function.handler))
 
     @functools.wraps(handler)
     def invoke(event: Any, context: Any) -> Any:
@@ -262,33 +249,6 @@ def load_handler(function: Function, environment_number: int = 1) -> Any:
     return invoke
 
 
-class ExecutionEnvironments:
-    """Invokes a function as Lambda does: one invocation at a time per execution environment, a new
-    environment (a fresh import of the handler module) when all existing ones are busy, reused afterwards."""
-
-    def __init__(self, function: Function) -> None:
-        self.function = function
-        self._idle: list[Any] = []
-        self._created = 0
-        self._lock = threading.Lock()
-
-    def invoke(self, event: Any, context: Any) -> Any:
-        handler = self._acquire()
-        try:
-            return handler(event, context)
-        finally:
-            with self._lock:
-                self._idle.append(handler)
-
-    def _acquire(self) -> Any:
-        with self._lock:
-            if self._idle:
-                return self._idle.pop()
-            self._created += 1
-            environment = self._created
-        return load_handler(self.function, environment)
-
-
 def load_module(function: Function) -> ModuleType:
     load_handler(function)
-    return sys.modules[f"lambda_{function.name}_{function.handler.rsplit('.', 1)[0]}"]
+    return sys.modules[module_name(function.name, function.handler)]

@@ -102,8 +102,6 @@ class MessagingApi(PowertoolsHttpResolver):
                 check_query(proxy.query_string_parameters or {}, self.declared_query_parameters(route))
         except DomainError as error:
             return ResponseBuilder(self._domain_error(error)).build(proxy)
-        if request != event:  # a base64 body was decoded, or headers canonicalized: the event must say so
-            self.proxy_event(request)
         return super().resolve(request, context)
 
     @staticmethod
