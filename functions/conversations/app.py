@@ -6,12 +6,14 @@ from aws_lambda_powertools.event_handler.openapi.params import Path, Query
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from messaging import config
 from messaging.http import READ_ERRORS, MessagingApi, documented, json_response
 from messaging.models import ConversationOut, Health, MessageOut, Page
 from messaging.observability import logger, metrics, tracer
 from messaging.pagination import DEFAULT_LIMIT, MAX_LIMIT
 from messaging.services import queries
 
+settings = config.FunctionSettings(config.ApiSettings)  # cold start: fails naming a missing variable
 app = MessagingApi()
 
 Limit = Annotated[int, Query(ge=1, le=MAX_LIMIT, description="Page size")]
@@ -76,5 +78,6 @@ def health():
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP, clear_state=True)
 @tracer.capture_lambda_handler
 @metrics.log_metrics(capture_cold_start_metric=True)
+@settings.bind
 def lambda_handler(event: dict, context: LambdaContext) -> dict:
     return app.resolve(event, context)

@@ -6,12 +6,18 @@ from aws_lambda_powertools.event_handler.openapi.params import Body
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from messaging import signatures
+from messaging import config, signatures
 from messaging.http import BODY_ERRORS, MessagingApi, documented, json_response
 from messaging.models import InboundAccepted, InboundEmail
 from messaging.observability import logger, metrics, tracer
 from messaging.services import inbound
 
+
+class InboundEmailSettings(config.ApiSettings, config.WebhookSignatureSettings):
+    """InboundEmailFunction: verifies the webhook's signature and stores the message."""
+
+
+settings = config.FunctionSettings(InboundEmailSettings)  # cold start: fails naming a missing variable
 app = MessagingApi(webhook_verifier=lambda: signatures.verifier_for("email"))
 signatures.announce("email")  # at cold start: warn once when webhooks go unverified
 
@@ -29,5 +35,6 @@ def receive_email(payload: Annotated[InboundEmail, Body()]):
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP, clear_state=True)
 @tracer.capture_lambda_handler
 @metrics.log_metrics(capture_cold_start_metric=True)
+@settings.bind
 def lambda_handler(event: dict, context: LambdaContext) -> dict:
     return app.resolve(event, context)

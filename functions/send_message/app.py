@@ -6,11 +6,25 @@ from aws_lambda_powertools.event_handler.openapi.params import Body, Header
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from messaging import config
 from messaging.http import BODY_ERRORS, MessagingApi, documented, json_response
 from messaging.models import MessageOut, SendEmail, SendSms
 from messaging.observability import logger, metrics, tracer
 from messaging.services import outbound
 
+
+class SendMessageSettings(
+    config.ApiSettings,
+    config.RetryPolicySettings,
+    config.IdempotencySettings,
+    config.RetryQueueSettings,
+    config.DeadLetterQueueSettings,
+    config.ProviderMockSettings,
+):
+    """SendMessageFunction: stores, makes the first attempt, enqueues the first retry or dead-letters."""
+
+
+settings = config.FunctionSettings(SendMessageSettings)  # cold start: fails naming a missing variable
 app = MessagingApi()
 
 IdempotencyKey = Annotated[
@@ -48,5 +62,6 @@ def send_email(payload: Annotated[SendEmail, Body()], idempotency_key: Idempoten
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP, clear_state=True)
 @tracer.capture_lambda_handler
 @metrics.log_metrics(capture_cold_start_metric=True)
+@settings.bind
 def lambda_handler(event: dict, context: LambdaContext) -> dict:
     return app.resolve(event, context)

@@ -48,22 +48,23 @@ def environment():
     sqs_server, endpoint = start_embedded_sqs()
     client = boto3.client("sqs", endpoint_url=endpoint, region_name="us-east-1")
     queues = create_queues(client, template.load())
-    yield {
-        "PATH": os.environ.get("PATH", ""),
-        "DATABASE_URL": database_url,
-        "SQS_ENDPOINT_URL": endpoint,
-        "SEND_RETRY_QUEUE_URL": queues["SendRetryQueue"],
-        "SEND_RETRY_DLQ_URL": queues["SendRetryDLQ"],
-        "AWS_DEFAULT_REGION": "us-east-1",
-        "AWS_ACCESS_KEY_ID": "build-test",
-        "AWS_SECRET_ACCESS_KEY": "build-test",
-        "POWERTOOLS_SERVICE_NAME": "unified-messaging",
-        "POWERTOOLS_METRICS_NAMESPACE": "UnifiedMessaging",
-        "POWERTOOLS_TRACE_DISABLED": "true",
-        "POWERTOOLS_LOG_LEVEL": "WARNING",
-        "RETRY_BASE_SECONDS": "0",
-        "RETRY_MAX_SECONDS": "0",
-    }
+    yield (
+        queues,
+        {
+            "PATH": os.environ.get("PATH", ""),
+            "DATABASE_URL": database_url,
+            "SQS_ENDPOINT_URL": endpoint,
+            "AWS_DEFAULT_REGION": "us-east-1",
+            "AWS_ACCESS_KEY_ID": "build-test",
+            "AWS_SECRET_ACCESS_KEY": "build-test",
+            "POWERTOOLS_SERVICE_NAME": "unified-messaging",
+            "POWERTOOLS_METRICS_NAMESPACE": "UnifiedMessaging",
+            "POWERTOOLS_TRACE_DISABLED": "true",
+            "POWERTOOLS_LOG_LEVEL": "WARNING",
+            "RETRY_BASE_SECONDS": "0",
+            "RETRY_MAX_SECONDS": "0",
+        },
+    )
     sqs_server.stop()
     postgres.drop_database(server_url, database)
 
@@ -85,9 +86,14 @@ def _succeeded(result):
 
 @pytest.mark.parametrize("function", FUNCTIONS)
 def test_built_function_imports_from_the_build_and_handles_its_sample_events(environment, function):
+    # Each function gets only what template.yaml gives it (queue references resolved to the test's queues),
+    # plus the local stand-ins for AWS: a variable missing from one function in the template fails here.
+    queues, local = environment
+    application = template.load()
+    given = application.functions[function].resolved_environment({**application.parameter_defaults, **queues})
     completed = subprocess.run(  # noqa: S603 - our own driver
         [sys.executable, "-I", "-S", str(DRIVER), str(BUILD), function, *map(str, _events_of(function))],
-        env=environment,
+        env={**given, **local},
         capture_output=True,
         text=True,
         timeout=120,

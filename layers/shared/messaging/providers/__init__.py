@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import threading
-
-from messaging.config import get_settings
+from messaging import config, runtime
+from messaging.config import ProviderMockSettings
 from messaging.providers.base import (
     Accepted,
     MessagingProvider,
@@ -23,15 +22,11 @@ __all__ = [
     "ProviderRejected",
     "ProviderTimeout",
     "provider_for",
-    "reset_providers",
 ]
-
-_providers: dict[str, MessagingProvider] = {}
-_lock = threading.Lock()
 
 
 def _build(kind: str) -> MessagingProvider:
-    settings = get_settings()
+    settings = config.current(ProviderMockSettings)
     seed = settings.mock_provider_seed
     if kind == "email":
         return MockProvider(
@@ -51,15 +46,5 @@ def _build(kind: str) -> MessagingProvider:
 def provider_for(message_type: str) -> MessagingProvider:
     """The provider of a message type: SMS and MMS go to the SMS provider, email to the email provider."""
     kind = "email" if message_type == "email" else "sms"
-    provider = _providers.get(kind)
-    if provider is None:
-        with _lock:
-            provider = _providers.get(kind)
-            if provider is None:
-                provider = _providers[kind] = _build(kind)
-    return provider
-
-
-def reset_providers() -> None:
-    with _lock:
-        _providers.clear()
+    # Kept per execution environment: a mock's fault script and random stream run across invocations.
+    return runtime.once(("provider", kind), lambda: _build(kind))

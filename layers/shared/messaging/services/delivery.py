@@ -9,8 +9,8 @@ token, so repeating an attempt never delivers twice.
 
 from __future__ import annotations
 
-from messaging import queue
-from messaging.config import get_settings
+from messaging import config, queue
+from messaging.config import RetryPolicySettings
 from messaging.db import repository
 from messaging.db.engine import transaction
 from messaging.domain import Message
@@ -55,7 +55,7 @@ def _record_success(message: Message, accepted: Accepted) -> Message:
 
 
 def _record_failure(message: Message, error: ProviderError) -> Message:
-    settings = get_settings()
+    settings = config.current(RetryPolicySettings)
     attempts_made = message.attempts + 1
     if error.throttled:
         metrics.add_metric(name="ProviderThrottled", unit="Count", value=1)

@@ -12,7 +12,8 @@ import json
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from messaging.config import get_settings
+from messaging import config
+from messaging.config import IdempotencySettings, RetryPolicySettings
 from messaging.db import repository
 from messaging.db.engine import transaction
 from messaging.documents import message_document
@@ -58,7 +59,7 @@ def _new_message(payload: SendSms | SendEmail, message_type: str, provider: Prov
         timestamp=payload.timestamp or now,
         status=MessageStatus.QUEUED,
         provider=provider,
-        next_attempt_at=now + timedelta(seconds=get_settings().send_lease_seconds),
+        next_attempt_at=now + timedelta(seconds=config.current(RetryPolicySettings).send_lease_seconds),
     )
 
 
@@ -72,13 +73,11 @@ def _fingerprint(route: str, payload: SendSms | SendEmail) -> str:
 
 
 def _send(route: str, payload: SendSms | SendEmail, message: NewMessage, idempotency_key: str | None) -> SendResult:
-    settings = get_settings()
+    ttl_seconds = config.current(IdempotencySettings).idempotency_key_ttl_seconds
     fingerprint = _fingerprint(route, payload) if idempotency_key else ""
     with transaction() as connection:
         if idempotency_key is not None:
-            claimed = repository.claim_idempotency_key(
-                connection, route, idempotency_key, fingerprint, settings.idempotency_key_ttl_seconds
-            )
+            claimed = repository.claim_idempotency_key(connection, route, idempotency_key, fingerprint, ttl_seconds)
             if claimed is None:
                 twin = repository.find_idempotency_key(connection, route, idempotency_key)
                 return _replay(twin, fingerprint)
@@ -115,7 +114,7 @@ def _replay(twin: IdempotencyRecord | None, fingerprint: str) -> SendResult:
             status_code=twin.response_status,
             replayed=True,
         )
-    lease = timedelta(seconds=get_settings().send_lease_seconds)
+    lease = timedelta(seconds=config.current(RetryPolicySettings).send_lease_seconds)
     if twin.message_id is not None and twin.created_at < datetime.now(UTC) - lease:
         # The first request died after storing its message: answer with the message as it stands now.
         with transaction() as connection:
