@@ -20,6 +20,8 @@ class MessageStatus(StrEnum):
     RETRYING = "retrying"
     SENT = "sent"
     FAILED = "failed"
+    DELIVERED = "delivered"
+    UNDELIVERED = "undelivered"
 
 
 class Provider(StrEnum):

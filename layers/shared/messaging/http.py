@@ -81,8 +81,9 @@ def _raw_body(event: dict[str, Any]) -> bytes:
     return body.encode()
 
 
-def _check_envelope(event: dict[str, Any], verifier: WebhookVerifier | None) -> None:
-    """Checks that come before validation: size, signature, media type and JSON syntax of a request body."""
+def _check_envelope(event: dict[str, Any], verifier: WebhookVerifier | None, array_body: bool = False) -> None:
+    """Checks that come before validation: size, signature, media type and JSON syntax of a request body
+    (a JSON object, or a JSON array on the routes that take one)."""
     method = event.get("requestContext", {}).get("http", {}).get("method", "GET").upper()
     if method not in _BODY_METHODS:
         return
@@ -108,7 +109,10 @@ def _check_envelope(event: dict[str, Any], verifier: WebhookVerifier | None) -> 
         raise MalformedRequest(f"request body is not valid JSON: {exc}", field="body") from None
     except RecursionError:
         raise MalformedRequest("request body is nested too deeply", field="body") from None
-    if not isinstance(document, dict):
+    if array_body:
+        if not isinstance(document, list):
+            raise MalformedRequest("request body must be a JSON array", field="body")
+    elif not isinstance(document, dict):
         raise MalformedRequest("request body must be a JSON object", field="body")
     if event.get("isBase64Encoded"):
         event["body"] = text
@@ -162,10 +166,16 @@ class MessagingApi(APIGatewayHttpResolver):
     def current_event(self, value: Any) -> None:
         _request.event = value
 
-    def __init__(self, webhook_verifier: Callable[[], WebhookVerifier | None] | None = None) -> None:
-        """`webhook_verifier` gives the signature verifier of a webhook function (None: unsigned)."""
+    def __init__(
+        self,
+        webhook_verifier: Callable[[], WebhookVerifier | None] | None = None,
+        array_body_paths: frozenset[str] = frozenset(),
+    ) -> None:
+        """`webhook_verifier` gives the signature verifier of a webhook function (None: unsigned);
+        `array_body_paths` are the paths whose body is a JSON array (a provider's event batch)."""
         super().__init__(enable_validation=True)
         self._webhook_verifier = webhook_verifier
+        self._array_body_paths = array_body_paths
         self.exception_handler(DomainError)(self._domain_error)
         self.exception_handler(RequestValidationError)(self._validation_error)
         self.exception_handler(DBAPIError)(self._database_error)
@@ -178,7 +188,7 @@ class MessagingApi(APIGatewayHttpResolver):
         try:
             if self._serves(_request.event):  # otherwise the resolver answers 404 or 405, before any body check
                 verifier = self._webhook_verifier() if self._webhook_verifier is not None else None
-                _check_envelope(request, verifier)
+                _check_envelope(request, verifier, array_body=_request.event.path in self._array_body_paths)
         except DomainError as error:
             return ResponseBuilder(self._domain_error(error)).build(_request.event)
         if request.get("body") != event.get("body"):  # a base64 body was decoded: the event must say so
