@@ -181,15 +181,15 @@ def load(template_path: Path = TEMPLATE) -> Application:
 _loading = threading.RLock()
 
 
-def load_handler(function: Function, environment: int = 1) -> Any:
+def load_handler(function: Function, environment_number: int = 1) -> Any:
     """Import a function's handler from its CodeUri under a unique module name, with the layer importable.
 
-    Each `environment` number is a separate import of the handler module, as each Lambda execution
+    Each `environment_number` is a separate import of the handler module, as each Lambda execution
     environment has its own (Powertools' resolver keeps per-request state on its module-level app)."""
     if str(LAYER) not in sys.path:
         sys.path.insert(0, str(LAYER))
     module_file, attribute = function.handler.rsplit(".", 1)
-    module_name = f"lambda_{function.name}_{module_file}" + (f"_{environment}" if environment > 1 else "")
+    module_name = f"lambda_{function.name}_{module_file}" + (f"_{environment_number}" if environment_number > 1 else "")
     with _loading:  # concurrent first invocations must not see a half-imported module
         module = sys.modules.get(module_name)
         if module is None:

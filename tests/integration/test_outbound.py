@@ -396,3 +396,80 @@ def test_consumer_with_the_database_down_keeps_the_record(invoke, db, queues, co
     make_due(db, message["id"])
     assert retry_consumer([retry_record(message["id"])])["batchItemFailures"] == []
     assert db.scalar("SELECT status FROM messages") == "sent"
+
+
+def _dead_lettered(queues):
+    return [
+        (json.loads(entry["Body"]), entry["MessageAttributes"]["failure_reason"]["StringValue"])
+        for entry in queues.receive_all(queues.dlq_url)
+    ]
+
+
+@pytest.mark.parametrize(
+    ("settings", "reason"),
+    [
+        ({"MOCK_SMS_FAULTS": "400"}, "400"),
+        ({"MOCK_SMS_FAULTS": "500", "MAX_SEND_ATTEMPTS": 1}, "500"),
+        ({"MOCK_SMS_FAULTS": "429", "MAX_SEND_ATTEMPTS": 1}, "429"),
+    ],
+)
+def test_a_send_failing_for_good_on_its_first_attempt_is_dead_lettered_like_a_retry(
+    invoke, db, queues, configure, settings, reason
+):
+    configure(**settings)
+    message = response_json(send(invoke))
+    assert message["status"] == "failed"
+    dead = _dead_lettered(queues)
+    assert dead == [({"message_id": message["id"]}, message["last_error"])]
+    assert reason in dead[0][1]
+    assert queues.depth(queues.retry_url) == 0
+
+
+def test_the_first_and_a_retried_terminal_failure_reach_the_dlq_in_the_same_shape(invoke, db, queues, configure, drain):
+    configure(MOCK_SMS_FAULTS="400", MAX_SEND_ATTEMPTS=2, RETRY_BASE_SECONDS=0, RETRY_MAX_SECONDS=0)
+    at_once = response_json(send(invoke))
+    configure(MOCK_SMS_FAULTS="500=1")
+    retried = response_json(send(invoke, to="+14155550199"))
+    assert retried["status"] == "retrying"
+    drain()
+    failed = {row["id"]: row["last_error"] for row in db.rows("SELECT id, last_error FROM messages")}
+    assert sorted(_dead_lettered(queues), key=lambda entry: entry[0]["message_id"]) == [
+        ({"message_id": at_once["id"]}, failed[at_once["id"]]),
+        ({"message_id": retried["id"]}, failed[retried["id"]]),
+    ]
+
+
+def test_a_failed_send_survives_an_unavailable_dlq(invoke, db, queues, configure):
+    configure(MOCK_SMS_FAULTS="400", SEND_RETRY_DLQ_URL="https://sqs.us-east-1.amazonaws.com/123456789012/missing")
+    response = send(invoke)
+    assert response["statusCode"] == 202
+    assert response_json(response)["status"] == "failed"
+    assert db.scalar("SELECT status FROM messages") == "failed"
+
+
+@pytest.mark.parametrize("stage", ["_record_success", "_record_failure"])
+def test_a_defect_in_the_first_attempt_is_not_disguised_as_queued(invoke, db, queues, configure, monkeypatch, stage):
+    """Only an unavailable database (or network) after the commit is survived with a 202 `queued`."""
+    from messaging.services import delivery
+
+    def defect(*_arguments, **_keywords):
+        raise KeyError("a bug")
+
+    configure(MOCK_SMS_FAULTS="500" if stage == "_record_failure" else "")
+    monkeypatch.setattr(delivery, stage, defect)
+    with pytest.raises(KeyError):
+        send(invoke)
+    assert db.scalar("SELECT status FROM messages") == "queued"
+
+
+def test_the_database_unavailable_after_the_commit_still_answers_queued(invoke, db, queues, monkeypatch):
+    from messaging.errors import ServiceUnavailable
+    from messaging.services import delivery
+
+    def unavailable(*_arguments, **_keywords):
+        raise ServiceUnavailable("the database is unavailable; retry later")
+
+    monkeypatch.setattr(delivery, "_record_success", unavailable)
+    response = send(invoke)
+    assert response["statusCode"] == 202
+    assert response_json(response)["status"] == "queued"

@@ -12,9 +12,6 @@ class DomainError(Exception):
         self.message = message
         self.field = field
 
-    def to_dict(self) -> dict[str, object]:
-        return {"error": {"code": self.code, "message": self.message, "field": self.field}}
-
     def headers(self) -> dict[str, str]:
         return {}
 

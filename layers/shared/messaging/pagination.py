@@ -32,9 +32,3 @@ def decode_cursor(cursor: str | None) -> tuple[datetime, int] | None:
     except (ValueError, TypeError, binascii.Error, UnicodeDecodeError):
         raise InvalidInput("cursor is not one this API returned", field="cursor") from None
     return at, row_id
-
-
-def check_limit(limit: int) -> int:
-    if not 1 <= limit <= MAX_LIMIT:
-        raise InvalidInput(f"limit must be between 1 and {MAX_LIMIT}", field="limit")
-    return limit

@@ -1,41 +1,79 @@
-"""Data access: every SQL statement the service runs lives here."""
+"""Data access: every SQL statement the service runs lives here. Rows go in and out as domain objects."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, RowMapping, bindparam, func, select, text, update
+from sqlalchemy import Connection, Row, bindparam, func, select, text, update
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 
-from messaging.db.schema import conversations, idempotency_keys, messages
+from messaging.db.schema import PENDING_CONDITION, conversations, idempotency_keys, messages
+from messaging.domain import (
+    PENDING_STATUSES,
+    Conversation,
+    IdempotencyRecord,
+    Message,
+    NewMessage,
+    StoredMessage,
+)
+from messaging.enums import MessageStatus
 from messaging.grouping import participant_pair
 
 PREVIEW_LENGTH = 140
 
 
-@dataclass(frozen=True)
-class NewMessage:
-    direction: str
-    type: str
-    from_address: str
-    to_address: str
-    body: str
-    attachments: list[str]
-    timestamp: datetime
-    status: str
-    provider: str
-    provider_message_id: str | None = None
-    next_attempt_at: datetime | None = None
+def _message(row: Row[Any]) -> Message:
+    return Message(
+        id=row.id,
+        conversation_id=row.conversation_id,
+        direction=row.direction,
+        type=row.type,
+        from_address=row.from_address,
+        to_address=row.to_address,
+        body=row.body,
+        attachments=tuple(row.attachments),
+        timestamp=row.message_timestamp,
+        status=row.status,
+        provider=row.provider,
+        provider_message_id=row.provider_message_id,
+        attempts=row.attempts,
+        next_attempt_at=row.next_attempt_at,
+        last_error=row.last_error,
+        created_at=row.created_at,
+        updated_at=row.updated_at,
+    )
 
 
-@dataclass(frozen=True)
-class StoredMessage:
-    id: int
-    conversation_id: int
-    created: bool
+def _conversation(row: Row[Any]) -> Conversation:
+    return Conversation(
+        id=row.id,
+        participants=(row.participant_a, row.participant_b),
+        message_count=row.message_count,
+        last_message_at=row.last_message_at,
+        last_message_id=row.last_message_id,
+        last_message_preview=row.last_message_preview,
+        created_at=row.created_at,
+    )
+
+
+def _idempotency_record(row: Row[Any]) -> IdempotencyRecord:
+    return IdempotencyRecord(
+        route=row.route,
+        key=row.key,
+        request_hash=row.request_hash,
+        message_id=row.message_id,
+        response_status=row.response_status,
+        response_body=row.response_body,
+        created_at=row.created_at,
+        expires_at=row.expires_at,
+    )
+
+
+def _first_message(rows: Any) -> Message | None:
+    row = rows.first()
+    return None if row is None else _message(row)
 
 
 def _compact(sql: str) -> str:
@@ -124,15 +162,16 @@ def store_message(connection: Connection, message: NewMessage) -> StoredMessage:
     return StoredMessage(id=row.id, conversation_id=row.conversation_id, created=row.created)
 
 
-def get_message(connection: Connection, message_id: int) -> RowMapping | None:
-    return connection.execute(select(messages).where(messages.c.id == message_id)).mappings().first()
+def get_message(connection: Connection, message_id: int) -> Message | None:
+    return _first_message(connection.execute(select(messages).where(messages.c.id == message_id)))
 
 
-def get_conversation(connection: Connection, conversation_id: int) -> RowMapping | None:
-    return connection.execute(select(conversations).where(conversations.c.id == conversation_id)).mappings().first()
+def get_conversation(connection: Connection, conversation_id: int) -> Conversation | None:
+    row = connection.execute(select(conversations).where(conversations.c.id == conversation_id)).first()
+    return None if row is None else _conversation(row)
 
 
-def list_conversations(connection: Connection, limit: int, before: tuple[datetime, int] | None) -> list[RowMapping]:
+def list_conversations(connection: Connection, limit: int, before: tuple[datetime, int] | None) -> list[Conversation]:
     """Most recent activity first; keyset on (last_message_at, id) served by ix_conversations_last_activity."""
     query = select(conversations).order_by(conversations.c.last_message_at.desc(), conversations.c.id.desc())
     if before is not None:
@@ -141,12 +180,12 @@ def list_conversations(connection: Connection, limit: int, before: tuple[datetim
                 cursor_at=before[0], cursor_id=before[1]
             )
         )
-    return list(connection.execute(query.limit(limit)).mappings())
+    return [_conversation(row) for row in connection.execute(query.limit(limit))]
 
 
 def list_messages(
     connection: Connection, conversation_id: int, limit: int, after: tuple[datetime, int] | None
-) -> list[RowMapping]:
+) -> list[Message]:
     """Chronological; keyset on (message_timestamp, id) served by ix_messages_conversation_timeline."""
     query = (
         select(messages)
@@ -159,7 +198,7 @@ def list_messages(
                 cursor_at=after[0], cursor_id=after[1]
             )
         )
-    return list(connection.execute(query.limit(limit)).mappings())
+    return [_message(row) for row in connection.execute(query.limit(limit))]
 
 
 def conversation_exists(connection: Connection, conversation_id: int) -> bool:
@@ -172,24 +211,55 @@ def ping(connection: Connection) -> None:
     connection.exec_driver_sql("SELECT 1")
 
 
-def update_message(
-    connection: Connection, message_id: int, expected_statuses: tuple[str, ...], **values: Any
-) -> RowMapping | None:
-    """Move a message forward only from one of the expected statuses (a status never moves backwards)."""
+# The outcomes of a provider attempt. Each counts the attempt and applies only to a pending send, so a
+# status never moves backwards; None means the message was no longer pending (another worker settled it).
+
+
+def mark_sent(connection: Connection, message_id: int, provider_message_id: str) -> Message | None:
+    """The provider accepted the send."""
+    return _record_attempt(
+        connection,
+        message_id,
+        status=MessageStatus.SENT.value,
+        provider_message_id=provider_message_id,
+        next_attempt_at=None,
+        last_error=None,
+    )
+
+
+def schedule_retry(connection: Connection, message_id: int, delay_seconds: float, error: str) -> Message | None:
+    """The attempt failed but may succeed later: due again `delay_seconds` from now (the database's clock)."""
+    return _record_attempt(
+        connection,
+        message_id,
+        status=MessageStatus.RETRYING.value,
+        next_attempt_at=func.now() + func.make_interval(0, 0, 0, 0, 0, 0, delay_seconds),
+        last_error=error,
+    )
+
+
+def mark_failed(connection: Connection, message_id: int, error: str) -> Message | None:
+    """The provider never accepted the send, and no attempt is left."""
+    return _record_attempt(
+        connection, message_id, status=MessageStatus.FAILED.value, next_attempt_at=None, last_error=error
+    )
+
+
+def _record_attempt(connection: Connection, message_id: int, **values: Any) -> Message | None:
     statement = (
         update(messages)
-        .where(messages.c.id == message_id, messages.c.status.in_(expected_statuses))
-        .values(updated_at=text("now()"), **values)
+        .where(messages.c.id == message_id, messages.c.status.in_([status.value for status in PENDING_STATUSES]))
+        .values(attempts=messages.c.attempts + 1, updated_at=text("now()"), **values)
         .returning(*messages.c)
     )
-    return connection.execute(statement).mappings().first()
+    return _first_message(connection.execute(statement))
 
 
 _CLAIM_DUE_SEND = text(
     _compact(
-        """
+        f"""
     UPDATE messages SET next_attempt_at = now() + make_interval(secs => :lease_seconds), updated_at = now()
-    WHERE id = :message_id AND status IN ('queued', 'retrying')
+    WHERE id = :message_id AND {PENDING_CONDITION}
       AND (next_attempt_at IS NULL OR next_attempt_at <= now() + make_interval(secs => :tolerance_seconds))
     RETURNING *
     """
@@ -198,11 +268,11 @@ _CLAIM_DUE_SEND = text(
 
 _CLAIM_OVERDUE_SENDS = text(
     _compact(
-        """
+        f"""
     UPDATE messages SET next_attempt_at = now() + make_interval(secs => :lease_seconds), updated_at = now()
     WHERE id IN (
         SELECT id FROM messages
-        WHERE status IN ('queued', 'retrying')
+        WHERE {PENDING_CONDITION}
           AND next_attempt_at < now() - make_interval(secs => :grace_seconds)
         ORDER BY next_attempt_at
         LIMIT :limit
@@ -216,20 +286,18 @@ _CLAIM_OVERDUE_SENDS = text(
 
 def claim_due_send(
     connection: Connection, message_id: int, lease_seconds: float, tolerance_seconds: float = 1.0
-) -> RowMapping | None:
-    """Take a queued/retrying message whose attempt is due, leasing it so no other worker attempts it now."""
-    return (
+) -> Message | None:
+    """Take a pending message whose attempt is due, leasing it so no other worker attempts it now."""
+    return _first_message(
         connection.execute(
             _CLAIM_DUE_SEND,
             {"message_id": message_id, "lease_seconds": lease_seconds, "tolerance_seconds": tolerance_seconds},
         )
-        .mappings()
-        .first()
     )
 
 
 def claim_overdue_sends(connection: Connection, grace_seconds: float, lease_seconds: float, limit: int) -> list[int]:
-    """Lease queued/retrying messages whose attempt is overdue (their retry was lost or never enqueued)."""
+    """Lease pending messages whose attempt is overdue (their retry was lost or never enqueued)."""
     rows = connection.execute(
         _CLAIM_OVERDUE_SENDS, {"grace_seconds": grace_seconds, "lease_seconds": lease_seconds, "limit": limit}
     )
@@ -238,7 +306,7 @@ def claim_overdue_sends(connection: Connection, grace_seconds: float, lease_seco
 
 def claim_idempotency_key(
     connection: Connection, route: str, key: str, request_hash: str, ttl_seconds: int
-) -> RowMapping | None:
+) -> IdempotencyRecord | None:
     """Insert the key (expired twins are replaced). None means a live twin exists: read it with find_idempotency_key.
 
     A concurrent twin blocks on the primary key until this transaction ends, so only one request per key
@@ -262,20 +330,30 @@ def claim_idempotency_key(
         .on_conflict_do_nothing(index_elements=["route", "key"])
         .returning(*idempotency_keys.c)
     )
-    return connection.execute(statement).mappings().first()
+    row = connection.execute(statement).first()
+    return None if row is None else _idempotency_record(row)
 
 
-def find_idempotency_key(connection: Connection, route: str, key: str) -> RowMapping | None:
-    return (
-        connection.execute(
-            select(idempotency_keys).where(idempotency_keys.c.route == route, idempotency_keys.c.key == key)
-        )
-        .mappings()
-        .first()
-    )
+def find_idempotency_key(connection: Connection, route: str, key: str) -> IdempotencyRecord | None:
+    row = connection.execute(
+        select(idempotency_keys).where(idempotency_keys.c.route == route, idempotency_keys.c.key == key)
+    ).first()
+    return None if row is None else _idempotency_record(row)
 
 
-def update_idempotency_key(connection: Connection, route: str, key: str, **values: Any) -> None:
+def link_idempotency_key(connection: Connection, route: str, key: str, message_id: int) -> None:
+    """The key's request created this message."""
+    _update_idempotency_key(connection, route, key, message_id=message_id)
+
+
+def remember_idempotent_response(
+    connection: Connection, route: str, key: str, status_code: int, body: dict[str, Any]
+) -> None:
+    """The answer a twin request with this key replays."""
+    _update_idempotency_key(connection, route, key, response_status=status_code, response_body=body)
+
+
+def _update_idempotency_key(connection: Connection, route: str, key: str, **values: Any) -> None:
     connection.execute(
         update(idempotency_keys)
         .where(idempotency_keys.c.route == route, idempotency_keys.c.key == key)

@@ -19,7 +19,13 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects.postgresql import JSONB
 
+from messaging.domain import PENDING_STATUSES
+
 metadata = MetaData()
+
+# The rows of pending sends, as SQL: the statements that look for them repeat the partial index's predicate
+# word for word, so the planner can use the index.
+PENDING_CONDITION = "status IN ({})".format(", ".join(f"'{status.value}'" for status in PENDING_STATUSES))
 
 conversations = Table(
     "conversations",
@@ -90,7 +96,7 @@ Index(
 Index(
     "ix_messages_pending_sends",
     messages.c.next_attempt_at,
-    postgresql_where=text("status IN ('queued', 'retrying')"),
+    postgresql_where=text(PENDING_CONDITION),
 )
 Index("ix_messages_awaiting_receipt", messages.c.updated_at, postgresql_where=text("status = 'sent'"))
 

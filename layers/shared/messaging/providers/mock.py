@@ -15,26 +15,11 @@ import uuid
 from collections import deque
 from dataclasses import dataclass, field
 
-from sqlalchemy import bindparam, text
-from sqlalchemy.dialects.postgresql import JSONB
-
-from messaging.db.engine import get_engine
+from messaging.db import mock_ledger
+from messaging.db.engine import transaction
 from messaging.providers.base import Accepted, OutboundEnvelope, ProviderError, ProviderRejected, ProviderTimeout
 
 _OUTCOME_NAMES = {"ok", "timeout"}
-
-_RECORD_DELIVERY = text(
-    """
-    INSERT INTO mock_provider_deliveries (
-        provider, idempotency_token, provider_message_id, from_address, to_address, message_type, body, attachments
-    ) VALUES (
-        :provider, :token, :provider_message_id, :from_address, :to_address, :message_type, :body, :attachments
-    )
-    ON CONFLICT (provider, idempotency_token) DO UPDATE
-        SET replay_count = mock_provider_deliveries.replay_count + 1, last_replayed_at = now()
-    RETURNING provider_message_id, (xmax = 0) AS inserted
-    """
-).bindparams(bindparam("attachments", type_=JSONB))
 
 
 def _outcome(token: str, spec_name: str) -> str:
@@ -105,18 +90,16 @@ class MockProvider:
 
     def _record(self, envelope: OutboundEnvelope) -> Accepted:
         # The provider is an external system: its ledger commits on its own, whatever our transaction does.
-        with get_engine().begin() as connection:
-            row = connection.execute(
-                _RECORD_DELIVERY,
-                {
-                    "provider": self.name,
-                    "token": envelope.idempotency_token,
-                    "provider_message_id": f"{self.name}-{uuid.uuid4().hex}",
-                    "from_address": envelope.from_address,
-                    "to_address": envelope.to_address,
-                    "message_type": envelope.type,
-                    "body": envelope.body,
-                    "attachments": list(envelope.attachments),
-                },
-            ).one()
-        return Accepted(provider_message_id=row.provider_message_id, replayed=not row.inserted)
+        with transaction() as connection:
+            delivery = mock_ledger.record_delivery(
+                connection,
+                provider=self.name,
+                token=envelope.idempotency_token,
+                provider_message_id=f"{self.name}-{uuid.uuid4().hex}",
+                from_address=envelope.from_address,
+                to_address=envelope.to_address,
+                message_type=envelope.type,
+                body=envelope.body,
+                attachments=list(envelope.attachments),
+            )
+        return Accepted(provider_message_id=delivery.provider_message_id, replayed=delivery.replayed)

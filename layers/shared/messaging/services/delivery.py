@@ -1,50 +1,42 @@
 """Delivering a stored message: one provider attempt and its outcome, recorded.
 
-Shared by the send path (the first, synchronous attempt) and the retry consumer. A status only moves
-forward (every update is conditional on `queued`/`retrying`), and the provider is given our message id as
-its idempotency token, so repeating an attempt never delivers twice.
+Shared by the send path (the first, synchronous attempt) and the retry consumer, so both settle a send
+the same way: accepted is `sent`; a retryable failure with attempts left is `retrying` and enqueued; any
+other failure is `failed` and copied to the dead-letter queue. A status only moves forward (the repository
+records an outcome only on a pending send), and the provider is given our message id as its idempotency
+token, so repeating an attempt never delivers twice.
 """
 
 from __future__ import annotations
-
-from dataclasses import dataclass
-from typing import Any
-
-from sqlalchemy import RowMapping, func
 
 from messaging import queue
 from messaging.config import get_settings
 from messaging.db import repository
 from messaging.db.engine import transaction
-from messaging.db.schema import messages
-from messaging.enums import MessageStatus
+from messaging.domain import Message
 from messaging.observability import logger, metrics
 from messaging.providers import Accepted, OutboundEnvelope, ProviderError, provider_for
 from messaging.services.retry_policy import backoff_seconds
 
-PENDING = (MessageStatus.QUEUED.value, MessageStatus.RETRYING.value)
+
+class MessageVanished(LookupError):
+    """A message being delivered is no longer in the database (messages are never deleted: a defect)."""
 
 
-@dataclass(frozen=True)
-class AttemptOutcome:
-    row: RowMapping
-    final_failure: bool = False
-
-
-def envelope_of(message: dict[str, Any] | RowMapping) -> OutboundEnvelope:
+def envelope_of(message: Message) -> OutboundEnvelope:
     return OutboundEnvelope(
-        idempotency_token=str(message["id"]),
-        type=message["type"],
-        from_address=message["from_address"],
-        to_address=message["to_address"],
-        body=message["body"],
-        attachments=tuple(message["attachments"]),
+        idempotency_token=str(message.id),
+        type=message.type,
+        from_address=message.from_address,
+        to_address=message.to_address,
+        body=message.body,
+        attachments=message.attachments,
     )
 
 
-def attempt(message: dict[str, Any] | RowMapping) -> AttemptOutcome:
-    """One provider attempt for a leased `queued`/`retrying` message, and its outcome recorded."""
-    provider = provider_for(message["type"])
+def attempt(message: Message) -> Message:
+    """One provider attempt for a leased pending message; returns the message with the outcome recorded."""
+    provider = provider_for(message.type)
     try:
         accepted = provider.send(envelope_of(message))
     except ProviderError as error:
@@ -52,63 +44,45 @@ def attempt(message: dict[str, Any] | RowMapping) -> AttemptOutcome:
     return _record_success(message, accepted)
 
 
-def _record_success(message: dict[str, Any] | RowMapping, accepted: Accepted) -> AttemptOutcome:
+def _record_success(message: Message, accepted: Accepted) -> Message:
     with transaction() as connection:
-        row = repository.update_message(
-            connection,
-            message["id"],
-            PENDING,
-            status=MessageStatus.SENT.value,
-            provider_message_id=accepted.provider_message_id,
-            attempts=messages.c.attempts + 1,
-            next_attempt_at=None,
-            last_error=None,
+        current = repository.mark_sent(connection, message.id, accepted.provider_message_id) or repository.get_message(
+            connection, message.id
         )
-        if row is None:
-            row = repository.get_message(connection, message["id"])
-    assert row is not None
     metrics.add_metric(name="MessagesSent", unit="Count", value=1)
-    logger.info("message sent", extra={"message_id": message["id"], "replayed": accepted.replayed})
-    return AttemptOutcome(row=row)
+    logger.info("message sent", extra={"message_id": message.id, "replayed": accepted.replayed})
+    return _found(current, message.id)
 
 
-def _record_failure(message: dict[str, Any] | RowMapping, error: ProviderError) -> AttemptOutcome:
+def _record_failure(message: Message, error: ProviderError) -> Message:
     settings = get_settings()
-    attempts_made = message["attempts"] + 1
+    attempts_made = message.attempts + 1
     if error.throttled:
         metrics.add_metric(name="ProviderThrottled", unit="Count", value=1)
-    retry = error.retryable and attempts_made < settings.max_send_attempts
-    delay = (
-        backoff_seconds(
+    details = {"message_id": message.id, "error": error.describe(), "attempts": attempts_made}
+    if error.retryable and attempts_made < settings.max_send_attempts:
+        delay = backoff_seconds(
             attempts_made,
             base_seconds=settings.retry_base_seconds,
             max_seconds=settings.retry_max_seconds,
             retry_after_seconds=error.retry_after_seconds,
         )
-        if retry
-        else 0.0
-    )
-    with transaction() as connection:
-        row = repository.update_message(
-            connection,
-            message["id"],
-            PENDING,
-            status=(MessageStatus.RETRYING if retry else MessageStatus.FAILED).value,
-            attempts=messages.c.attempts + 1,
-            next_attempt_at=func.now() + func.make_interval(0, 0, 0, 0, 0, 0, delay) if retry else None,
-            last_error=error.describe(),
-        )
-    if row is None:
-        return AttemptOutcome(row=_current(message["id"]))
-    details = {"message_id": message["id"], "error": error.describe(), "attempts": attempts_made}
-    if retry:
+        with transaction() as connection:
+            retrying = repository.schedule_retry(connection, message.id, delay, error.describe())
+        if retrying is None:
+            return _settled_elsewhere(message.id)
         metrics.add_metric(name="RetriesScheduled", unit="Count", value=1)
         logger.info("send attempt failed; retry scheduled", extra={**details, "delay_seconds": round(delay, 3)})
-        _enqueue_retry(message["id"], delay)
-        return AttemptOutcome(row=row)
+        _enqueue_retry(message.id, delay)
+        return retrying
+    with transaction() as connection:
+        failed = repository.mark_failed(connection, message.id, error.describe())
+    if failed is None:
+        return _settled_elsewhere(message.id)
     metrics.add_metric(name="MessagesFailed", unit="Count", value=1)
     logger.warning("message failed", extra=details)
-    return AttemptOutcome(row=row, final_failure=True)
+    _dead_letter(failed)
+    return failed
 
 
 def _enqueue_retry(message_id: int, delay: float) -> None:
@@ -122,8 +96,26 @@ def _enqueue_retry(message_id: int, delay: float) -> None:
         )
 
 
-def _current(message_id: int) -> RowMapping:
+def _dead_letter(failed: Message) -> None:
+    """Copy a send that failed for good to SendRetryDLQ, whichever attempt it failed on."""
+    try:
+        queue.dead_letter(failed.id, failed.last_error or "failed")
+    except Exception:
+        # The message is already `failed` with its last error in the database: nothing is lost.
+        metrics.add_metric(name="DeadLetterFailures", unit="Count", value=1)
+        logger.exception("could not copy a failed send to the dead-letter queue", extra={"message_id": failed.id})
+        return
+    metrics.add_metric(name="DeadLettered", unit="Count", value=1)
+
+
+def _settled_elsewhere(message_id: int) -> Message:
+    """The message stopped being pending during the attempt (another worker recorded an outcome first)."""
     with transaction() as connection:
-        row = repository.get_message(connection, message_id)
-    assert row is not None
-    return row
+        current = repository.get_message(connection, message_id)
+    return _found(current, message_id)
+
+
+def _found(message: Message | None, message_id: int) -> Message:
+    if message is None:
+        raise MessageVanished(f"message {message_id} is not in the database")
+    return message

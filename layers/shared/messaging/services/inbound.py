@@ -4,45 +4,37 @@ from __future__ import annotations
 
 from messaging.db import repository
 from messaging.db.engine import transaction
+from messaging.domain import NewMessage
 from messaging.models import InboundAccepted, InboundEmail, InboundSms, MessageStatus, Provider
 from messaging.observability import logger, metrics
 
 
 def receive_sms(payload: InboundSms) -> InboundAccepted:
-    return _receive(
-        repository.NewMessage(
-            direction="inbound",
-            type=payload.type,
-            from_address=payload.from_,
-            to_address=payload.to,
-            body=payload.body,
-            attachments=payload.attachment_list,
-            timestamp=payload.timestamp,
-            status=MessageStatus.RECEIVED,
-            provider=Provider.SMS,
-            provider_message_id=payload.messaging_provider_id,
-        )
-    )
+    return _receive(_new_message(payload, payload.type, Provider.SMS, payload.messaging_provider_id))
 
 
 def receive_email(payload: InboundEmail) -> InboundAccepted:
-    return _receive(
-        repository.NewMessage(
-            direction="inbound",
-            type="email",
-            from_address=payload.from_,
-            to_address=payload.to,
-            body=payload.body,
-            attachments=payload.attachment_list,
-            timestamp=payload.timestamp,
-            status=MessageStatus.RECEIVED,
-            provider=Provider.EMAIL,
-            provider_message_id=payload.xillio_id,
-        )
+    return _receive(_new_message(payload, "email", Provider.EMAIL, payload.xillio_id))
+
+
+def _new_message(
+    payload: InboundSms | InboundEmail, message_type: str, provider: Provider, provider_message_id: str
+) -> NewMessage:
+    return NewMessage(
+        direction="inbound",
+        type=message_type,
+        from_address=payload.from_,
+        to_address=payload.to,
+        body=payload.body,
+        attachments=payload.attachment_list,
+        timestamp=payload.timestamp,
+        status=MessageStatus.RECEIVED,
+        provider=provider,
+        provider_message_id=provider_message_id,
     )
 
 
-def _receive(message: repository.NewMessage) -> InboundAccepted:
+def _receive(message: NewMessage) -> InboundAccepted:
     with transaction() as connection:
         stored = repository.store_message(connection, message)
         if not stored.created:

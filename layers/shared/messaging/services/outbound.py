@@ -12,16 +12,20 @@ import json
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import RowMapping
-
 from messaging.config import get_settings
 from messaging.db import repository
 from messaging.db.engine import transaction
-from messaging.errors import Conflict, InvalidInput, RequestInFlight
+from messaging.documents import message_document
+from messaging.domain import IdempotencyRecord, NewMessage, StoredMessage
+from messaging.errors import Conflict, InvalidInput, RequestInFlight, ServiceUnavailable
 from messaging.models import MessageOut, MessageStatus, Provider, SendEmail, SendSms
 from messaging.observability import logger, metrics
 from messaging.services.delivery import attempt
-from messaging.services.views import message_view
+
+# What may go wrong once the message is committed without the request failing: the database (or the network
+# to it) becoming unavailable. The message stays `queued`, and the retry consumer or the sweep finishes it.
+# Anything else is a defect and propagates.
+_SURVIVABLE_AFTER_COMMIT = (ServiceUnavailable, TimeoutError, ConnectionError)
 
 SMS_ROUTE = "POST /api/messages/sms"
 EMAIL_ROUTE = "POST /api/messages/email"
@@ -42,9 +46,9 @@ def send_email(payload: SendEmail, idempotency_key: str | None = None) -> SendRe
     return _send(EMAIL_ROUTE, payload, _new_message(payload, "email", Provider.EMAIL), idempotency_key)
 
 
-def _new_message(payload: SendSms | SendEmail, message_type: str, provider: Provider) -> repository.NewMessage:
+def _new_message(payload: SendSms | SendEmail, message_type: str, provider: Provider) -> NewMessage:
     now = datetime.now(UTC)
-    return repository.NewMessage(
+    return NewMessage(
         direction="outbound",
         type=message_type,
         from_address=payload.from_,
@@ -67,9 +71,7 @@ def _fingerprint(route: str, payload: SendSms | SendEmail) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
-def _send(
-    route: str, payload: SendSms | SendEmail, message: repository.NewMessage, idempotency_key: str | None
-) -> SendResult:
+def _send(route: str, payload: SendSms | SendEmail, message: NewMessage, idempotency_key: str | None) -> SendResult:
     settings = get_settings()
     fingerprint = _fingerprint(route, payload) if idempotency_key else ""
     with transaction() as connection:
@@ -82,7 +84,7 @@ def _send(
                 return _replay(twin, fingerprint)
         stored = repository.store_message(connection, message)
         if idempotency_key is not None:
-            repository.update_idempotency_key(connection, route, idempotency_key, message_id=stored.id)
+            repository.link_idempotency_key(connection, route, idempotency_key, stored.id)
     logger.append_keys(message_id=stored.id, conversation_id=stored.conversation_id)
     metrics.add_metric(name="MessagesQueued", unit="Count", value=1)
     document = _first_attempt(stored, message)
@@ -91,76 +93,43 @@ def _send(
     return SendResult(message=document)
 
 
-def _first_attempt(stored: repository.StoredMessage, message: repository.NewMessage) -> MessageOut:
-    pending = {
-        "id": stored.id,
-        "type": message.type,
-        "from_address": message.from_address,
-        "to_address": message.to_address,
-        "body": message.body,
-        "attachments": message.attachments,
-        "attempts": 0,
-    }
+def _first_attempt(stored: StoredMessage, message: NewMessage) -> MessageOut:
+    pending = message.as_stored(stored.id, stored.conversation_id, at=datetime.now(UTC))
     try:
-        return message_view(attempt(pending).row)
-    except Exception:
+        return message_document(attempt(pending))
+    except _SURVIVABLE_AFTER_COMMIT:
         # The message is committed as `queued`; the sweep finishes it. The client still gets its 202.
         logger.exception("first send attempt could not be recorded; the sweep will finish it")
-        now = datetime.now(UTC)
-        return MessageOut.model_validate(
-            {
-                "id": stored.id,
-                "conversation_id": stored.conversation_id,
-                "direction": "outbound",
-                "type": message.type,
-                "from": message.from_address,
-                "to": message.to_address,
-                "body": message.body,
-                "attachments": message.attachments,
-                "timestamp": message.timestamp,
-                "status": MessageStatus.QUEUED,
-                "provider": message.provider,
-                "provider_message_id": None,
-                "attempts": 0,
-                "next_attempt_at": message.next_attempt_at,
-                "last_error": None,
-                "created_at": now,
-                "updated_at": now,
-            }
-        )
+        return message_document(pending)
 
 
-def _replay(twin: RowMapping | None, fingerprint: str) -> SendResult:
+def _replay(twin: IdempotencyRecord | None, fingerprint: str) -> SendResult:
     if twin is None:
         raise Conflict("a request with this Idempotency-Key just expired; retry", field="Idempotency-Key")
-    if twin["request_hash"] != fingerprint:
+    if twin.request_hash != fingerprint:
         raise InvalidInput("this Idempotency-Key was used with a different request body", field="Idempotency-Key")
-    if twin["response_body"] is not None:
+    if twin.response_body is not None and twin.response_status is not None:
         metrics.add_metric(name="IdempotentReplays", unit="Count", value=1)
         return SendResult(
-            message=MessageOut.model_validate(twin["response_body"]),
-            status_code=twin["response_status"],
+            message=MessageOut.model_validate(twin.response_body),
+            status_code=twin.response_status,
             replayed=True,
         )
     lease = timedelta(seconds=get_settings().send_lease_seconds)
-    if twin["message_id"] is not None and twin["created_at"] < datetime.now(UTC) - lease:
+    if twin.message_id is not None and twin.created_at < datetime.now(UTC) - lease:
         # The first request died after storing its message: answer with the message as it stands now.
         with transaction() as connection:
-            row = repository.get_message(connection, twin["message_id"])
-        if row is not None:
-            return SendResult(message=message_view(row), replayed=True)
+            current = repository.get_message(connection, twin.message_id)
+        if current is not None:
+            return SendResult(message=message_document(current), replayed=True)
     raise RequestInFlight("a request with this Idempotency-Key is still being processed", field="Idempotency-Key")
 
 
 def _remember_response(route: str, key: str, document: MessageOut) -> None:
     try:
         with transaction() as connection:
-            repository.update_idempotency_key(
-                connection,
-                route,
-                key,
-                response_status=202,
-                response_body=document.model_dump(mode="json", by_alias=True),
+            repository.remember_idempotent_response(
+                connection, route, key, 202, document.model_dump(mode="json", by_alias=True)
             )
-    except Exception:
+    except _SURVIVABLE_AFTER_COMMIT:
         logger.exception("could not store the response of an idempotent request; twins will see the live message")

@@ -2,54 +2,61 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
+from datetime import datetime
+
 from messaging.db import repository
 from messaging.db.engine import transaction
+from messaging.documents import conversation_document, message_document
 from messaging.errors import NotFound
 from messaging.models import ConversationOut, MessageOut, Page
-from messaging.pagination import check_limit, decode_cursor, encode_cursor
-from messaging.services.views import conversation_view, message_view
+from messaging.pagination import decode_cursor, encode_cursor
+
+
+def _page[Found, Document](
+    found: Sequence[Found],
+    limit: int,
+    document: Callable[[Found], Document],
+    position: Callable[[Found], tuple[datetime, int]],
+) -> tuple[list[Document], str | None]:
+    """A page's documents and next cursor from `limit + 1` rows: the extra row only says a next page
+    exists, which starts after the last row shown."""
+    next_cursor = encode_cursor(*position(found[limit - 1])) if len(found) > limit else None
+    return [document(item) for item in found[:limit]], next_cursor
 
 
 def list_conversations(limit: int, cursor: str | None) -> Page[ConversationOut]:
     position = decode_cursor(cursor)
     with transaction() as connection:
-        rows = repository.list_conversations(connection, check_limit(limit) + 1, position)
-    items = [conversation_view(row) for row in rows[:limit]]
-    next_cursor = None
-    if len(rows) > limit:
-        last = rows[limit - 1]
-        next_cursor = encode_cursor(last["last_message_at"], last["id"])
+        found = repository.list_conversations(connection, limit + 1, position)
+    items, next_cursor = _page(found, limit, conversation_document, lambda last: (last.last_message_at, last.id))
     return Page[ConversationOut](items=items, next_cursor=next_cursor)
 
 
 def get_conversation(conversation_id: int) -> ConversationOut:
     with transaction() as connection:
-        row = repository.get_conversation(connection, conversation_id)
-    if row is None:
+        conversation = repository.get_conversation(connection, conversation_id)
+    if conversation is None:
         raise NotFound(f"conversation {conversation_id} does not exist", field="id")
-    return conversation_view(row)
+    return conversation_document(conversation)
 
 
 def list_messages(conversation_id: int, limit: int, cursor: str | None) -> Page[MessageOut]:
     position = decode_cursor(cursor)
     with transaction() as connection:
-        rows = repository.list_messages(connection, conversation_id, check_limit(limit) + 1, position)
-        if not rows and not repository.conversation_exists(connection, conversation_id):
+        found = repository.list_messages(connection, conversation_id, limit + 1, position)
+        if not found and not repository.conversation_exists(connection, conversation_id):
             raise NotFound(f"conversation {conversation_id} does not exist", field="id")
-    items = [message_view(row) for row in rows[:limit]]
-    next_cursor = None
-    if len(rows) > limit:
-        last = rows[limit - 1]
-        next_cursor = encode_cursor(last["message_timestamp"], last["id"])
+    items, next_cursor = _page(found, limit, message_document, lambda last: (last.timestamp, last.id))
     return Page[MessageOut](items=items, next_cursor=next_cursor)
 
 
 def get_message(message_id: int) -> MessageOut:
     with transaction() as connection:
-        row = repository.get_message(connection, message_id)
-    if row is None:
+        message = repository.get_message(connection, message_id)
+    if message is None:
         raise NotFound(f"message {message_id} does not exist", field="id")
-    return message_view(row)
+    return message_document(message)
 
 
 def database_reachable() -> bool:

@@ -9,7 +9,6 @@ from messaging import queue
 from messaging.config import get_settings
 from messaging.db import repository
 from messaging.db.engine import transaction
-from messaging.enums import MessageStatus
 from messaging.observability import logger, metrics
 from messaging.services.delivery import attempt
 
@@ -39,17 +38,15 @@ def retry_send(message_id: int, receipt_handle: str | None = None) -> str:
         logger.warning("retry for an unknown message dropped", extra={"message_id": message_id})
         return "unknown"
     if claimed is None:
-        if current["status"] not in (MessageStatus.QUEUED, MessageStatus.RETRYING):
+        if not current.pending:
             logger.info("retry for a finished message ignored", extra={"message_id": message_id})
-            return str(current["status"])
-        wait = (current["next_attempt_at"] - datetime.now(UTC)).total_seconds()
+            return str(current.status)
+        due = current.next_attempt_at or datetime.now(UTC)
+        wait = (due - datetime.now(UTC)).total_seconds()
         if receipt_handle is not None:
             _postpone(receipt_handle, wait)
         raise RetryNotDue(f"message {message_id} is due in {wait:.0f}s")
-    outcome = attempt(claimed)
-    if outcome.final_failure:
-        _dead_letter(message_id, outcome.row["last_error"] or "failed")
-    return str(outcome.row["status"])
+    return str(attempt(claimed).status)
 
 
 def _postpone(receipt_handle: str, seconds: float) -> None:
@@ -60,18 +57,8 @@ def _postpone(receipt_handle: str, seconds: float) -> None:
         logger.warning("could not postpone an early retry record", exc_info=True)
 
 
-def _dead_letter(message_id: int, reason: str) -> None:
-    try:
-        queue.dead_letter(message_id, reason)
-    except Exception:
-        # The message is already `failed` with its last error in the database: nothing is lost.
-        logger.exception("could not copy a failed send to the dead-letter queue", extra={"message_id": message_id})
-        return
-    metrics.add_metric(name="DeadLettered", unit="Count", value=1)
-
-
 def sweep_overdue_sends() -> SweepReport:
-    """Re-enqueue queued/retrying messages whose retry never arrived (enqueue failed, or a worker died).
+    """Re-enqueue pending messages whose retry never arrived (enqueue failed, or a worker died).
 
     They are marked due now inside the same transaction as the enqueue, so a failed enqueue changes nothing
     and the next sweep tries again.

@@ -1,0 +1,41 @@
+"""Domain objects to API documents: the one place that knows how a message or conversation is shown."""
+
+from __future__ import annotations
+
+from messaging.domain import Conversation, Message
+from messaging.models import ConversationOut, MessageOut
+
+
+def message_document(message: Message) -> MessageOut:
+    return MessageOut.model_validate(
+        {
+            "id": message.id,
+            "conversation_id": message.conversation_id,
+            "direction": message.direction,
+            "type": message.type,
+            "from": message.from_address,
+            "to": message.to_address,
+            "body": message.body,
+            "attachments": list(message.attachments),
+            "timestamp": message.timestamp,
+            "status": message.status,
+            "provider": message.provider,
+            "provider_message_id": message.provider_message_id,
+            "attempts": message.attempts,
+            "next_attempt_at": message.next_attempt_at,
+            "last_error": message.last_error,
+            "created_at": message.created_at,
+            "updated_at": message.updated_at,
+        }
+    )
+
+
+def conversation_document(conversation: Conversation) -> ConversationOut:
+    return ConversationOut(
+        id=conversation.id,
+        participants=list(conversation.participants),
+        message_count=conversation.message_count,
+        last_message_at=conversation.last_message_at,
+        last_message_preview=conversation.last_message_preview,
+        created_at=conversation.created_at,
+    )

@@ -1,0 +1,116 @@
+"""The service's domain objects: what the data layer returns and the services work with.
+
+Frozen dataclasses, free of SQL and of HTTP: `messaging.db` builds them from rows, `messaging.documents`
+turns them into the API's documents.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from messaging.enums import MessageStatus
+
+# A send the provider has not settled yet: the one definition of "pending" (the SQL that selects pending
+# sends, and the partial index that serves it, are written from it).
+PENDING_STATUSES: tuple[MessageStatus, ...] = (MessageStatus.QUEUED, MessageStatus.RETRYING)
+
+
+@dataclass(frozen=True)
+class NewMessage:
+    """A message about to be stored (inbound as received, outbound as queued)."""
+
+    direction: str
+    type: str
+    from_address: str
+    to_address: str
+    body: str
+    attachments: list[str]
+    timestamp: datetime
+    status: str
+    provider: str
+    provider_message_id: str | None = None
+    next_attempt_at: datetime | None = None
+
+    def as_stored(self, message_id: int, conversation_id: int, at: datetime) -> Message:
+        """The message as the row just stored at `at` holds it (no attempt made yet)."""
+        return Message(
+            id=message_id,
+            conversation_id=conversation_id,
+            direction=self.direction,
+            type=self.type,
+            from_address=self.from_address,
+            to_address=self.to_address,
+            body=self.body,
+            attachments=tuple(self.attachments),
+            timestamp=self.timestamp,
+            status=self.status,
+            provider=self.provider,
+            provider_message_id=self.provider_message_id,
+            attempts=0,
+            next_attempt_at=self.next_attempt_at,
+            last_error=None,
+            created_at=at,
+            updated_at=at,
+        )
+
+
+@dataclass(frozen=True)
+class StoredMessage:
+    """Where a new message landed; `created` is False when its provider message id was already stored."""
+
+    id: int
+    conversation_id: int
+    created: bool
+
+
+@dataclass(frozen=True)
+class Message:
+    id: int
+    conversation_id: int
+    direction: str
+    type: str
+    from_address: str
+    to_address: str
+    body: str
+    attachments: tuple[str, ...]
+    timestamp: datetime
+    status: str
+    provider: str
+    provider_message_id: str | None
+    attempts: int
+    next_attempt_at: datetime | None
+    last_error: str | None
+    created_at: datetime
+    updated_at: datetime
+
+    @property
+    def pending(self) -> bool:
+        """True while the provider has not settled the send (it may still be attempted)."""
+        return self.status in PENDING_STATUSES
+
+
+@dataclass(frozen=True)
+class Conversation:
+    id: int
+    participants: tuple[str, str]  # sorted by code point
+    message_count: int
+    last_message_at: datetime
+    last_message_id: int | None
+    last_message_preview: str | None
+    created_at: datetime
+
+
+@dataclass(frozen=True)
+class IdempotencyRecord:
+    """A send's Idempotency-Key: the request it was first used with and, once known, its message and answer."""
+
+    route: str
+    key: str
+    request_hash: str
+    message_id: int | None
+    response_status: int | None
+    response_body: dict[str, Any] | None
+    created_at: datetime
+    expires_at: datetime
