@@ -1,9 +1,11 @@
-"""Scheduled sweep: re-enqueues overdue queued/retrying sends so that no message is ever stranded."""
+"""Scheduled sweep: re-enqueues overdue sends (no message is ever stranded) and reconciles deliveries."""
+
+from dataclasses import asdict
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from messaging.observability import logger, metrics, tracer
-from messaging.services import retries
+from messaging.services import reconciliation, retries
 
 
 @logger.inject_lambda_context(clear_state=True)
@@ -11,4 +13,9 @@ from messaging.services import retries
 @metrics.log_metrics(capture_cold_start_metric=True)
 def lambda_handler(event: dict, context: LambdaContext) -> dict:
     report = retries.sweep_overdue_sends()
-    return {"requeued": len(report.requeued), "purged_idempotency_keys": report.purged_idempotency_keys}
+    reconciled = reconciliation.reconcile()
+    return {
+        "requeued": len(report.requeued),
+        "purged_idempotency_keys": report.purged_idempotency_keys,
+        **asdict(reconciled),
+    }

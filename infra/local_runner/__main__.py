@@ -76,9 +76,14 @@ def main() -> int:
 
     host, port = os.environ.get("HOST", "127.0.0.1"), int(os.environ.get("PORT", "8080"))
     server = LocalHttpServer((host, port), gateway)
+    base = f"http://{host}:{server.server_address[1]}"
+    # The API's own URL, which AWS gives MockReceiptFunction from the template: mock receipts come back here.
+    os.environ.setdefault("API_BASE_URL", base)
+    from messaging.config import get_settings
+
+    get_settings.cache_clear()
     for worker in workers:
         worker.start()
-    base = f"http://{host}:{server.server_address[1]}"
     log.info(
         "serving %d routes on %s (Swagger UI: %s/swagger, OpenAPI: %s/openapi.json)",
         len(application.routes),

@@ -61,7 +61,9 @@ _RECORD_RECEIPT = text(
             WHERE m.id = target.id AND target.status IN {RECEIPT_MAY_MOVE}
             RETURNING m.id, m.conversation_id, m.attempts, target.status AS previous_status
         ), event AS (
-            INSERT INTO message_events (type, message_id, conversation_id, status, previous_status, attempt, detail, source)
+            INSERT INTO message_events (
+                type, message_id, conversation_id, status, previous_status, attempt, detail, source
+            )
             SELECT 'message.' || CAST(:status AS text), id, conversation_id, CAST(:status AS text), previous_status,
                    attempts, CAST(:detail AS text), 'receipt'
             FROM moved
@@ -132,8 +134,11 @@ _APPLY_ONE_HELD = text(
             RETURNING m.id, m.conversation_id, m.attempts, m.status, m.status_detail,
                       receipt.message_status AS previous_status
         ), event AS (
-            INSERT INTO message_events (type, message_id, conversation_id, status, previous_status, attempt, detail, source)
-            SELECT 'message.' || status, id, conversation_id, status, previous_status, attempts, status_detail, 'receipt'
+            INSERT INTO message_events (
+                type, message_id, conversation_id, status, previous_status, attempt, detail, source
+            )
+            SELECT 'message.' || status, id, conversation_id, status, previous_status, attempts, status_detail,
+                   'receipt'
             FROM moved
             RETURNING id
         )

@@ -9,17 +9,9 @@ from __future__ import annotations
 
 from messaging.db import receipts as receipts_db
 from messaging.db.engine import transaction
-from messaging.enums import MessageStatus, Provider
+from messaging.enums import RECEIPT_OUTCOME_STATUS, Provider
 from messaging.models import EmailEvent, ReceiptResult, ReceiptResults, SmsReceipt
 from messaging.observability import logger, metrics
-
-# What each email event says about the message: a spam report comes from a recipient who got the mail.
-EMAIL_EVENT_STATUS = {
-    "delivered": MessageStatus.DELIVERED,
-    "bounce": MessageStatus.UNDELIVERED,
-    "dropped": MessageStatus.UNDELIVERED,
-    "spamreport": MessageStatus.DELIVERED,
-}
 
 
 def receive_sms_receipt(receipt: SmsReceipt) -> ReceiptResult:
@@ -45,7 +37,7 @@ def receive_email_events(events: list[EmailEvent]) -> ReceiptResults:
                 provider=Provider.EMAIL,
                 dedup_key=event.event_id,
                 provider_message_id=event.xillio_id,
-                status=EMAIL_EVENT_STATUS[event.event],
+                status=RECEIPT_OUTCOME_STATUS[event.event],
                 detail=_email_detail(event),
                 reported_at=event.timestamp,
             )

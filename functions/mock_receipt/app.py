@@ -1,0 +1,24 @@
+"""ProviderReceiptQueue consumer: the mock providers' delivery receipts, POSTed to the status webhooks."""
+
+from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
+from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from messaging.observability import logger, metrics, tracer
+from messaging.providers import receipt_sender
+
+processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
+
+
+@tracer.capture_method
+def post_receipt(record: SQSRecord) -> int:
+    receipt = receipt_sender.ScheduledReceipt.parse(record.body)
+    logger.append_keys(provider=receipt.provider, sqs_message_id=record.message_id)
+    return receipt_sender.post(receipt)
+
+
+@logger.inject_lambda_context(clear_state=True)
+@tracer.capture_lambda_handler
+@metrics.log_metrics(capture_cold_start_metric=True)
+def lambda_handler(event: dict, context: LambdaContext) -> dict:
+    return process_partial_response(event=event, record_handler=post_receipt, processor=processor, context=context)
