@@ -8,7 +8,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from messaging import signatures
 from messaging.http import BODY_ERRORS, MessagingApi, documented, json_response
-from messaging.models import EmailEvents, InboundAccepted, InboundEmail, ReceiptResults
+from messaging.models import MAX_EMAIL_EVENTS, EmailEvent, InboundAccepted, InboundEmail, ReceiptResults
 from messaging.observability import logger, metrics, tracer
 from messaging.services import inbound, receipts
 
@@ -33,7 +33,7 @@ def receive_email(payload: Annotated[InboundEmail, Body()]):
     responses=documented(200, ReceiptResults, "One result per event", (*BODY_ERRORS, 401)),
 )
 @tracer.capture_method
-def receive_events(payload: Annotated[EmailEvents, Body()]):
+def receive_events(payload: Annotated[list[EmailEvent], Body(min_length=1, max_length=MAX_EMAIL_EVENTS)]):
     return json_response(200, receipts.receive_email_events(payload))
 
 

@@ -249,6 +249,8 @@ class MessagingApi(APIGatewayHttpResolver):
         kind = first.get("type", "")
         if kind == "json_invalid":
             return error_response(HTTPStatus.BAD_REQUEST, "malformed_request", "request body is not valid JSON", "body")
+        if field is None and kind in ("too_short", "too_long"):
+            field = "body"  # the size of a whole batch (a JSON array body)
         if kind == "missing":
             message = f"'{field}' is required" if field else "a required field is missing"
         elif kind == "extra_forbidden":

@@ -221,8 +221,6 @@ class EmailEvent(BaseModel):
     timestamp: Instant
 
 
-EmailEvents = Annotated[list[EmailEvent], Field(min_length=1, max_length=MAX_EMAIL_EVENTS)]
-
 
 class ReceiptResult(BaseModel):
     outcome: Literal["applied", "held", "duplicate", "ignored"] = Field(
