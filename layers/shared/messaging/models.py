@@ -221,7 +221,6 @@ class EmailEvent(BaseModel):
     timestamp: Instant
 
 
-
 class ReceiptResult(BaseModel):
     outcome: Literal["applied", "held", "duplicate", "ignored"] = Field(
         description="applied: the message moved; held: no message carries this provider id yet (applied when one "
