@@ -2,16 +2,16 @@
 receipts we were sent (deduplicated, and held until their provider message id is recorded), and what each
 mock receipt announced in the mock provider's ledger.
 
-Revision ID: 0004
-Revises: 0003
+Revision ID: 0005
+Revises: 0004
 Create Date: 2026-11-25
 """
 
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0004"
-down_revision = "0003"
+revision = "0005"
+down_revision = "0004"
 branch_labels = None
 depends_on = None
 
