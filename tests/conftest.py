@@ -19,10 +19,17 @@ os.environ["POWERTOOLS_TRACE_DISABLED"] = "true"
 os.environ.setdefault("POWERTOOLS_LOG_LEVEL", "WARNING")
 os.environ.setdefault("POWERTOOLS_METRICS_NAMESPACE", "UnifiedMessaging")
 
+from hypothesis import HealthCheck  # noqa: E402
+from hypothesis import settings as hypothesis_settings  # noqa: E402
 from sqlalchemy import create_engine, text  # noqa: E402
 
 from infra.local_runner import postgres, template  # noqa: E402
 from infra.local_runner.apigw import LambdaContext  # noqa: E402
+
+# Property tests check what holds, never how fast: no per-example deadline and no "too slow" health check
+# (the machines are shared; speed is measured in bench/).
+hypothesis_settings.register_profile("project", deadline=None, suppress_health_check=[HealthCheck.too_slow])
+hypothesis_settings.load_profile("project")
 
 ROOT = Path(__file__).resolve().parents[1]
 EVENTS = ROOT / "events"
