@@ -12,8 +12,12 @@ from messaging.services import reconciliation, retries
 @tracer.capture_lambda_handler
 @metrics.log_metrics(capture_cold_start_metric=True)
 def lambda_handler(event: dict, context: LambdaContext) -> dict:
-    report = retries.sweep_overdue_sends()
-    reconciled = reconciliation.reconcile()
+    try:
+        report = retries.sweep_overdue_sends()
+    finally:
+        # Reconciliation needs only the database and the providers: an SQS outage that fails the re-enqueue
+        # (the invocation still fails, and alarms) must not also stop receipts and lookups from settling.
+        reconciled = reconciliation.reconcile()
     return {
         "requeued": len(report.requeued),
         "purged_idempotency_keys": report.purged_idempotency_keys,

@@ -63,7 +63,7 @@ def _send(url: str, index: int) -> int | None:
 def test_chaos_with_a_kill_ends_in_agreement_with_the_ledger(chaos_runner):
     database = RunnerDb(chaos_runner.database_url)
     statuses: list[int | None] = []
-    with ThreadPoolExecutor(max_workers=6) as pool:
+    with ThreadPoolExecutor(max_workers=4) as pool:
         statuses += pool.map(lambda index: _send(chaos_runner.url, index), range(SENDS // 2))
         chaos_runner.kill()  # kill -9 while retries and receipts are in flight (the embedded SQS dies with it)
         chaos_runner.start()
@@ -71,10 +71,12 @@ def test_chaos_with_a_kill_ends_in_agreement_with_the_ledger(chaos_runner):
     assert statuses.count(202) >= SENDS // 2
 
     unsettled = "SELECT count(*) FROM messages WHERE status IN ('queued', 'retrying', 'sent')"
-    deadline = time.monotonic() + 180
+    deadline = time.monotonic() + 600  # generous: on a busy machine the embedded SQS is slow, not lossy
     while database.scalar(unsettled) and time.monotonic() < deadline:
         time.sleep(1)
-    assert database.scalar(unsettled) == 0
+    assert database.scalar(unsettled) == 0, database.scalar(
+        "SELECT json_object_agg(status, n) FROM (SELECT status, count(*) AS n FROM messages GROUP BY 1) AS s"
+    )
 
     with database.engine.connect() as connection:
         from sqlalchemy import text

@@ -165,14 +165,16 @@ def test_a_receipt_written_while_the_sent_update_is_uncommitted_is_applied_by_th
         id=stored["id"],
     )
     receipts.take()
-    outcomes = []
+    answers = []
     with transaction() as connection:
         assert repository.mark_sent(connection, stored["id"], "mock-sms-racing", EventSource.RETRY) is not None
-        worker = threading.Thread(
-            target=lambda: outcomes.append(response_json(sms_receipt(invoke, "mock-sms-racing"))["outcome"])
-        )
+        # The receipt, written while that update is uncommitted: it cannot see the provider id (no wait).
+        worker = threading.Thread(target=lambda: answers.append(sms_receipt(invoke, "mock-sms-racing")))
         worker.start()
-        worker.join(timeout=30)
+        worker.join(timeout=120)
+        assert not worker.is_alive(), "the receipt waited for the uncommitted update"
+    assert [response["statusCode"] for response in answers] == [200], answers
+    outcomes = [response_json(response)["outcome"] for response in answers]
     assert outcomes == ["held"]
     assert status_of(db, stored["id"]) == "sent"
     swept = invoke("RetrySweepFunction", sample_event("retry_sweep-scheduled"))
