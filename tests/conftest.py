@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 import json
 import os
+import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -36,29 +37,56 @@ EVENTS = ROOT / "events"
 TABLES = ("messages", "conversations", "mock_provider_deliveries")
 
 
-# An ICU locale (such as en-US) for the default collation of every database the tests create; unset, the
-# server's default. `make test` runs the suite both ways: managed servers often default to a collation
-# that does not sort by code point, and the service must not depend on it.
+# A language (such as en-US) whose collation every database the tests create has by default; unset, the
+# server's default. `make test` runs the suite both ways: managed servers often default to a collation that
+# does not sort by code point (ICU en-US, or glibc's en_US.UTF-8), and the service must not depend on it.
 DATABASE_COLLATION = os.environ.get("TEST_DATABASE_COLLATION") or None
 
 
+def collations(language: str) -> tuple[postgres.Collation, postgres.Collation]:
+    """The two kinds of collation a server may give `language`: ICU's and glibc's (en-US: en_US.UTF-8)."""
+    return postgres.Collation("icu", language), postgres.Collation("libc", f"{language.replace('-', '_')}.UTF-8")
+
+
+def _given_server_url() -> str | None:
+    return os.environ.get("TEST_DATABASE_URL") or os.environ.get("DATABASE_URL") or None
+
+
 def _server_url() -> str:
-    given = os.environ.get("TEST_DATABASE_URL") or os.environ.get("DATABASE_URL")
-    return given or postgres.embedded_server_url("test-postgres")
+    given = _given_server_url()
+    if given:
+        return given
+    if DATABASE_COLLATION is None:
+        return postgres.embedded_server_url("test-postgres")
+    # The embedded PostgreSQL is built without ICU: its own server, started with glibc's locale compiled
+    # under .local/locale (the machine need not have generated it).
+    glibc = collations(DATABASE_COLLATION)[1]
+    return postgres.embedded_server_url(f"test-postgres-{glibc.locale}", locales=[glibc.locale])
 
 
 def create_test_database(server_url: str, name: str) -> str:
-    """(Re)create a database for tests, with the collation of TEST_DATABASE_COLLATION; return its URL."""
+    """(Re)create a database for tests, with the collation of TEST_DATABASE_COLLATION; return its URL. On a
+    server given by URL that is ICU's when the server has ICU, else glibc's; on the embedded one, glibc's."""
     from sqlalchemy.exc import DBAPIError
 
+    if DATABASE_COLLATION is None:
+        return postgres.recreate_database(server_url, name)
+    icu, glibc = collations(DATABASE_COLLATION)
+    if _given_server_url():
+        try:
+            return postgres.recreate_database(server_url, name, icu)
+        except DBAPIError as error:
+            if "ICU is not supported" not in str(error.orig):
+                raise
     try:
-        return postgres.recreate_database(server_url, name, icu_locale=DATABASE_COLLATION)
+        return postgres.recreate_database(server_url, name, glibc)
     except DBAPIError as error:
-        if DATABASE_COLLATION is None or "ICU" not in str(error.orig):
+        if "locale" not in str(error.orig):
             raise
         raise pytest.UsageError(
-            f"TEST_DATABASE_COLLATION={DATABASE_COLLATION} needs a PostgreSQL built with ICU (the embedded one "
-            f"is not): point TEST_DATABASE_URL at one. The server said: {error.orig}"
+            f"TEST_DATABASE_COLLATION={DATABASE_COLLATION}: the server has neither ICU nor the {glibc.locale} "
+            f"locale; name one that has either with TEST_DATABASE_URL, or unset it to use the embedded "
+            f"PostgreSQL. The server said: {error.orig}"
         ) from error
 
 
@@ -148,23 +176,48 @@ def sample_body(name: str) -> dict[str, Any]:
 
 @pytest.fixture
 def invoke(database_url: str, application: template.Application) -> Callable[..., dict[str, Any]]:
-    """Call a function's handler in-process, as Lambda would, and return its response."""
+    """Call a function's handler in this process, as Lambda would, and return its response.
+
+    The test process is one execution environment: one invocation at a time (Powertools keeps the
+    current request on a class shared by the process). Tests that invoke concurrently use
+    `concurrent_invoke`, whose environments are worker processes."""
 
     def call(function: str, event: dict[str, Any]) -> dict[str, Any]:
         spec = application.functions[function]
         context = LambdaContext(function_name=function, timeout_seconds=spec.timeout)
-        return _environments(application, function).invoke(event, context)
+        if not _IN_PROCESS.acquire(blocking=False):
+            raise RuntimeError("invoke is one invocation at a time: use concurrent_invoke from threads")
+        try:
+            return template.load_handler(spec)(event, context)
+        finally:
+            _IN_PROCESS.release()
 
     return call
 
 
-_ENVIRONMENTS: dict[str, template.ExecutionEnvironments] = {}
+_IN_PROCESS = threading.Lock()
 
 
-def _environments(application: template.Application, function: str) -> template.ExecutionEnvironments:
-    if function not in _ENVIRONMENTS:
-        _ENVIRONMENTS[function] = template.ExecutionEnvironments(application.functions[function])
-    return _ENVIRONMENTS[function]
+@pytest.fixture
+def concurrent_invoke(database_url: str, application: template.Application) -> Iterator[Callable[..., Any]]:
+    """Invoke a function in the runner's execution environments (worker processes, up to 4 per function)
+    from any number of threads. Each worker starts with this process's environment at that moment, so
+    call `configure` first."""
+    from infra.local_runner.sandbox import ExecutionEnvironments
+
+    environments: dict[str, ExecutionEnvironments] = {}
+    lock = threading.Lock()
+
+    def call(function: str, event: dict[str, Any]) -> Any:
+        spec = application.functions[function]
+        with lock:
+            if function not in environments:
+                environments[function] = ExecutionEnvironments(spec, limit=4)
+        return environments[function].invoke(event, LambdaContext(function_name=function, timeout_seconds=30))
+
+    yield call
+    for environment in environments.values():
+        environment.stop()
 
 
 def response_json(response: dict[str, Any]) -> Any:
