@@ -24,6 +24,8 @@ os.environ.setdefault("POWERTOOLS_METRICS_NAMESPACE", "UnifiedMessaging")
 os.environ.setdefault("SQS_ENDPOINT_URL", "http://127.0.0.1:9")
 os.environ.setdefault("SEND_RETRY_QUEUE_URL", "http://127.0.0.1:9/000000000000/SendRetryQueue")
 os.environ.setdefault("SEND_RETRY_DLQ_URL", "http://127.0.0.1:9/000000000000/SendRetryDLQ")
+# MockReceiptFunction's API (a !Sub of the deployed API in the template; the runner sets its own URL).
+os.environ.setdefault("API_BASE_URL", "http://127.0.0.1:9")
 
 from hypothesis import HealthCheck  # noqa: E402
 from hypothesis import settings as hypothesis_settings  # noqa: E402

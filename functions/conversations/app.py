@@ -8,7 +8,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from messaging import config
 from messaging.http import READ_ERRORS, MessagingApi, documented, json_response
-from messaging.models import ConversationOut, Health, MessageOut, Page
+from messaging.models import ConversationOut, Health, MessageEventOut, MessageOut, Page
 from messaging.observability import logger, metrics, tracer
 from messaging.pagination import DEFAULT_LIMIT, MAX_LIMIT
 from messaging.services import queries
@@ -59,6 +59,16 @@ def list_messages(conversation_id: Id, limit: Limit = DEFAULT_LIMIT, cursor: Cur
 @tracer.capture_method
 def get_message(message_id: Id):
     return json_response(200, queries.get_message(message_id))
+
+
+@app.get(
+    "/api/messages/<message_id>/events",
+    summary="A message's history, oldest first",
+    responses=documented(200, Page[MessageEventOut], "A page of events", READ_ERRORS),
+)
+@tracer.capture_method
+def list_message_events(message_id: Id, limit: Limit = DEFAULT_LIMIT, cursor: Cursor = None):
+    return json_response(200, queries.list_message_events(message_id, limit, cursor))
 
 
 @app.get(

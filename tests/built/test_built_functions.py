@@ -5,10 +5,12 @@ and invoked with its sample events against PostgreSQL and an SQS endpoint (moto'
 Run with `make build test-build` (CI does); skipped when there is no build output.
 """
 
+import http.server
 import json
 import os
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import boto3
@@ -33,6 +35,7 @@ FUNCTIONS = [
     "ConversationsFunction",
     "SendRetryFunction",
     "RetrySweepFunction",
+    "MockReceiptFunction",
 ]
 
 
@@ -48,11 +51,15 @@ def environment():
     sqs_server, endpoint = start_embedded_sqs()
     client = boto3.client("sqs", endpoint_url=endpoint, region_name="us-east-1")
     queues = create_queues(client, template.load())
+    status_webhook = _AcceptEverything(("127.0.0.1", 0), _Ok)  # where MockReceiptFunction posts its receipt
+    threading.Thread(target=status_webhook.serve_forever, daemon=True).start()
     yield (
         queues,
         {
             "PATH": os.environ.get("PATH", ""),
             "DATABASE_URL": database_url,
+            # The template gives MockReceiptFunction the deployed API's URL (a !Sub); here, a local receiver.
+            "API_BASE_URL": f"http://127.0.0.1:{status_webhook.server_address[1]}",
             "SQS_ENDPOINT_URL": endpoint,
             "AWS_DEFAULT_REGION": "us-east-1",
             "AWS_ACCESS_KEY_ID": "build-test",
@@ -65,8 +72,24 @@ def environment():
             "RETRY_MAX_SECONDS": "0",
         },
     )
+    status_webhook.shutdown()
     sqs_server.stop()
     postgres.drop_database(server_url, database)
+
+
+class _AcceptEverything(http.server.ThreadingHTTPServer):
+    daemon_threads = True
+
+
+class _Ok(http.server.BaseHTTPRequestHandler):
+    def do_POST(self) -> None:  # noqa: N802 - the http.server interface
+        self.rfile.read(int(self.headers.get("Content-Length", 0)))
+        self.send_response(200)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    def log_message(self, *_args: object) -> None:
+        pass
 
 
 def _events_of(function: str) -> list[Path]:

@@ -239,6 +239,14 @@ def _every_route_event(route, query):
         "/api/webhooks/email": EMAIL,
         "/api/messages/sms": SEND_SMS,
         "/api/messages/email": SEND_EMAIL,
+        "/api/webhooks/sms/status": {
+            "messaging_provider_id": "x",
+            "status": "delivered",
+            "timestamp": SMS["timestamp"],
+        },
+        "/api/webhooks/email/events": [
+            {"event_id": "e", "xillio_id": "x", "event": "delivered", "timestamp": SMS["timestamp"]}
+        ],
     }.get(route.path)
     path_parameters = dict.fromkeys(re.findall(r"\{(\w+)\}", route.path), "1")
     return http_api_event(

@@ -8,7 +8,7 @@ import pytest
 
 from bench.plans import explain, uses_indexes_only
 from bench.statements import count
-from tests.conftest import sample_event
+from tests.conftest import response_json, sample_body, sample_event
 
 
 @pytest.fixture
@@ -74,9 +74,39 @@ def test_the_sweep_finds_overdue_sends_through_its_partial_index(invoke, db):
         ("ConversationsFunction", "conversations-messages", 2),
         ("ConversationsFunction", "conversations-list", 2),
         ("ConversationsFunction", "conversations-message", 1),
+        ("ConversationsFunction", "conversations-message-events", 2),
+        ("InboundSmsFunction", "inbound_sms-status", 1),
+        ("InboundEmailFunction", "inbound_email-events", 2),  # a batch: one statement per event
+        ("SendMessageFunction", "send_message-sms", 3),  # store, the provider's ledger, the outcome
     ],
 )
 def test_statement_budget_per_request(invoke, some_messages, function, event_name, budget):
     statements = count(lambda: invoke(function, sample_event(event_name)))
     queries = [statement for statement in statements if statement != "COMMIT"]
     assert 1 <= len(queries) <= budget, statements
+
+
+def test_a_receipt_applied_to_its_message_is_one_statement_with_its_history_row(invoke, db):
+    sent = response_json(invoke("SendMessageFunction", sample_event("send_message-sms")))
+    receipt = sample_event(
+        "inbound_sms-status",
+        payload={**sample_body("inbound_sms-status"), "messaging_provider_id": sent["provider_message_id"]},
+    )
+    statements = count(lambda: invoke("InboundSmsFunction", receipt))
+    assert statements == ["WITH", "COMMIT"], statements
+    assert db.scalar("SELECT status FROM messages WHERE id = :id", id=sent["id"]) == "delivered"
+    assert db.scalar("SELECT count(*) FROM message_events WHERE type = 'message.delivered'") == 1
+
+
+def test_the_sweep_finds_sends_awaiting_a_receipt_through_its_partial_index(invoke, db):
+    from messaging.db import repository
+    from messaging.db.engine import transaction
+
+    def reconciliation_query():
+        with transaction() as connection:
+            repository.claim_awaiting_receipt(connection, timeout_seconds=60, limit=10)
+            connection.rollback()
+
+    summaries = explain(reconciliation_query, seqscan=False)
+    assert "ix_messages_awaiting_receipt" in summaries[0]["indexes"]
+    assert "Seq Scan" not in summaries[0]["node_types"]

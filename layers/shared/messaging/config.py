@@ -74,11 +74,37 @@ class IdempotencySettings(SettingsPiece):
     idempotency_key_ttl_seconds: int = Field(24 * 3600, alias="IDEMPOTENCY_KEY_TTL_SECONDS", ge=60)
 
 
-class ProviderMockSettings(SettingsPiece):
+class ProviderReceiptSettings(SettingsPiece):
+    """The mock providers' delivery receipts: outcomes per accepted send ("delivered=0.9,undelivered=0.1", or
+    "off") and their delay. Without a ProviderReceiptQueue no receipt is emitted (reconciliation still
+    settles each send by lookup)."""
+
+    mock_sms_receipts: str = Field("delivered=1", alias="MOCK_SMS_RECEIPTS")
+    mock_email_receipts: str = Field("delivered=1", alias="MOCK_EMAIL_RECEIPTS")
+    mock_receipt_delay_seconds: float = Field(1.0, alias="MOCK_RECEIPT_DELAY_SECONDS", ge=0, le=900)
+    provider_receipt_queue_url: str | None = Field(None, alias="PROVIDER_RECEIPT_QUEUE_URL")
+
+
+class ProviderMockSettings(ProviderReceiptSettings):
+    """The mock providers: injected faults and the receipts they emit."""
+
     mock_sms_faults: str = Field("", alias="MOCK_SMS_FAULTS")
     mock_email_faults: str = Field("", alias="MOCK_EMAIL_FAULTS")
     mock_provider_seed: int | None = Field(None, alias="MOCK_PROVIDER_SEED")
     mock_retry_after_seconds: float = Field(2.0, alias="MOCK_RETRY_AFTER_SECONDS", ge=0)
+
+
+class StatusWebhookSettings(SettingsPiece):
+    """MockReceiptFunction: the API whose status webhooks the mock providers' receipts are POSTed to."""
+
+    api_base_url: str = Field(alias="API_BASE_URL")
+
+
+class ReconciliationSettings(SettingsPiece):
+    # A `sent` message without a receipt for this long is settled by asking the provider.
+    receipt_timeout_seconds: float = Field(3600.0, alias="RECEIPT_TIMEOUT_SECONDS", ge=1)
+    # A held receipt no message claimed for this long names a message we never sent: forgotten.
+    held_receipt_retention_seconds: float = Field(7 * 24 * 3600.0, alias="HELD_RECEIPT_RETENTION_SECONDS", ge=60)
 
 
 class WebhookSignatureSettings(SettingsPiece):

@@ -84,11 +84,28 @@ class Message:
     last_error: str | None
     created_at: datetime
     updated_at: datetime
+    status_detail: str | None = None  # the provider's reason or code (a receipt's error, a failure)
 
     @property
     def pending(self) -> bool:
         """True while the provider has not settled the send (it may still be attempted)."""
         return self.status in PENDING_STATUSES
+
+
+@dataclass(frozen=True)
+class MessageEvent:
+    """One row of the history: a status transition of a message, or another event customers subscribe to."""
+
+    id: int
+    type: str
+    message_id: int | None
+    conversation_id: int | None
+    status: str | None
+    previous_status: str | None
+    attempt: int | None
+    detail: str | None
+    source: str
+    occurred_at: datetime
 
 
 @dataclass(frozen=True)

@@ -81,10 +81,16 @@ def documented(status: int, model: Any, description: str, errors: tuple[int, ...
 class MessagingApi(PowertoolsHttpResolver):
     """The HTTP API resolver every function uses: validation on, one JSON error shape everywhere."""
 
-    def __init__(self, webhook_verifier: Callable[[], WebhookVerifier | None] | None = None) -> None:
-        """`webhook_verifier` gives the signature verifier of a webhook function (None: unsigned)."""
+    def __init__(
+        self,
+        webhook_verifier: Callable[[], WebhookVerifier | None] | None = None,
+        array_body_paths: frozenset[str] = frozenset(),
+    ) -> None:
+        """`webhook_verifier` gives the signature verifier of a webhook function (None: unsigned);
+        `array_body_paths` are the paths whose body is a JSON array (a provider's event batch)."""
         super().__init__(enable_validation=True)
         self._webhook_verifier = webhook_verifier
+        self._array_body_paths = array_body_paths
         self.exception_handler(DomainError)(self._domain_error)
         self.exception_handler(RequestValidationError)(self._validation_error)
         self.exception_handler(RequestUnsupportedContentType)(self._unsupported_media_type)
@@ -98,7 +104,12 @@ class MessagingApi(PowertoolsHttpResolver):
             route = self.route_for(proxy)
             if route is not None:  # otherwise the resolver answers 404 or 405, before any body check
                 verifier = self._webhook_verifier() if self._webhook_verifier is not None else None
-                check_envelope(request, verifier, config.current(RequestLimitSettings).max_request_bytes)
+                check_envelope(
+                    request,
+                    verifier,
+                    config.current(RequestLimitSettings).max_request_bytes,
+                    array_body=proxy.path in self._array_body_paths,
+                )
                 check_query(proxy.query_string_parameters or {}, self.declared_query_parameters(route))
         except DomainError as error:
             return ResponseBuilder(self._domain_error(error)).build(proxy)

@@ -83,6 +83,8 @@ def validation_error(problems: Sequence[Any]) -> tuple[HTTPStatus, str, str, str
     kind = first.get("type", "")
     if kind == "json_invalid":
         return HTTPStatus.BAD_REQUEST, "malformed_request", "request body is not valid JSON", "body"
+    if field is None and kind in ("too_short", "too_long"):
+        field = "body"  # the size of a whole batch (a JSON array body)
     if kind == "missing":
         message = f"'{field}' is required" if field else "a required field is missing"
     elif kind == "extra_forbidden":

@@ -49,7 +49,9 @@ def check_json_media_type(content_type: str) -> None:
             raise UnsupportedMediaType("a JSON body must be UTF-8 (charset=utf-8)", field="Content-Type")
 
 
-def check_envelope(event: dict[str, Any], verifier: WebhookVerifier | None, max_request_bytes: int) -> None:
+def check_envelope(
+    event: dict[str, Any], verifier: WebhookVerifier | None, max_request_bytes: int, array_body: bool = False
+) -> None:
     """Checks that come before validation: size, signature, media type and JSON syntax of a request body.
     Leaves the event as validation must read it: headers by lower-cased name, the body decoded text."""
     method = event.get("requestContext", {}).get("http", {}).get("method", "GET").upper()
@@ -78,7 +80,10 @@ def check_envelope(event: dict[str, Any], verifier: WebhookVerifier | None, max_
         raise MalformedRequest(f"request body is not valid JSON: {exc}", field="body") from None
     except RecursionError:
         raise MalformedRequest("request body is nested too deeply", field="body") from None
-    if not isinstance(document, dict):
+    if array_body:  # a provider's event batch
+        if not isinstance(document, list):
+            raise MalformedRequest("request body must be a JSON array", field="body")
+    elif not isinstance(document, dict):
         raise MalformedRequest("request body must be a JSON object", field="body")
     if event.get("isBase64Encoded"):
         event["body"] = text

@@ -10,7 +10,7 @@ from urllib.parse import urlsplit
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 from pydantic_core import PydanticCustomError
 
-from messaging.enums import Direction, MessageStatus, MessageType, Provider
+from messaging.enums import Direction, EventSource, EventType, MessageStatus, MessageType, Provider
 
 MAX_ATTACHMENTS = 10
 MAX_ATTACHMENT_URL_LENGTH = 2048
@@ -221,8 +221,67 @@ class MessageOut(BaseModel):
     attempts: int
     next_attempt_at: datetime | None
     last_error: str | None
+    status_detail: str | None = Field(None, description="The provider's reason or code for the status.")
     created_at: datetime
     updated_at: datetime
+
+
+MAX_EMAIL_EVENTS = 100
+ReceiptDetail = Annotated[
+    str, Field(min_length=1, max_length=1000, pattern=r"^[^\x00-\x1f\x7f]+$"), AfterValidator(_storable_text)
+]
+
+
+class SmsReceipt(BaseModel):
+    """A delivery receipt from the SMS provider (POST /api/webhooks/sms/status). Unknown fields are rejected."""
+
+    model_config = ConfigDict(extra="forbid")
+    messaging_provider_id: ProviderMessageId
+    status: Literal["delivered", "undelivered"]
+    error_code: Annotated[str, Field(max_length=64)] | None = None
+    timestamp: Instant
+
+    @model_validator(mode="after")
+    def _code_is_printable(self) -> Any:
+        if self.error_code is not None and (not self.error_code.strip() or not self.error_code.isprintable()):
+            raise ValueError("error_code must be printable, non-empty text")
+        return self
+
+
+class EmailEvent(BaseModel):
+    """One event of the email provider's batch (POST /api/webhooks/email/events). Unknown fields are rejected."""
+
+    model_config = ConfigDict(extra="forbid")
+    event_id: ProviderMessageId
+    xillio_id: ProviderMessageId
+    event: Literal["delivered", "bounce", "dropped", "spamreport"]
+    reason: ReceiptDetail | None = None
+    timestamp: Instant
+
+
+class ReceiptResult(BaseModel):
+    outcome: Literal["applied", "held", "duplicate", "ignored"] = Field(
+        description="applied: the message moved; held: no message carries this provider id yet (applied when one "
+        "does); duplicate: already received; ignored: the message's status was already final."
+    )
+    message_id: int | None
+
+
+class ReceiptResults(BaseModel):
+    results: list[ReceiptResult] = Field(description="One per event, in the order received.")
+
+
+class MessageEventOut(BaseModel):
+    """One row of a message's history."""
+
+    id: int
+    type: EventType
+    status: str | None
+    previous_status: str | None
+    attempt: int | None
+    detail: str | None
+    source: EventSource
+    occurred_at: datetime
 
 
 class ConversationOut(BaseModel):

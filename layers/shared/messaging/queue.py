@@ -7,7 +7,7 @@ import math
 from typing import Any
 
 from messaging import config, runtime
-from messaging.config import DeadLetterQueueSettings, RetryQueueSettings, SqsSettings
+from messaging.config import DeadLetterQueueSettings, ProviderReceiptSettings, RetryQueueSettings, SqsSettings
 
 MAX_SQS_DELAY_SECONDS = 900
 MAX_VISIBILITY_SECONDS = 12 * 3600
@@ -77,3 +77,14 @@ def postpone(receipt_handle: str, seconds: float) -> None:
         ReceiptHandle=receipt_handle,
         VisibilityTimeout=min(MAX_VISIBILITY_SECONDS, max(0, math.ceil(seconds))),
     )
+
+
+def schedule_provider_receipt(body: dict[str, Any], delay_seconds: float) -> bool:
+    """The mock providers' receipt, due after the delay on ProviderReceiptQueue. False when no queue is
+    configured (receipts are then not emitted; reconciliation still settles the message by lookup)."""
+    url = config.current(ProviderReceiptSettings).provider_receipt_queue_url
+    if not url:
+        return False
+    delay = min(MAX_SQS_DELAY_SECONDS, max(0, math.ceil(delay_seconds)))
+    sqs_client().send_message(QueueUrl=url, MessageBody=json.dumps(body), DelaySeconds=delay)
+    return True

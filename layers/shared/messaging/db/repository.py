@@ -9,16 +9,18 @@ from sqlalchemy import Connection, Row, bindparam, func, select, text, update
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 
-from messaging.db.schema import PENDING_CONDITION, conversations, idempotency_keys, messages
+from messaging.db.events import remember_written
+from messaging.db.receipts import RECEIPT_MAY_MOVE
+from messaging.db.schema import PENDING_CONDITION, conversations, idempotency_keys, message_events, messages
 from messaging.domain import (
-    PENDING_STATUSES,
     Conversation,
     IdempotencyRecord,
     Message,
+    MessageEvent,
     NewMessage,
     StoredMessage,
 )
-from messaging.enums import MessageStatus
+from messaging.enums import Direction, EventSource, MessageStatus
 from messaging.grouping import participant_pair
 
 PREVIEW_LENGTH = 140
@@ -41,6 +43,7 @@ def _message(row: Row[Any]) -> Message:
         attempts=row.attempts,
         next_attempt_at=row.next_attempt_at,
         last_error=row.last_error,
+        status_detail=row.status_detail,
         created_at=row.created_at,
         updated_at=row.updated_at,
     )
@@ -83,9 +86,11 @@ def _compact(sql: str) -> str:
 
 # One statement: reserve the message id, upsert the conversation with its summary already folded in
 # (the upsert locks the row, so one pair's messages are serialized and concurrent first messages make one
-# conversation), then insert the message. A repeated provider message id inserts nothing and returns the
-# original row; the caller then rolls back, undoing the summary change (the deferred foreign key from
-# conversations.last_message_id would refuse the commit anyway).
+# conversation), insert the message, and write its history: `message.received` or `message.queued`, after
+# `conversation.created` when the pair's conversation is new (xmax = 0: the upsert inserted it).
+# A repeated provider message id inserts nothing and returns the original row; the caller then rolls back,
+# undoing the summary change (the deferred foreign key from conversations.last_message_id would refuse the
+# commit anyway).
 #
 # The summary's last message is the last in the messages list's own order, (timestamp, id), so the
 # conversation and the last item of its list always agree. Comparing timestamps alone is not enough: the id
@@ -113,7 +118,7 @@ _STORE_MESSAGE = text(
                                        THEN EXCLUDED.last_message_id ELSE c.last_message_id END,
                 last_message_preview = CASE WHEN {_NEWER_THAN_LAST}
                                             THEN EXCLUDED.last_message_preview ELSE c.last_message_preview END
-            RETURNING c.id
+            RETURNING c.id, (c.xmax = 0) AS created
         ), inserted AS (
             INSERT INTO messages (
                 id, conversation_id, direction, type, from_address, to_address, body, attachments,
@@ -125,11 +130,25 @@ _STORE_MESSAGE = text(
                    CAST(:provider AS text), CAST(:provider_message_id AS text), CAST(:next_attempt_at AS timestamptz)
             FROM new_message, conversation
             ON CONFLICT (provider, provider_message_id) DO NOTHING
-            RETURNING id, conversation_id
+            RETURNING id, conversation_id, status
+        ), events AS (
+            INSERT INTO message_events (type, message_id, conversation_id, status, attempt, source)
+            SELECT event.type, event.message_id, inserted.conversation_id, event.status, event.attempt,
+                   CAST(:event_source AS text)
+            FROM inserted, conversation
+            CROSS JOIN LATERAL (VALUES
+                (1, 'conversation.created', NULL::bigint, NULL::text, NULL::integer),
+                (2, CASE inserted.status WHEN 'received' THEN 'message.received' ELSE 'message.queued' END,
+                    inserted.id, inserted.status, 0)
+            ) AS event(ordinal, type, message_id, status, attempt)
+            WHERE event.ordinal = 2 OR conversation.created
+            ORDER BY event.ordinal
+            RETURNING id
         )
-        SELECT id, conversation_id, true AS created FROM inserted
+        SELECT id, conversation_id, true AS created, ARRAY(SELECT id FROM events ORDER BY id) AS event_ids
+        FROM inserted
         UNION ALL
-        SELECT id, conversation_id, false AS created FROM messages
+        SELECT id, conversation_id, false AS created, ARRAY[]::bigint[] AS event_ids FROM messages
         WHERE provider = CAST(:provider AS text) AND provider_message_id = CAST(:provider_message_id AS text)
           AND NOT EXISTS (SELECT 1 FROM inserted)
         """
@@ -156,6 +175,8 @@ def store_message(connection: Connection, message: NewMessage) -> StoredMessage:
         "provider": message.provider,
         "provider_message_id": message.provider_message_id,
         "next_attempt_at": message.next_attempt_at,
+        # Who stores a message: the provider's webhook an inbound one, a client's request an outbound one.
+        "event_source": (EventSource.WEBHOOK if message.direction == Direction.INBOUND else EventSource.API).value,
     }
     row = connection.execute(_STORE_MESSAGE, parameters).first()
     if row is None:
@@ -167,6 +188,7 @@ def store_message(connection: Connection, message: NewMessage) -> StoredMessage:
             )
         ).one()
         return StoredMessage(id=row.id, conversation_id=row.conversation_id, created=False)
+    remember_written(connection, row.event_ids)
     return StoredMessage(id=row.id, conversation_id=row.conversation_id, created=row.created)
 
 
@@ -219,48 +241,229 @@ def ping(connection: Connection) -> None:
     connection.exec_driver_sql("SELECT 1")
 
 
-# The outcomes of a provider attempt. Each counts the attempt and applies only to a pending send, so a
-# status never moves backwards; None means the message was no longer pending (another worker settled it).
+# The outcomes of a provider attempt. Each counts the attempt, applies only to a pending send (so a status
+# never moves backwards) and writes its history row in the same statement; None means the message was no
+# longer pending (another worker settled it).
+
+_MOVED_COLUMNS = "m.*, current.status AS previous_status"
+
+# Accepted: `sent` with the provider's id. Receipts the provider sent before we knew that id (held in
+# provider_receipts) are applied in the same statement: the message goes straight on to their verdict, and
+# the history shows `message.sent` then `message.delivered`/`message.undelivered`.
+_MARK_SENT = text(
+    _compact(
+        f"""
+        WITH current AS (
+            SELECT id, status, provider FROM messages WHERE id = :message_id AND {PENDING_CONDITION} FOR UPDATE
+        ), held AS (
+            SELECT r.id, r.status, r.detail FROM provider_receipts AS r, current
+            WHERE r.provider = current.provider AND r.provider_message_id = CAST(:provider_message_id AS text)
+              AND r.applied_at IS NULL
+            FOR UPDATE OF r
+        ), verdict AS (
+            SELECT status, detail FROM held ORDER BY id LIMIT 1
+        ), moved AS (
+            UPDATE messages AS m
+            SET status = COALESCE((SELECT status FROM verdict), 'sent'), status_detail = (SELECT detail FROM verdict),
+                provider_message_id = CAST(:provider_message_id AS text), attempts = m.attempts + 1,
+                next_attempt_at = NULL, last_error = NULL, updated_at = now()
+            FROM current WHERE m.id = current.id
+            RETURNING {_MOVED_COLUMNS}
+        ), claimed AS (
+            UPDATE provider_receipts AS r SET applied_at = now(), message_id = moved.id
+            FROM held, moved WHERE r.id = held.id
+        ), events AS (
+            INSERT INTO message_events (
+                type, message_id, conversation_id, status, previous_status, attempt, detail, source
+            )
+            SELECT event.type, moved.id, moved.conversation_id, event.status, event.previous_status, moved.attempts,
+                   event.detail, event.source
+            FROM moved CROSS JOIN LATERAL (VALUES
+                (1, 'message.sent', 'sent', moved.previous_status, NULL::text, CAST(:source AS text)),
+                (2, 'message.' || moved.status, moved.status, 'sent', moved.status_detail, 'receipt')
+            ) AS event(ordinal, type, status, previous_status, detail, source)
+            WHERE event.ordinal = 1 OR moved.status <> 'sent'
+            ORDER BY event.ordinal
+            RETURNING id
+        )
+        SELECT moved.*, ARRAY(SELECT id FROM events ORDER BY id) AS event_ids FROM moved
+        """
+    )
+)
+
+# Not accepted: `retrying` (due again after the delay, on the database's clock) or `failed`.
+_MARK_UNACCEPTED = text(
+    _compact(
+        f"""
+        WITH current AS (
+            SELECT id, status FROM messages WHERE id = :message_id AND {PENDING_CONDITION} FOR UPDATE
+        ), moved AS (
+            UPDATE messages AS m
+            SET status = CAST(:status AS text), attempts = m.attempts + 1, last_error = CAST(:error AS text),
+                status_detail = CASE WHEN CAST(:status AS text) = 'failed' THEN CAST(:error AS text) END,
+                next_attempt_at = CASE WHEN CAST(:status AS text) = 'retrying'
+                                       THEN now() + make_interval(secs => CAST(:delay_seconds AS double precision)) END,
+                updated_at = now()
+            FROM current WHERE m.id = current.id
+            RETURNING {_MOVED_COLUMNS}
+        ), events AS (
+            INSERT INTO message_events (
+                type, message_id, conversation_id, status, previous_status, attempt, detail, source
+            )
+            SELECT 'message.' || status, id, conversation_id, status, previous_status, attempts, last_error,
+                   CAST(:source AS text)
+            FROM moved
+            RETURNING id
+        )
+        SELECT moved.*, ARRAY(SELECT id FROM events) AS event_ids FROM moved
+        """
+    )
+)
 
 
-def mark_sent(connection: Connection, message_id: int, provider_message_id: str) -> Message | None:
-    """The provider accepted the send."""
-    return _record_attempt(
+def _moved(connection: Connection, statement: Any, parameters: dict[str, Any]) -> Message | None:
+    row = connection.execute(statement, parameters).first()
+    if row is None:
+        return None
+    remember_written(connection, row.event_ids)
+    return _message(row)
+
+
+def mark_sent(connection: Connection, message_id: int, provider_message_id: str, source: EventSource) -> Message | None:
+    """The provider accepted the send (receipts held for its provider id are applied too)."""
+    return _moved(
         connection,
-        message_id,
-        status=MessageStatus.SENT.value,
-        provider_message_id=provider_message_id,
-        next_attempt_at=None,
-        last_error=None,
+        _MARK_SENT,
+        {"message_id": message_id, "provider_message_id": provider_message_id, "source": source.value},
     )
 
 
-def schedule_retry(connection: Connection, message_id: int, delay_seconds: float, error: str) -> Message | None:
+def schedule_retry(
+    connection: Connection, message_id: int, delay_seconds: float, error: str, source: EventSource
+) -> Message | None:
     """The attempt failed but may succeed later: due again `delay_seconds` from now (the database's clock)."""
-    return _record_attempt(
+    return _moved(
         connection,
-        message_id,
-        status=MessageStatus.RETRYING.value,
-        next_attempt_at=func.now() + func.make_interval(0, 0, 0, 0, 0, 0, delay_seconds),
-        last_error=error,
+        _MARK_UNACCEPTED,
+        {
+            "message_id": message_id,
+            "status": MessageStatus.RETRYING.value,
+            "error": error,
+            "delay_seconds": delay_seconds,
+            "source": source.value,
+        },
     )
 
 
-def mark_failed(connection: Connection, message_id: int, error: str) -> Message | None:
-    """The provider never accepted the send, and no attempt is left."""
-    return _record_attempt(
-        connection, message_id, status=MessageStatus.FAILED.value, next_attempt_at=None, last_error=error
+def mark_failed(connection: Connection, message_id: int, error: str, source: EventSource) -> Message | None:
+    """The provider never accepted the send (its lookup says so too), and no attempt is left."""
+    return _moved(
+        connection,
+        _MARK_UNACCEPTED,
+        {
+            "message_id": message_id,
+            "status": MessageStatus.FAILED.value,
+            "error": error,
+            "delay_seconds": 0,
+            "source": source.value,
+        },
     )
 
 
-def _record_attempt(connection: Connection, message_id: int, **values: Any) -> Message | None:
-    statement = (
-        update(messages)
-        .where(messages.c.id == message_id, messages.c.status.in_([status.value for status in PENDING_STATUSES]))
-        .values(attempts=messages.c.attempts + 1, updated_at=text("now()"), **values)
-        .returning(*messages.c)
+# Reconciliation: a `sent` message whose receipt never came, settled by what the provider's lookup says.
+_RECORD_LOOKUP_VERDICT = text(
+    _compact(
+        f"""
+        WITH current AS (
+            SELECT id, status FROM messages WHERE id = :message_id AND status IN {RECEIPT_MAY_MOVE} FOR UPDATE
+        ), moved AS (
+            UPDATE messages AS m
+            SET status = CAST(:status AS text), status_detail = CAST(:detail AS text), next_attempt_at = NULL,
+                provider_message_id = COALESCE(m.provider_message_id, CAST(:provider_message_id AS text)),
+                updated_at = now()
+            FROM current WHERE m.id = current.id
+            RETURNING {_MOVED_COLUMNS}
+        ), events AS (
+            INSERT INTO message_events (
+                type, message_id, conversation_id, status, previous_status, attempt, detail, source
+            )
+            SELECT 'message.' || status, id, conversation_id, status, previous_status, attempts, status_detail,
+                   'reconciliation'
+            FROM moved
+            RETURNING id
+        )
+        SELECT moved.*, ARRAY(SELECT id FROM events) AS event_ids FROM moved
+        """
     )
-    return _first_message(connection.execute(statement))
+)
+
+
+def record_lookup_verdict(
+    connection: Connection, message_id: int, status: str, detail: str | None, provider_message_id: str | None
+) -> Message | None:
+    """The provider's lookup says the message was delivered or undelivered."""
+    return _moved(
+        connection,
+        _RECORD_LOOKUP_VERDICT,
+        {"message_id": message_id, "status": status, "detail": detail, "provider_message_id": provider_message_id},
+    )
+
+
+_CLAIM_AWAITING_RECEIPT = text(
+    _compact(
+        """
+        UPDATE messages SET updated_at = now()
+        WHERE id IN (
+            SELECT id FROM messages
+            WHERE status = 'sent' AND updated_at < now() - make_interval(secs => :timeout_seconds)
+            ORDER BY updated_at
+            LIMIT :limit
+            FOR UPDATE SKIP LOCKED
+        )
+        RETURNING *
+        """
+    )
+)
+
+
+def claim_awaiting_receipt(connection: Connection, timeout_seconds: float, limit: int) -> list[Message]:
+    """`sent` messages without a receipt for longer than the timeout; their clock restarts, so each is looked
+    up at most once per timeout, whatever the answer."""
+    rows = connection.execute(_CLAIM_AWAITING_RECEIPT, {"timeout_seconds": timeout_seconds, "limit": limit})
+    return [_message(row) for row in rows]
+
+
+def list_message_events(
+    connection: Connection, message_id: int, limit: int, after_id: int | None
+) -> list[MessageEvent]:
+    """Oldest first; keyset on id served by ix_message_events_message."""
+    query = (
+        select(message_events)
+        .where(message_events.c.message_id == message_id)
+        .order_by(message_events.c.id)
+        .limit(limit)
+    )
+    if after_id is not None:
+        query = query.where(message_events.c.id > after_id)
+    return [
+        MessageEvent(
+            id=row.id,
+            type=row.type,
+            message_id=row.message_id,
+            conversation_id=row.conversation_id,
+            status=row.status,
+            previous_status=row.previous_status,
+            attempt=row.attempt,
+            detail=row.detail,
+            source=row.source,
+            occurred_at=row.occurred_at,
+        )
+        for row in connection.execute(query)
+    ]
+
+
+def message_exists(connection: Connection, message_id: int) -> bool:
+    return connection.execute(select(messages.c.id).where(messages.c.id == message_id)).first() is not None
 
 
 _CLAIM_DUE_SEND = text(

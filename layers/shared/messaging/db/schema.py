@@ -76,9 +76,13 @@ messages = Table(
     Column("last_error", Text),
     Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
     Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Column("status_detail", Text),
     CheckConstraint("direction IN ('inbound', 'outbound')", name="ck_messages_direction"),
     CheckConstraint("type IN ('sms', 'mms', 'email')", name="ck_messages_type"),
-    CheckConstraint("status IN ('received', 'queued', 'retrying', 'sent', 'failed')", name="ck_messages_status"),
+    CheckConstraint(
+        "status IN ('received', 'queued', 'retrying', 'sent', 'failed', 'delivered', 'undelivered')",
+        name="ck_messages_status",
+    ),
     CheckConstraint("provider IN ('mock-sms', 'mock-email')", name="ck_messages_provider"),
     CheckConstraint("(direction = 'inbound') = (status = 'received')", name="ck_messages_status_matches_direction"),
     CheckConstraint("attempts >= 0", name="ck_messages_attempts"),
@@ -96,6 +100,7 @@ Index(
     messages.c.next_attempt_at,
     postgresql_where=text(PENDING_CONDITION),
 )
+Index("ix_messages_awaiting_receipt", messages.c.updated_at, postgresql_where=text("status = 'sent'"))
 
 idempotency_keys = Table(
     "idempotency_keys",
@@ -127,6 +132,8 @@ mock_provider_deliveries = Table(
     Column("replay_count", Integer, nullable=False, server_default=text("0")),
     Column("accepted_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
     Column("last_replayed_at", DateTime(timezone=True)),
+    Column("receipt_outcome", Text),  # what the mock's receipt announced (MOCK_*_RECEIPTS), for comparisons
+    Column("receipt_detail", Text),
     UniqueConstraint("provider", "idempotency_token", name="uq_mock_provider_deliveries_token"),
 )
 
@@ -159,3 +166,28 @@ message_events = Table(
 )
 Index("ix_message_events_message", message_events.c.message_id, message_events.c.id)
 Index("ix_message_events_unrelayed", message_events.c.id, postgresql_where=text("relayed_at IS NULL"))
+
+# Delivery receipts providers sent us (migration 0004): deduplicated, and held (message_id NULL) until a
+# message carries their provider message id.
+provider_receipts = Table(
+    "provider_receipts",
+    metadata,
+    Column("id", BigInteger, primary_key=True, autoincrement=True),
+    Column("provider", Text, nullable=False),
+    Column("dedup_key", Text, nullable=False),
+    Column("provider_message_id", Text, nullable=False),
+    Column("status", Text, nullable=False),
+    Column("detail", Text),
+    Column("reported_at", DateTime(timezone=True), nullable=False),
+    Column("received_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Column("message_id", BigInteger, ForeignKey("messages.id", ondelete="CASCADE")),
+    Column("applied_at", DateTime(timezone=True)),
+    UniqueConstraint("provider", "dedup_key", name="uq_provider_receipts_dedup"),
+    CheckConstraint("status IN ('delivered', 'undelivered')", name="ck_provider_receipts_status"),
+)
+Index(
+    "ix_provider_receipts_held",
+    provider_receipts.c.provider,
+    provider_receipts.c.provider_message_id,
+    postgresql_where=text("applied_at IS NULL"),
+)

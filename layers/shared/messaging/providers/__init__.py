@@ -6,16 +6,24 @@ from messaging import config, runtime
 from messaging.config import ProviderMockSettings
 from messaging.providers.base import (
     Accepted,
+    Lookup,
     MessagingProvider,
     OutboundEnvelope,
     ProviderError,
     ProviderRejected,
     ProviderTimeout,
 )
-from messaging.providers.mock import FaultPlan, MockProvider
+from messaging.providers.mock import (
+    EMAIL_RECEIPT_OUTCOMES,
+    SMS_RECEIPT_OUTCOMES,
+    FaultPlan,
+    MockProvider,
+    ReceiptPlan,
+)
 
 __all__ = [
     "Accepted",
+    "Lookup",
     "MessagingProvider",
     "OutboundEnvelope",
     "ProviderError",
@@ -34,12 +42,14 @@ def _build(kind: str) -> MessagingProvider:
             FaultPlan.parse(settings.mock_email_faults, "MOCK_EMAIL_FAULTS"),
             seed=None if seed is None else seed + 1,
             retry_after_seconds=settings.mock_retry_after_seconds,
+            receipts=ReceiptPlan.parse(settings.mock_email_receipts, "MOCK_EMAIL_RECEIPTS", EMAIL_RECEIPT_OUTCOMES),
         )
     return MockProvider(
         "mock-sms",
         FaultPlan.parse(settings.mock_sms_faults, "MOCK_SMS_FAULTS"),
         seed=seed,
         retry_after_seconds=settings.mock_retry_after_seconds,
+        receipts=ReceiptPlan.parse(settings.mock_sms_receipts, "MOCK_SMS_RECEIPTS", SMS_RECEIPT_OUTCOMES),
     )
 
 

@@ -18,6 +18,7 @@ from messaging.db import repository
 from messaging.db.engine import transaction
 from messaging.documents import message_document
 from messaging.domain import IdempotencyRecord, NewMessage, StoredMessage
+from messaging.enums import EventSource
 from messaging.errors import Conflict, InvalidInput, RequestInFlight, ServiceUnavailable
 from messaging.models import MessageOut, MessageStatus, Provider, SendEmail, SendSms
 from messaging.observability import logger, metrics
@@ -95,7 +96,7 @@ def _send(route: str, payload: SendSms | SendEmail, message: NewMessage, idempot
 def _first_attempt(stored: StoredMessage, message: NewMessage) -> MessageOut:
     pending = message.as_stored(stored.id, stored.conversation_id, at=datetime.now(UTC))
     try:
-        return message_document(attempt(pending))
+        return message_document(attempt(pending, EventSource.API))
     except _SURVIVABLE_AFTER_COMMIT:
         # The message is committed as `queued`; the sweep finishes it. The client still gets its 202.
         logger.exception("first send attempt could not be recorded; the sweep will finish it")

@@ -7,9 +7,9 @@ from datetime import datetime
 
 from messaging.db import repository
 from messaging.db.engine import transaction
-from messaging.documents import conversation_document, message_document
+from messaging.documents import conversation_document, event_document, message_document
 from messaging.errors import NotFound
-from messaging.models import ConversationOut, MessageOut, Page
+from messaging.models import ConversationOut, MessageEventOut, MessageOut, Page
 from messaging.pagination import decode_cursor, encode_cursor
 
 
@@ -57,6 +57,19 @@ def get_message(message_id: int) -> MessageOut:
     if message is None:
         raise NotFound(f"message {message_id} does not exist", field="id")
     return message_document(message)
+
+
+def list_message_events(message_id: int, limit: int, cursor: str | None) -> Page[MessageEventOut]:
+    """A message's history, oldest first (keyset on the event id, which grows with every row written)."""
+    position = decode_cursor(cursor)
+    with transaction() as connection:
+        found = repository.list_message_events(
+            connection, message_id, limit + 1, None if position is None else position[1]
+        )
+        if not found and not repository.message_exists(connection, message_id):
+            raise NotFound(f"message {message_id} does not exist", field="id")
+    items, next_cursor = _page(found, limit, event_document, lambda last: (last.occurred_at, last.id))
+    return Page[MessageEventOut](items=items, next_cursor=next_cursor)
 
 
 def database_reachable() -> bool:

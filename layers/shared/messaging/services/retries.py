@@ -9,6 +9,7 @@ from messaging import config, queue
 from messaging.config import RetryPolicySettings, SweepSettings
 from messaging.db import repository
 from messaging.db.engine import transaction
+from messaging.enums import EventSource
 from messaging.observability import logger, metrics
 from messaging.services.delivery import attempt
 
@@ -46,7 +47,7 @@ def retry_send(message_id: int, receipt_handle: str | None = None) -> str:
         if receipt_handle is not None:
             _postpone(receipt_handle, wait)
         raise RetryNotDue(f"message {message_id} is due in {wait:.0f}s")
-    return str(attempt(claimed).status)
+    return str(attempt(claimed, EventSource.RETRY).status)
 
 
 def _postpone(receipt_handle: str, seconds: float) -> None:
