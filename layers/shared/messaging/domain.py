@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from messaging.enums import MessageStatus
+from messaging.enums import Direction, MessageStatus
 
 # A send the provider has not settled yet: the one definition of "pending" (the SQL that selects pending
 # sends, and the partial index that serves it, are written from it).
@@ -32,6 +32,7 @@ class NewMessage:
     provider: str
     provider_message_id: str | None = None
     next_attempt_at: datetime | None = None
+    resent_from: int | None = None  # the failed message this one resends
 
     def as_stored(self, message_id: int, conversation_id: int, at: datetime) -> Message:
         """The message as the row just stored at `at` holds it (no attempt made yet)."""
@@ -53,6 +54,7 @@ class NewMessage:
             last_error=None,
             created_at=at,
             updated_at=at,
+            resent_from=self.resent_from,
         )
 
 
@@ -84,6 +86,7 @@ class Message:
     last_error: str | None
     created_at: datetime
     updated_at: datetime
+    resent_from: int | None = None
 
     @property
     def pending(self) -> bool:
@@ -100,6 +103,8 @@ class Conversation:
     last_message_id: int | None
     last_message_preview: str | None
     created_at: datetime
+    archived: bool = False
+    unread_count: int = 0  # inbound messages after the read horizon
 
 
 @dataclass(frozen=True)
@@ -114,3 +119,31 @@ class IdempotencyRecord:
     response_body: dict[str, Any] | None
     created_at: datetime
     expires_at: datetime
+
+
+@dataclass(frozen=True)
+class ConversationFilters:
+    """What a conversation list is narrowed to; None: any."""
+
+    participant: str | None = None  # a normalized address
+    channel: str | None = None  # a message type the conversation holds at least one message of
+    archived: bool | None = None
+
+
+@dataclass(frozen=True)
+class MessageFilters:
+    """What a list of messages across conversations is narrowed to; None: any. `since` is inclusive,
+    `until` exclusive; `q` is a full-text query (websearch syntax)."""
+
+    conversation_id: int | None = None
+    status: str | None = None
+    direction: str | None = None
+    type: str | None = None
+    since: datetime | None = None
+    until: datetime | None = None
+    q: str | None = None
+
+
+def direction_of(status: str) -> str:
+    """The direction every message with this status has: only inbound messages are `received`."""
+    return Direction.INBOUND if status == MessageStatus.RECEIVED else Direction.OUTBOUND
