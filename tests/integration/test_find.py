@@ -486,3 +486,37 @@ def test_the_search_vector_backfill_reduces_stored_html_like_new_writes(db):
 
     assert searchable_text("email", '<p title="secret">Visible <i>words</i></p>') == "Visible words"
     assert searchable_text("sms", "<b>kept as written</b>") == "<b>kept as written</b>"
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "function"),
+    [
+        ("PATCH", "/api/conversations/1", "ConversationsFunction"),
+        ("POST", "/api/conversations/1/read", "ConversationsFunction"),
+        ("POST", "/api/messages/1/resend", "SendMessageFunction"),
+    ],
+)
+def test_unknown_query_parameters_on_the_new_write_routes_are_422(invoke, db, method, path, function):
+    body = {"archived": True} if method == "PATCH" else {}
+    event = http_api_event(
+        method, path, query="force=1", body=json.dumps(body), headers={"content-type": "application/json"}
+    )
+    response = invoke(function, event)
+    assert response["statusCode"] == 422
+    assert response_json(response)["error"]["field"] == "force"
+
+
+def test_openapi_documents_every_new_parameter():
+    from infra.local_runner import openapi, template
+
+    paths = openapi.combined_openapi(template.load())["paths"]
+
+    def names(path, method):
+        return {parameter["name"] for parameter in paths[path][method].get("parameters", [])}
+
+    assert {"participant", "channel", "archived", "limit", "cursor"} <= names("/api/conversations", "get")
+    expected = {"conversation_id", "status", "direction", "type", "since", "until", "q", "limit", "cursor"}
+    assert expected <= names("/api/messages", "get")
+    assert "requestBody" in paths["/api/conversations/{conversation_id}"]["patch"]
+    assert "requestBody" in paths["/api/conversations/{conversation_id}/read"]["post"]
+    assert "idempotency-key" in names("/api/messages/{message_id}/resend", "post")

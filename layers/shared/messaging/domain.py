@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from messaging.enums import Direction, MessageStatus
+from messaging.enums import MessageStatus
 
 # A send the provider has not settled yet: the one definition of "pending" (the SQL that selects pending
 # sends, and the partial index that serves it, are written from it).
@@ -142,8 +142,3 @@ class MessageFilters:
     since: datetime | None = None
     until: datetime | None = None
     q: str | None = None
-
-
-def direction_of(status: str) -> str:
-    """The direction every message with this status has: only inbound messages are `received`."""
-    return Direction.INBOUND if status == MessageStatus.RECEIVED else Direction.OUTBOUND

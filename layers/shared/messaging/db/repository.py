@@ -40,7 +40,6 @@ from messaging.domain import (
     MessageFilters,
     NewMessage,
     StoredMessage,
-    direction_of,
 )
 from messaging.enums import Direction, MessageStatus, MessageType
 from messaging.grouping import participant_pair
@@ -240,42 +239,45 @@ def _in_list_order(
     """Rows of `table` matching `common` and any one of `branches` (disjoint), in (timestamp, id) order.
 
     Each branch is an equality prefix of an index that ends with the list's sort key, so each is an ordered
-    index scan; several branches are a UNION ALL that PostgreSQL merges in order (Merge Append), never
-    sorts. That is how a filter left unset (say archived: either value) still reads an index in order."""
+    index scan stopping after `limit` rows. Several branches (a filter left unset, say archived: either
+    value) are a UNION ALL of those ordered, limited legs, which PostgreSQL merges in order (Merge Append),
+    never sorts. (Without each leg's own ORDER BY and LIMIT it sorts the whole union instead.)"""
     at = table.c.last_message_at if table is conversations else table.c.message_timestamp
-    selects = [select(table).where(*common, *branch) for branch in branches]
-    if len(selects) == 1:
-        source: Any = table
-        query = selects[0]
-    else:
-        source = union_all(*selects).subquery("found")
-        query = select(source)
-        at = source.c[at.name]
-    keys = (at, source.c.id)
-    return query.order_by(*(key.desc() if newest_first else key.asc() for key in keys)).limit(limit)
+
+    def in_order(columns: tuple[Any, Any]) -> list[Any]:
+        return [column.desc() if newest_first else column.asc() for column in columns]
+
+    legs = [
+        select(table).where(*common, *branch).order_by(*in_order((at, table.c.id))).limit(limit) for branch in branches
+    ]
+    if len(legs) == 1:
+        return legs[0]
+    found = union_all(*legs).subquery("found")
+    return select(found).order_by(*in_order((found.c[at.name], found.c.id))).limit(limit)
 
 
 def list_conversations(
     connection: Connection, filters: ConversationFilters, limit: int, before: tuple[datetime, int] | None
 ) -> list[Conversation]:
     """Most recent activity first; keyset on (last_message_at, id). Unfiltered: ix_conversations_last_activity;
-    by participant: ix_conversations_participant_{a,b}_activity merged (the other filters filter those rows,
-    a participant's conversations); by channel: its partial index, by archived: ix_conversations_archived_activity,
-    each with archived leading."""
+    by participant: ix_conversations_participant_{a,b}_activity merged (a channel filters those rows: the
+    participant's conversations); by channel: its partial index; by archived: ix_conversations_archived_activity."""
     c = conversations.c
     common: list[ColumnElement[bool]] = []
     if before is not None:
         common.append(tuple_(c.last_message_at, c.id) < tuple_(literal(before[0]), literal(before[1])))
     if filters.channel is not None:
         common.append(c[f"has_{filters.channel}"])  # the channel's partial index predicate, word for word
+    # Every filtered index has archived after its participant (if any): unset, it is one leg per value.
+    archived = [
+        c.archived == literal(value) for value in ((False, True) if filters.archived is None else (filters.archived,))
+    ]
     branches: list[list[ColumnElement[bool]]] = [[]]
     if filters.participant is not None:
-        if filters.archived is not None:
-            common.append(c.archived == literal(filters.archived))
-        branches = [[c.participant_a == filters.participant], [c.participant_b == filters.participant]]
+        sides = (c.participant_a == filters.participant, c.participant_b == filters.participant)
+        branches = [[side, value] for side in sides for value in archived]
     elif filters.channel is not None or filters.archived is not None:
-        values = (False, True) if filters.archived is None else (filters.archived,)
-        branches = [[c.archived == literal(value)] for value in values]
+        branches = [[value] for value in archived]
     query = _in_list_order(conversations, branches, common, limit, newest_first=True)
     return [_conversation(row) for row in connection.execute(query)]
 
@@ -293,10 +295,10 @@ def find_messages(
     """Messages across conversations, chronological; keyset on (message_timestamp, id).
 
     Each filter is an index's equality prefix where it can be: the conversation's timeline, the status
-    timeline (with the direction the status implies, so status + type may use the next one), or the
-    direction-and-type timeline, whose unset column becomes one merged branch per value. `q` matches the
-    full-text index; PostgreSQL then chooses between reading the GIN index's matches (sorting only those)
-    and walking a timeline filtering by the text, whichever its statistics say is cheaper for the words."""
+    timeline (other filters filter its rows), or the direction-and-type timeline, whose unset column becomes
+    one merged branch per value. `q` matches the full-text index; PostgreSQL then chooses between reading
+    the GIN index's matches (sorting only those) and walking a timeline filtering by the text, whichever
+    its statistics say is cheaper for the words (a rare word: the matches; a common one: the timeline)."""
     m = messages.c
     common: list[ColumnElement[bool]] = []
     if after is not None:
@@ -312,8 +314,6 @@ def find_messages(
     if filters.q is not None:
         common.append(m.search_vector.bool_op("@@")(func.websearch_to_tsquery(_SEARCH_CONFIGURATION, filters.q)))
     direction = filters.direction
-    if direction is None and filters.status is not None:
-        direction = direction_of(filters.status)
     branches: list[list[ColumnElement[bool]]] = [[]]
     if filters.conversation_id is not None or filters.status is not None or filters.q is not None:
         common.extend(_equal(m.direction, direction) + _equal(m.type, filters.type))

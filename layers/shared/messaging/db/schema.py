@@ -83,12 +83,14 @@ for _channel in CHANNELS:
 Index(
     "ix_conversations_participant_a_activity",
     conversations.c.participant_a,
+    conversations.c.archived,
     conversations.c.last_message_at,
     conversations.c.id,
 )
 Index(
     "ix_conversations_participant_b_activity",
     conversations.c.participant_b,
+    conversations.c.archived,
     conversations.c.last_message_at,
     conversations.c.id,
 )

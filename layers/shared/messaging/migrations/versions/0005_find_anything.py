@@ -65,10 +65,14 @@ def upgrade() -> None:
             postgresql_where=sa.text(f"has_{channel}"),
         )
     op.create_index(
-        "ix_conversations_participant_a_activity", "conversations", ["participant_a", "last_message_at", "id"]
+        "ix_conversations_participant_a_activity",
+        "conversations",
+        ["participant_a", "archived", "last_message_at", "id"],
     )
     op.create_index(
-        "ix_conversations_participant_b_activity", "conversations", ["participant_b", "last_message_at", "id"]
+        "ix_conversations_participant_b_activity",
+        "conversations",
+        ["participant_b", "archived", "last_message_at", "id"],
     )
 
 
