@@ -329,7 +329,7 @@ def _equal(column: Any, value: str | None) -> list[ColumnElement[bool]]:
     return [] if value is None else [column == value]
 
 
-_SEARCH_CONFIGURATION = literal_column(f"'{SEARCH_CONFIGURATION}'::regconfig")
+_SEARCH_CONFIGURATION: ColumnElement[Any] = literal_column(f"'{SEARCH_CONFIGURATION}'::regconfig")
 
 
 def set_archived(connection: Connection, conversation_id: int, archived: bool) -> Conversation | None:
