@@ -1,14 +1,15 @@
-"""POST /api/messages/sms and /api/messages/email: store, attempt once, hand failures to the retry queue."""
+"""POST /api/messages/sms, /api/messages/email and /api/messages/{id}/resend: store, attempt once, hand failures
+to the retry queue."""
 
 from typing import Annotated
 
-from aws_lambda_powertools.event_handler.openapi.params import Body, Header
+from aws_lambda_powertools.event_handler.openapi.params import Body, Header, Path
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from messaging import config
 from messaging.http import BODY_ERRORS, MessagingApi, documented, json_response
-from messaging.models import MessageOut, SendEmail, SendSms
+from messaging.models import MessageOut, ResendRequest, SendEmail, SendSms
 from messaging.observability import logger, metrics, tracer
 from messaging.services import outbound
 
@@ -57,6 +58,22 @@ def send_sms(payload: Annotated[SendSms, Body()], idempotency_key: IdempotencyKe
 @tracer.capture_method
 def send_email(payload: Annotated[SendEmail, Body()], idempotency_key: IdempotencyKey = None):
     return _accepted(outbound.send_email(payload, idempotency_key))
+
+
+@app.post(
+    "/api/messages/<message_id>/resend",
+    summary="Send a failed message's content again, as a new message recording resent_from",
+    responses=documented(
+        202, MessageOut, "Accepted: the new message, stored and attempted; see `status`", (*BODY_ERRORS, 404, 409)
+    ),
+)
+@tracer.capture_method
+def resend(
+    message_id: Annotated[int, Path(ge=1, le=2**63 - 1)],
+    payload: Annotated[ResendRequest, Body()],
+    idempotency_key: IdempotencyKey = None,
+):
+    return _accepted(outbound.resend(message_id, idempotency_key))
 
 
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP, clear_state=True)

@@ -70,6 +70,9 @@ def environment():
             "POWERTOOLS_LOG_LEVEL": "WARNING",
             "RETRY_BASE_SECONDS": "0",
             "RETRY_MAX_SECONDS": "0",
+            # The SMS provider refuses the first send (send_message-mms.json: message 5, failed at once), so
+            # send_message-resend.json has a failed message to resend.
+            "MOCK_SMS_FAULTS": "400",
         },
     )
     status_webhook.shutdown()

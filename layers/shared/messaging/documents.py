@@ -27,6 +27,7 @@ def message_document(message: Message) -> MessageOut:
             "status_detail": message.status_detail,
             "created_at": message.created_at,
             "updated_at": message.updated_at,
+            "resent_from": message.resent_from,
         }
     )
 
@@ -39,6 +40,8 @@ def conversation_document(conversation: Conversation) -> ConversationOut:
         last_message_at=conversation.last_message_at,
         last_message_preview=conversation.last_message_preview,
         created_at=conversation.created_at,
+        archived=conversation.archived,
+        unread_count=conversation.unread_count,
     )
 
 

@@ -5,23 +5,48 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, Row, bindparam, func, select, text, update
+from sqlalchemy import (
+    ColumnElement,
+    Connection,
+    Row,
+    Select,
+    Table,
+    bindparam,
+    func,
+    literal,
+    literal_column,
+    select,
+    text,
+    tuple_,
+    union_all,
+    update,
+)
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 
 from messaging.db.events import remember_written
 from messaging.db.receipts import RECEIPT_MAY_MOVE
-from messaging.db.schema import PENDING_CONDITION, conversations, idempotency_keys, message_events, messages
+from messaging.db.schema import (
+    PENDING_CONDITION,
+    SEARCH_CONFIGURATION,
+    conversations,
+    idempotency_keys,
+    message_events,
+    messages,
+)
 from messaging.domain import (
     Conversation,
+    ConversationFilters,
     IdempotencyRecord,
     Message,
     MessageEvent,
+    MessageFilters,
     NewMessage,
     StoredMessage,
 )
-from messaging.enums import Direction, EventSource, MessageStatus
+from messaging.enums import Direction, EventSource, MessageStatus, MessageType
 from messaging.grouping import participant_pair
+from messaging.search_text import searchable_text
 
 PREVIEW_LENGTH = 140
 
@@ -46,6 +71,7 @@ def _message(row: Row[Any]) -> Message:
         status_detail=row.status_detail,
         created_at=row.created_at,
         updated_at=row.updated_at,
+        resent_from=row.resent_from,
     )
 
 
@@ -58,6 +84,8 @@ def _conversation(row: Row[Any]) -> Conversation:
         last_message_id=row.last_message_id,
         last_message_preview=row.last_message_preview,
         created_at=row.created_at,
+        archived=row.archived,
+        unread_count=row.unread_count,
     )
 
 
@@ -99,6 +127,22 @@ def _compact(sql: str) -> str:
 _NEWER_THAN_LAST = (
     "(EXCLUDED.last_message_at, EXCLUDED.last_message_id) > (c.last_message_at, COALESCE(c.last_message_id, 0))"
 )
+# What finding things needs on the conversation row, kept by this same statement (no later scan): the
+# channels it holds, archived (a new inbound message un-archives it: someone is writing again), and the
+# unread count, the inbound messages after the read horizon (a position in list order; NULL: nothing read).
+_FINDING_COLUMNS = "has_sms, has_mms, has_email, unread_count"
+_FINDING_VALUES = (
+    "CAST(:type AS text) = 'sms', CAST(:type AS text) = 'mms', CAST(:type AS text) = 'email', "
+    "CASE WHEN CAST(:direction AS text) = 'inbound' THEN 1 ELSE 0 END"
+)
+_FINDING_UPDATES = (
+    "has_sms = c.has_sms OR EXCLUDED.has_sms, has_mms = c.has_mms OR EXCLUDED.has_mms, "
+    "has_email = c.has_email OR EXCLUDED.has_email, "
+    "archived = c.archived AND CAST(:direction AS text) <> 'inbound', "
+    "unread_count = c.unread_count + CASE WHEN EXCLUDED.unread_count = 1 AND (c.read_through_at IS NULL OR "
+    "(EXCLUDED.last_message_at, EXCLUDED.last_message_id) > (c.read_through_at, c.read_through_id)) THEN 1 ELSE 0 END"
+)
+_SEARCH_VECTOR = f"to_tsvector('{SEARCH_CONFIGURATION}', CAST(:search_text AS text))"
 _STORE_MESSAGE = text(
     _compact(
         f"""
@@ -106,10 +150,12 @@ _STORE_MESSAGE = text(
             SELECT nextval(pg_get_serial_sequence('messages', 'id')) AS id
         ), conversation AS (
             INSERT INTO conversations AS c (
-                participant_a, participant_b, message_count, last_message_at, last_message_id, last_message_preview
+                participant_a, participant_b, message_count, last_message_at, last_message_id, last_message_preview,
+                {_FINDING_COLUMNS}
             )
             SELECT CAST(:participant_a AS text), CAST(:participant_b AS text), 1, CAST(:timestamp AS timestamptz),
-                   new_message.id, left(CAST(:body AS text), {PREVIEW_LENGTH})
+                   new_message.id, left(CAST(:body AS text), {PREVIEW_LENGTH}),
+                   {_FINDING_VALUES}
             FROM new_message
             ON CONFLICT (participant_a, participant_b) DO UPDATE SET
                 message_count = c.message_count + 1,
@@ -117,17 +163,20 @@ _STORE_MESSAGE = text(
                 last_message_id = CASE WHEN {_NEWER_THAN_LAST}
                                        THEN EXCLUDED.last_message_id ELSE c.last_message_id END,
                 last_message_preview = CASE WHEN {_NEWER_THAN_LAST}
-                                            THEN EXCLUDED.last_message_preview ELSE c.last_message_preview END
+                                            THEN EXCLUDED.last_message_preview ELSE c.last_message_preview END,
+                {_FINDING_UPDATES}
             RETURNING c.id, (c.xmax = 0) AS created
         ), inserted AS (
             INSERT INTO messages (
                 id, conversation_id, direction, type, from_address, to_address, body, attachments,
-                message_timestamp, status, provider, provider_message_id, next_attempt_at
+                message_timestamp, status, provider, provider_message_id, next_attempt_at,
+                search_vector, resent_from
             )
             SELECT new_message.id, conversation.id, CAST(:direction AS text), CAST(:type AS text),
                    CAST(:from_address AS text), CAST(:to_address AS text), CAST(:body AS text),
                    CAST(:attachments AS jsonb), CAST(:timestamp AS timestamptz), CAST(:status AS text),
-                   CAST(:provider AS text), CAST(:provider_message_id AS text), CAST(:next_attempt_at AS timestamptz)
+                   CAST(:provider AS text), CAST(:provider_message_id AS text), CAST(:next_attempt_at AS timestamptz),
+                   {_SEARCH_VECTOR}, CAST(:resent_from AS bigint)
             FROM new_message, conversation
             ON CONFLICT (provider, provider_message_id) DO NOTHING
             RETURNING id, conversation_id, status
@@ -177,6 +226,8 @@ def store_message(connection: Connection, message: NewMessage) -> StoredMessage:
         "next_attempt_at": message.next_attempt_at,
         # Who stores a message: the provider's webhook an inbound one, a client's request an outbound one.
         "event_source": (EventSource.WEBHOOK if message.direction == Direction.INBOUND else EventSource.API).value,
+        "search_text": searchable_text(message.type, message.body),
+        "resent_from": message.resent_from,
     }
     row = connection.execute(_STORE_MESSAGE, parameters).first()
     if row is None:
@@ -201,34 +252,181 @@ def get_conversation(connection: Connection, conversation_id: int) -> Conversati
     return None if row is None else _conversation(row)
 
 
-def list_conversations(connection: Connection, limit: int, before: tuple[datetime, int] | None) -> list[Conversation]:
-    """Most recent activity first; keyset on (last_message_at, id) served by ix_conversations_last_activity."""
-    query = select(conversations).order_by(conversations.c.last_message_at.desc(), conversations.c.id.desc())
+def _in_list_order(
+    table: Table,
+    branches: list[list[ColumnElement[bool]]],
+    common: list[ColumnElement[bool]],
+    limit: int,
+    newest_first: bool,
+) -> Select[Any]:
+    """Rows of `table` matching `common` and any one of `branches` (disjoint), in (timestamp, id) order.
+
+    Each branch is an equality prefix of an index that ends with the list's sort key, so each is an ordered
+    index scan stopping after `limit` rows. Several branches (a filter left unset, say archived: either
+    value) are a UNION ALL of those ordered, limited legs, which PostgreSQL merges in order (Merge Append),
+    never sorts. (Without each leg's own ORDER BY and LIMIT it sorts the whole union instead.)"""
+    at = table.c.last_message_at if table is conversations else table.c.message_timestamp
+
+    def in_order(columns: tuple[Any, Any]) -> list[Any]:
+        return [column.desc() if newest_first else column.asc() for column in columns]
+
+    legs = [
+        select(table).where(*common, *branch).order_by(*in_order((at, table.c.id))).limit(limit) for branch in branches
+    ]
+    if len(legs) == 1:
+        return legs[0]
+    found = union_all(*legs).subquery("found")
+    return select(found).order_by(*in_order((found.c[at.name], found.c.id))).limit(limit)
+
+
+def list_conversations(
+    connection: Connection, filters: ConversationFilters, limit: int, before: tuple[datetime, int] | None
+) -> list[Conversation]:
+    """Most recent activity first; keyset on (last_message_at, id). Unfiltered: ix_conversations_last_activity;
+    by participant: ix_conversations_participant_{a,b}_activity merged (a channel filters those rows: the
+    participant's conversations); by channel: its partial index; by archived: ix_conversations_archived_activity."""
+    c = conversations.c
+    common: list[ColumnElement[bool]] = []
     if before is not None:
-        query = query.where(
-            text("(conversations.last_message_at, conversations.id) < (:cursor_at, :cursor_id)").bindparams(
-                cursor_at=before[0], cursor_id=before[1]
-            )
-        )
-    return [_conversation(row) for row in connection.execute(query.limit(limit))]
+        common.append(tuple_(c.last_message_at, c.id) < tuple_(literal(before[0]), literal(before[1])))
+    if filters.channel is not None:
+        common.append(c[f"has_{filters.channel}"])  # the channel's partial index predicate, word for word
+    # Every filtered index has archived after its participant (if any): unset, it is one leg per value.
+    archived = [
+        c.archived == literal(value) for value in ((False, True) if filters.archived is None else (filters.archived,))
+    ]
+    branches: list[list[ColumnElement[bool]]] = [[]]
+    if filters.participant is not None:
+        sides = (c.participant_a == filters.participant, c.participant_b == filters.participant)
+        branches = [[side, value] for side in sides for value in archived]
+    elif filters.channel is not None or filters.archived is not None:
+        branches = [[value] for value in archived]
+    query = _in_list_order(conversations, branches, common, limit, newest_first=True)
+    return [_conversation(row) for row in connection.execute(query)]
 
 
 def list_messages(
     connection: Connection, conversation_id: int, limit: int, after: tuple[datetime, int] | None
 ) -> list[Message]:
     """Chronological; keyset on (message_timestamp, id) served by ix_messages_conversation_timeline."""
-    query = (
-        select(messages)
-        .where(messages.c.conversation_id == conversation_id)
-        .order_by(messages.c.message_timestamp, messages.c.id)
-    )
+    return find_messages(connection, MessageFilters(conversation_id=conversation_id), limit, after)
+
+
+def find_messages(
+    connection: Connection, filters: MessageFilters, limit: int, after: tuple[datetime, int] | None
+) -> list[Message]:
+    """Messages across conversations, chronological; keyset on (message_timestamp, id).
+
+    Each filter is an index's equality prefix where it can be: the conversation's timeline, the status
+    timeline (other filters filter its rows), or the direction-and-type timeline, whose unset column becomes
+    one merged branch per value. `q` matches the full-text index; PostgreSQL then chooses between reading
+    the GIN index's matches (sorting only those) and walking a timeline filtering by the text, whichever
+    its statistics say is cheaper for the words (a rare word: the matches; a common one: the timeline)."""
+    m = messages.c
+    common: list[ColumnElement[bool]] = []
     if after is not None:
-        query = query.where(
-            text("(messages.message_timestamp, messages.id) > (:cursor_at, :cursor_id)").bindparams(
-                cursor_at=after[0], cursor_id=after[1]
-            )
+        common.append(tuple_(m.message_timestamp, m.id) > tuple_(literal(after[0]), literal(after[1])))
+    if filters.since is not None:
+        common.append(m.message_timestamp >= filters.since)
+    if filters.until is not None:
+        common.append(m.message_timestamp < filters.until)
+    if filters.conversation_id is not None:
+        common.append(m.conversation_id == filters.conversation_id)
+    if filters.status is not None:
+        common.append(m.status == filters.status)
+    if filters.q is not None:
+        common.append(m.search_vector.bool_op("@@")(func.websearch_to_tsquery(_SEARCH_CONFIGURATION, filters.q)))
+    direction = filters.direction
+    branches: list[list[ColumnElement[bool]]] = [[]]
+    if filters.conversation_id is not None or filters.status is not None or filters.q is not None:
+        common.extend(_equal(m.direction, direction) + _equal(m.type, filters.type))
+    elif direction is not None or filters.type is not None:
+        directions = [direction] if direction is not None else [value.value for value in Direction]
+        types = [filters.type] if filters.type is not None else [value.value for value in MessageType]
+        branches = [[m.direction == one, m.type == kind] for one in directions for kind in types]
+    query = _in_list_order(messages, branches, common, limit, newest_first=False)
+    return [_message(row) for row in connection.execute(query)]
+
+
+def _equal(column: Any, value: str | None) -> list[ColumnElement[bool]]:
+    return [] if value is None else [column == value]
+
+
+_SEARCH_CONFIGURATION: ColumnElement[Any] = literal_column(f"'{SEARCH_CONFIGURATION}'::regconfig")
+
+
+def set_archived(connection: Connection, conversation_id: int, archived: bool) -> Conversation | None:
+    row = connection.execute(
+        update(conversations)
+        .where(conversations.c.id == conversation_id)
+        .values(archived=archived)
+        .returning(*conversations.c)
+    ).first()
+    return None if row is None else _conversation(row)
+
+
+def mark_all_read(connection: Connection, conversation_id: int) -> Conversation | None:
+    """Move the read horizon to the conversation's last message: nothing is unread. One statement: the row's
+    latest version is the one updated (a concurrent message waits on the row lock, then counts after it)."""
+    c = conversations.c
+    row = connection.execute(
+        update(conversations)
+        .where(c.id == conversation_id)
+        .values(read_through_at=c.last_message_at, read_through_id=c.last_message_id, unread_count=0)
+        .returning(*conversations.c)
+    ).first()
+    return None if row is None else _conversation(row)
+
+
+_LOCK_FOR_READ = text(
+    _compact(
+        """
+    SELECT c.*, m.message_timestamp AS through_at, m.id AS through_id
+    FROM conversations c
+    LEFT JOIN messages m ON m.id = :message_id AND m.conversation_id = c.id
+    WHERE c.id = :conversation_id
+    FOR UPDATE OF c
+    """
+    )
+)
+
+_READ_THROUGH = text(
+    _compact(
+        """
+    UPDATE conversations SET read_through_at = :at, read_through_id = :message_id,
+        unread_count = (
+            SELECT count(*) FROM messages
+            WHERE conversation_id = :conversation_id AND direction = 'inbound'
+              AND (message_timestamp, id) > (CAST(:at AS timestamptz), CAST(:message_id AS bigint))
         )
-    return [_message(row) for row in connection.execute(query.limit(limit))]
+    WHERE id = :conversation_id
+      AND (read_through_at IS NULL
+           OR (read_through_at, read_through_id) < (CAST(:at AS timestamptz), CAST(:message_id AS bigint)))
+    RETURNING *
+    """
+    )
+)
+
+
+class NotInConversation(Exception):
+    """The message named as the read horizon is not one of the conversation's."""
+
+
+def mark_read_through(connection: Connection, conversation_id: int, message_id: int) -> Conversation | None:
+    """Move the read horizon forward to a message of the conversation (never back) and count what is after it.
+
+    Two statements: the first locks the row, so the count that follows (a new snapshot, taken once every
+    message stored before the lock is committed) sees exactly the messages whose store statement counted
+    them; messages stored later wait for the lock and count themselves against the new horizon."""
+    locked = connection.execute(_LOCK_FOR_READ, {"conversation_id": conversation_id, "message_id": message_id}).first()
+    if locked is None:
+        return None
+    if locked.through_id is None:
+        raise NotInConversation(message_id)
+    row = connection.execute(
+        _READ_THROUGH, {"conversation_id": conversation_id, "message_id": message_id, "at": locked.through_at}
+    ).first()
+    return _conversation(row if row is not None else locked)
 
 
 def conversation_exists(connection: Connection, conversation_id: int) -> bool:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from sqlalchemy import (
     BigInteger,
+    Boolean,
     CheckConstraint,
     Column,
     DateTime,
@@ -17,11 +18,16 @@ from sqlalchemy import (
     func,
     text,
 )
-from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.dialects.postgresql import JSONB, TSVECTOR
 
 from messaging.domain import PENDING_STATUSES
 
 metadata = MetaData()
+
+# The text search configuration of message search: 'simple' lower-cases words and neither stems them nor
+# drops stop words, so a search finds exactly the words written, in any language (names, codes, numbers).
+SEARCH_CONFIGURATION = "simple"
+CHANNELS = ("sms", "mms", "email")  # the message types, each a channel a conversation may hold
 
 # The rows of pending sends, as SQL: the statements that look for them repeat the partial index's predicate
 # word for word, so the planner can use the index.
@@ -46,12 +52,45 @@ conversations = Table(
     ),
     Column("last_message_preview", Text),
     Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    # Kept by the statement that stores a message (see repository._STORE_MESSAGE) and by the read route.
+    *(Column(f"has_{channel}", Boolean, nullable=False, server_default=text("false")) for channel in CHANNELS),
+    Column("archived", Boolean, nullable=False, server_default=text("false")),
+    Column("unread_count", Integer, nullable=False, server_default=text("0")),
+    Column("read_through_at", DateTime(timezone=True)),  # the read horizon: a position (timestamp, id)
+    Column("read_through_id", BigInteger),
     UniqueConstraint("participant_a", "participant_b", name="uq_conversations_participants"),
     CheckConstraint("participant_a < participant_b", name="ck_conversations_participants_sorted"),
     CheckConstraint("message_count >= 0", name="ck_conversations_message_count"),
+    CheckConstraint("unread_count >= 0", name="ck_conversations_unread_count"),
 )
 Index(
     "ix_conversations_last_activity",
+    conversations.c.last_message_at,
+    conversations.c.id,
+)
+# The filtered lists, each in list order after its equality columns (see repository.list_conversations).
+Index(
+    "ix_conversations_archived_activity", conversations.c.archived, conversations.c.last_message_at, conversations.c.id
+)
+for _channel in CHANNELS:
+    Index(
+        f"ix_conversations_{_channel}_activity",
+        conversations.c.archived,
+        conversations.c.last_message_at,
+        conversations.c.id,
+        postgresql_where=conversations.c[f"has_{_channel}"],
+    )
+Index(
+    "ix_conversations_participant_a_activity",
+    conversations.c.participant_a,
+    conversations.c.archived,
+    conversations.c.last_message_at,
+    conversations.c.id,
+)
+Index(
+    "ix_conversations_participant_b_activity",
+    conversations.c.participant_b,
+    conversations.c.archived,
     conversations.c.last_message_at,
     conversations.c.id,
 )
@@ -77,6 +116,9 @@ messages = Table(
     Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
     Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
     Column("status_detail", Text),
+    # The body's words (email HTML reduced to its text, messaging.search_text), in SEARCH_CONFIGURATION.
+    Column("search_vector", TSVECTOR, nullable=False),
+    Column("resent_from", BigInteger, ForeignKey("messages.id", name="fk_messages_resent_from")),
     CheckConstraint("direction IN ('inbound', 'outbound')", name="ck_messages_direction"),
     CheckConstraint("type IN ('sms', 'mms', 'email')", name="ck_messages_type"),
     CheckConstraint(
@@ -95,6 +137,13 @@ Index(
     messages.c.message_timestamp,
     messages.c.id,
 )
+# Messages across conversations, chronological: unfiltered, by status, by direction and type.
+Index("ix_messages_timeline", messages.c.message_timestamp, messages.c.id)
+Index("ix_messages_status_timeline", messages.c.status, messages.c.message_timestamp, messages.c.id)
+Index(
+    "ix_messages_channel_timeline", messages.c.direction, messages.c.type, messages.c.message_timestamp, messages.c.id
+)
+Index("ix_messages_search", messages.c.search_vector, postgresql_using="gin")
 Index(
     "ix_messages_pending_sends",
     messages.c.next_attempt_at,
