@@ -33,7 +33,13 @@ FUNCTIONS = [
     "ConversationsFunction",
     "SendRetryFunction",
     "RetrySweepFunction",
+    "WebhookEndpointsFunction",
+    "EventDispatchFunction",
 ]
+
+
+# Samples naming a row only a running system has (a webhook delivery): the built function answers 404.
+ABSENT_IN_A_FRESH_DATABASE = {"webhook_endpoints-retry.json"}
 
 
 def test_every_function_of_the_template_is_covered():
@@ -63,6 +69,9 @@ def environment():
         "POWERTOOLS_LOG_LEVEL": "WARNING",
         "RETRY_BASE_SECONDS": "0",
         "RETRY_MAX_SECONDS": "0",
+        "EVENT_QUEUE_URL": queues["EventQueue"],
+        "EVENT_DLQ_URL": queues["EventDLQ"],
+        "WEBHOOK_ALLOW_PRIVATE_TARGETS": "true",  # the sample endpoint's name need not resolve here
     }
     sqs_server.stop()
     postgres.drop_database(server_url, database)
@@ -100,5 +109,8 @@ def test_built_function_imports_from_the_build_and_handles_its_sample_events(env
         if origin is not None:
             assert origin.startswith(str(BUILD / "SharedLayer" / "python")), f"{package} came from {origin}"
     assert report["origins"]["messaging"] is not None
-    for result in report["results"]:
-        assert _succeeded(result), result
+    for event, result in zip(_events_of(function), report["results"], strict=True):
+        if event.name in ABSENT_IN_A_FRESH_DATABASE:
+            assert result["statusCode"] == 404, result
+        else:
+            assert _succeeded(result), result

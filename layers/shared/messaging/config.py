@@ -45,6 +45,18 @@ class Settings(BaseModel):
     email_webhook_secret_arn: str | None = Field(None, alias="EMAIL_WEBHOOK_SECRET_ARN")
     webhook_tolerance_seconds: int = Field(300, alias="WEBHOOK_TOLERANCE_SECONDS", ge=1, le=3600)
 
+    # Customer webhooks (DESIGN.md §4): the event queue, retries of failed deliveries, outbound HTTP.
+    event_queue_url: str | None = Field(None, alias="EVENT_QUEUE_URL")
+    event_dlq_url: str | None = Field(None, alias="EVENT_DLQ_URL")
+    event_retry_base_seconds: float = Field(5.0, alias="EVENT_RETRY_BASE_SECONDS", ge=0)
+    event_retry_max_seconds: float = Field(3600.0, alias="EVENT_RETRY_MAX_SECONDS", ge=0)
+    # How long a failing delivery keeps being retried before it is `failed` (at least a day in production).
+    event_retry_window_seconds: float = Field(24 * 3600, alias="EVENT_RETRY_WINDOW_SECONDS", ge=0)
+    event_endpoint_disable_after: int = Field(10, alias="EVENT_ENDPOINT_DISABLE_AFTER", ge=1)
+    webhook_allow_private_targets: bool = Field(False, alias="WEBHOOK_ALLOW_PRIVATE_TARGETS")
+    webhook_connect_timeout_seconds: float = Field(3.0, alias="WEBHOOK_CONNECT_TIMEOUT_SECONDS", gt=0, le=30)
+    webhook_timeout_seconds: float = Field(10.0, alias="WEBHOOK_TIMEOUT_SECONDS", gt=0, le=60)
+
     # Request limits.
     max_request_bytes: int = Field(256 * 1024, alias="MAX_REQUEST_BYTES", ge=1024)
 

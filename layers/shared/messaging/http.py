@@ -176,7 +176,9 @@ class MessagingApi(APIGatewayHttpResolver):
         request = dict(event)
         _request.event = self._to_proxy_event(request)
         try:
-            if self._serves(_request.event):  # otherwise the resolver answers 404 or 405, before any body check
+            route = self._route_for(_request.event)  # none: the resolver answers 404 or 405, before any body check
+            # An action without a body (POST /api/webhook-deliveries/{id}/retry) may come with none at all.
+            if route is not None and (route.dependant.body_params or _raw_body(request).strip()):
                 verifier = self._webhook_verifier() if self._webhook_verifier is not None else None
                 _check_envelope(request, verifier)
         except DomainError as error:
@@ -185,11 +187,11 @@ class MessagingApi(APIGatewayHttpResolver):
             _request.event = self._to_proxy_event(request)
         return super().resolve(request, context)
 
-    def _serves(self, event: Any) -> bool:
-        """True when one of this function's routes matches the request's method and path, exactly as the
-        resolver will route it (its path has a non-default stage stripped)."""
+    def _route_for(self, event: Any) -> Any:
+        """The route of this function that matches the request's method and path, exactly as the resolver
+        will route it (its path has a non-default stage stripped), or None."""
         method, path = event.http_method.upper(), event.path
-        return any(route.method == method and route.rule.match(path) for route in self._routes())
+        return next((route for route in self._routes() if route.method == method and route.rule.match(path)), None)
 
     def _routes(self) -> tuple[Any, ...]:
         return (*self._static_routes, *self._dynamic_routes)

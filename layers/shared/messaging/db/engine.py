@@ -16,6 +16,7 @@ from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.exc import DBAPIError, DisconnectionError, OperationalError
 
 from messaging.config import Settings, get_settings
+from messaging.db import events
 from messaging.errors import ServiceUnavailable
 
 PING_AFTER_IDLE_SECONDS = 10.0
@@ -100,6 +101,7 @@ def build_engine(settings: Settings) -> Engine:
     )
     _ping_connections_that_sat_idle(engine)
     _parse_timestamps_fast(engine)
+    event.listen(engine, "rollback", events.forget_written)
     return engine
 
 
@@ -170,14 +172,23 @@ def reset_engine() -> None:
 
 @contextmanager
 def transaction() -> Iterator[Connection]:
-    """One transaction: committed on success, rolled back on error; an unreachable database is a 503."""
+    """One transaction: committed on success, rolled back on error; an unreachable database is a 503.
+
+    The one unit of work of the service, so it is also where the outbox is published: the message_events
+    rows the transaction wrote (see messaging.db.events) are handed to EventQueue once it has committed,
+    best effort (the sweep relays whatever this misses). Feature code never publishes events itself."""
     try:
         with get_engine().begin() as connection:
+            written = events.start_unit_of_work(connection)
             yield connection
     except (OperationalError, DBAPIError) as exc:
         if _is_connectivity_error(exc):
             raise ServiceUnavailable("the database is unavailable; retry later") from exc
         raise
+    if written:
+        from messaging.event_queue import publish_events  # SQS is loaded only by units of work that need it
+
+        publish_events(list(written))
 
 
 def _is_connectivity_error(exc: DBAPIError) -> bool:

@@ -1,0 +1,110 @@
+"""The outbox side of message_events: which rows a transaction wrote, and handing rows to the dispatcher.
+
+Every repository function that inserts message_events rows passes their ids to `remember_written`; after
+the transaction commits, `messaging.db.engine.transaction` publishes them to EventQueue (best effort), so
+feature code never has to remember to publish. A rolled-back transaction forgets them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from sqlalchemy import Connection, Row, text
+
+from messaging.domain import OutboxEvent
+
+WRITTEN_EVENT_IDS = "written_event_ids"
+
+
+def remember_written(connection: Connection, ids: Iterable[int]) -> None:
+    connection.info.setdefault(WRITTEN_EVENT_IDS, []).extend(ids)
+
+
+def start_unit_of_work(connection: Connection) -> list[int]:
+    """A fresh list for this transaction (connection.info outlives it: it belongs to the pooled connection)."""
+    written: list[int] = []
+    connection.info[WRITTEN_EVENT_IDS] = written
+    return written
+
+
+def forget_written(connection: Connection) -> None:
+    """On rollback: the rows are gone, so are their ids (cleared in place: the unit of work holds the list)."""
+    written = connection.info.get(WRITTEN_EVENT_IDS)
+    if written:
+        written.clear()
+
+
+def _event(row: Row[Any]) -> OutboxEvent:
+    return OutboxEvent(
+        id=row.id,
+        type=row.type,
+        message_id=row.message_id,
+        conversation_id=row.conversation_id,
+        status=row.status,
+        occurred_at=row.occurred_at,
+    )
+
+
+_RECORD_EVENT = text(
+    "INSERT INTO message_events (type, message_id, conversation_id, status, previous_status, detail, source) "
+    "VALUES (:type, :message_id, :conversation_id, :status, :previous_status, :detail, :source) RETURNING id"
+)
+
+
+def record_event(
+    connection: Connection,
+    *,
+    type: str,
+    source: str,
+    message_id: int | None = None,
+    conversation_id: int | None = None,
+    status: str | None = None,
+    previous_status: str | None = None,
+    detail: str | None = None,
+) -> int:
+    """Write one event on its own (events that belong to a status change are folded into that statement)."""
+    event_id = int(
+        connection.execute(
+            _RECORD_EVENT,
+            {
+                "type": type,
+                "message_id": message_id,
+                "conversation_id": conversation_id,
+                "status": status,
+                "previous_status": previous_status,
+                "detail": detail,
+                "source": source,
+            },
+        ).scalar_one()
+    )
+    remember_written(connection, [event_id])
+    return event_id
+
+
+# The dispatcher received the event: it has been relayed, whoever enqueued it.
+_TAKE_EVENT = text(
+    "UPDATE message_events SET relayed_at = coalesce(relayed_at, now()) WHERE id = :event_id "
+    "RETURNING id, type, message_id, conversation_id, status, occurred_at"
+)
+
+
+def take_event(connection: Connection, event_id: int) -> OutboxEvent | None:
+    row = connection.execute(_TAKE_EVENT, {"event_id": event_id}).first()
+    return None if row is None else _event(row)
+
+
+_CLAIM_UNRELAYED = text(
+    "UPDATE message_events SET relayed_at = now() WHERE id IN ("
+    " SELECT id FROM message_events WHERE relayed_at IS NULL"
+    " AND occurred_at < now() - make_interval(secs => :grace_seconds)"
+    " ORDER BY id LIMIT :limit FOR UPDATE SKIP LOCKED"
+    ") RETURNING id"
+)
+
+
+def claim_unrelayed_events(connection: Connection, grace_seconds: float, limit: int) -> list[int]:
+    """Events never handed to the queue (the enqueue after commit failed, or the process died first),
+    marked relayed; the caller enqueues them in the same transaction, so a failed enqueue changes nothing."""
+    rows = connection.execute(_CLAIM_UNRELAYED, {"grace_seconds": grace_seconds, "limit": limit})
+    return sorted(row.id for row in rows)
