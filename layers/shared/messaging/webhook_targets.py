@@ -193,11 +193,13 @@ def post(
     connection_class = _PinnedHttpsConnection if parts.scheme == "https" else _PinnedHttpConnection
     connection = connection_class(host, port, addresses[0], connect_timeout)
     timed_out = threading.Event()
+    # The connected socket, kept here: http.client drops its own reference once a response that closes the
+    # connection has started (the response still reads from the socket).
+    connected: list[socket.socket] = []
 
     def expire() -> None:
         timed_out.set()
-        sock = connection.sock
-        if sock is not None:
+        for sock in connected:
             with contextlib.suppress(OSError):  # already closed
                 sock.shutdown(socket.SHUT_RDWR)
 
@@ -206,9 +208,11 @@ def post(
     timer.start()
     try:
         connection.connect()
-        remaining = total_timeout - (time.monotonic() - started)
         if connection.sock is not None:
-            connection.sock.settimeout(max(0.05, remaining))
+            connected.append(connection.sock)
+            connection.sock.settimeout(max(0.05, total_timeout - (time.monotonic() - started)))
+        if timed_out.is_set():  # the deadline passed while connecting
+            raise TimeoutError
         connection.request("POST", path, body=body, headers={**headers, "Host": parts.netloc.rsplit("@", 1)[-1]})
         response = connection.getresponse()
         excerpt = response.read(RESPONSE_EXCERPT_BYTES).decode("utf-8", "replace")

@@ -82,7 +82,8 @@ def record_event(
     return event_id
 
 
-# The dispatcher received the event: it has been relayed, whoever enqueued it.
+# The dispatcher received the event: it has been relayed, whoever enqueued it. Set in the transaction
+# that creates the event's deliveries, so "relayed" always means "its deliveries exist".
 _TAKE_EVENT = text(
     "UPDATE message_events SET relayed_at = coalesce(relayed_at, now()) WHERE id = :event_id "
     "RETURNING id, type, message_id, conversation_id, status, occurred_at"
@@ -94,17 +95,16 @@ def take_event(connection: Connection, event_id: int) -> OutboxEvent | None:
     return None if row is None else _event(row)
 
 
-_CLAIM_UNRELAYED = text(
-    "UPDATE message_events SET relayed_at = now() WHERE id IN ("
-    " SELECT id FROM message_events WHERE relayed_at IS NULL"
-    " AND occurred_at < now() - make_interval(secs => :grace_seconds)"
-    " ORDER BY id LIMIT :limit FOR UPDATE SKIP LOCKED"
-    ") RETURNING id"
+_FIND_UNRELAYED = text(
+    "SELECT id FROM message_events WHERE relayed_at IS NULL"
+    " AND occurred_at < now() - make_interval(secs => :grace_seconds) ORDER BY id LIMIT :limit"
 )
 
 
-def claim_unrelayed_events(connection: Connection, grace_seconds: float, limit: int) -> list[int]:
-    """Events never handed to the queue (the enqueue after commit failed, or the process died first),
-    marked relayed; the caller enqueues them in the same transaction, so a failed enqueue changes nothing."""
-    rows = connection.execute(_CLAIM_UNRELAYED, {"grace_seconds": grace_seconds, "limit": limit})
-    return sorted(row.id for row in rows)
+def find_unrelayed_events(connection: Connection, grace_seconds: float, limit: int) -> list[int]:
+    """Events the dispatcher has not received yet, though they were written a while ago (the enqueue after
+    commit failed, the process died first, or the queue lost the record). They stay unrelayed until the
+    dispatcher takes them (`take_event`, in the same transaction as their deliveries), so whatever
+    happens to a queue record the event is offered again: at least once, never lost."""
+    rows = connection.execute(_FIND_UNRELAYED, {"grace_seconds": grace_seconds, "limit": limit})
+    return [row.id for row in rows]

@@ -1,6 +1,7 @@
 """Pushing events to customers' endpoints: fan-out, signed attempts, retries, giving up, the sweep's relay.
 
-At-least-once: an event reaches the dispatcher through EventQueue (after its commit, or by the sweep);
+At-least-once: an event reaches the dispatcher through EventQueue (after its commit, or by the sweep, which
+offers it again until the dispatcher has taken it);
 fan-out creates one delivery per (event, subscribed enabled endpoint) and attempts them at once, side by
 side, so a slow endpoint delays no other. A failed attempt schedules the next one (capped, jittered
 backoff) in the database first and on the queue second, so a lost record is found again by the sweep.
@@ -223,15 +224,15 @@ class RelayReport:
 
 
 def sweep_outbox() -> RelayReport:
-    """Relay events the dispatcher never received, and re-enqueue overdue deliveries. Each is marked in
-    the same transaction as its enqueue, so a failed enqueue changes nothing and the next sweep retries."""
+    """Offer again the events the dispatcher never took, and re-enqueue overdue deliveries (a delivery is
+    made due now in the same transaction as its enqueue, so a failed enqueue changes nothing)."""
     settings = get_settings()
     if not settings.event_queue_url:
         return RelayReport([], [])
     with transaction() as connection:
-        event_ids = events.claim_unrelayed_events(connection, settings.sweep_grace_seconds, settings.sweep_batch_size)
-        if event_ids:
-            event_queue.enqueue_events(event_ids)
+        event_ids = events.find_unrelayed_events(connection, settings.sweep_grace_seconds, settings.sweep_batch_size)
+    if event_ids:
+        event_queue.enqueue_events(event_ids)
     with transaction() as connection:
         delivery_ids = webhooks.claim_overdue_deliveries(
             connection, settings.sweep_grace_seconds, settings.sweep_batch_size
@@ -240,7 +241,7 @@ def sweep_outbox() -> RelayReport:
             event_queue.enqueue_deliveries(delivery_ids)
     if event_ids:
         metrics.add_metric(name="RelayedEvents", unit="Count", value=len(event_ids))
-        logger.warning("relayed events the queue never got", extra={"count": len(event_ids)})
+        logger.warning("relayed events the dispatcher has not taken", extra={"count": len(event_ids)})
     if delivery_ids:
         metrics.add_metric(name="SweptWebhookDeliveries", unit="Count", value=len(delivery_ids))
         logger.warning("re-enqueued overdue webhook deliveries", extra={"count": len(delivery_ids)})
