@@ -37,14 +37,10 @@ class TargetRefused(Exception):
     """The URL may not be called: a refused address, an unresolvable name, a malformed URL."""
 
 
-def _embedded_ipv4(address: ipaddress.IPv6Address) -> ipaddress.IPv4Address | None:
-    """The IPv4 address an IPv6 form carries (mapped, 6to4, Teredo, NAT64), which is what it reaches."""
+def _translated_ipv4(address: ipaddress.IPv6Address) -> ipaddress.IPv4Address | None:
+    """The IPv4 address an IPv4-mapped or NAT64 form stands for: that is the host it reaches."""
     if address.ipv4_mapped is not None:
         return address.ipv4_mapped
-    if address.sixtofour is not None:
-        return address.sixtofour
-    if address.teredo is not None:
-        return address.teredo[1]
     if address in _NAT64 or address in _NAT64_LOCAL:
         return ipaddress.IPv4Address(int(address) & 0xFFFFFFFF)
     return None
@@ -52,10 +48,15 @@ def _embedded_ipv4(address: ipaddress.IPv6Address) -> ipaddress.IPv4Address | No
 
 def is_public(address: IpAddress) -> bool:
     """True for a globally routable unicast address (not loopback, private, link-local, multicast,
-    reserved, shared, documentation, unspecified), including the IPv4 address an IPv6 form embeds."""
+    reserved, shared, documentation, unspecified). IPv6 forms that carry an IPv4 address are judged by it
+    (mapped, NAT64, 6to4); Teredo tunnels are refused outright."""
     if isinstance(address, ipaddress.IPv6Address):
-        embedded = _embedded_ipv4(address)
-        if embedded is not None and not is_public(embedded):
+        translated = _translated_ipv4(address)
+        if translated is not None:
+            return is_public(translated)
+        if address.teredo is not None:
+            return False
+        if address.sixtofour is not None and not is_public(address.sixtofour):
             return False
     return address.is_global and not address.is_multicast and not address.is_reserved
 
