@@ -11,7 +11,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-$(shell cat requirements.txt layers/shared/requirements.txt | cksum | cut -d' ' -f1)
 PYTEST_ARGS ?=
 
-.PHONY: help setup run test test-unit test-integration test-e2e schemathesis invoke lint format bench bench-reference clean tools validate build test-build
+.PHONY: help setup run seed browser-deps test test-unit test-integration test-e2e schemathesis invoke lint format bench bench-reference clean tools validate build test-build
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
@@ -29,8 +29,32 @@ setup: $(STAMP) ## Create the virtualenv and install dependencies
 run: setup ## Serve the whole API on http://127.0.0.1:8080 (embedded PostgreSQL and SQS unless configured)
 	$(PY) -m infra.local_runner
 
-test: setup ## Run every test against a real PostgreSQL (embedded unless TEST_DATABASE_URL) and moto's SQS
+seed: setup ## Demo data for the console (SMS, MMS, email; received, sent, retrying, failed) in `make run`'s database
+	$(PY) -m infra.seed
+
+# The browser tests drive Debian's chromium (Playwright cannot download browsers here). Installed when we are
+# root; otherwise the tests skip and say so (under CI=true they fail instead).
+CHROMIUM ?= /usr/bin/chromium
+browser-deps:
+	@if [ ! -x "$(CHROMIUM)" ]; then \
+		if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+			echo "installing Debian's chromium for the browser tests"; \
+			apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
+		else \
+			echo "*** no $(CHROMIUM) and not root: the browser tests (tests/browser) will be SKIPPED ***"; \
+		fi; \
+	fi
+
+# The suite's second run: every database it creates has the ICU collation en-US (as managed servers often
+# default to), so nothing may depend on the database sorting text by code point. The embedded PostgreSQL is
+# built without ICU, so this run needs a server with it: TEST_COLLATION_DATABASE_URL, else TEST_DATABASE_URL,
+# else the machine's PostgreSQL on 127.0.0.1:5432.
+TEST_COLLATION ?= en-US
+TEST_COLLATION_DATABASE_URL ?= $(or $(TEST_DATABASE_URL),postgresql://postgres@127.0.0.1:5432/postgres)
+
+test: setup browser-deps ## Run every test against a real PostgreSQL (embedded unless TEST_DATABASE_URL) and moto's SQS; then again on an ICU en-US database
 	$(PY) -m pytest $(PYTEST_ARGS)
+	TEST_DATABASE_URL='$(TEST_COLLATION_DATABASE_URL)' TEST_DATABASE_COLLATION='$(TEST_COLLATION)' $(PY) -m pytest $(PYTEST_ARGS)
 
 test-unit: setup
 	$(PY) -m pytest tests/unit $(PYTEST_ARGS)

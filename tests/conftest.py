@@ -19,19 +19,47 @@ os.environ["POWERTOOLS_TRACE_DISABLED"] = "true"
 os.environ.setdefault("POWERTOOLS_LOG_LEVEL", "WARNING")
 os.environ.setdefault("POWERTOOLS_METRICS_NAMESPACE", "UnifiedMessaging")
 
+from hypothesis import HealthCheck  # noqa: E402
+from hypothesis import settings as hypothesis_settings  # noqa: E402
 from sqlalchemy import create_engine, text  # noqa: E402
 
 from infra.local_runner import postgres, template  # noqa: E402
 from infra.local_runner.apigw import LambdaContext  # noqa: E402
+
+# Property tests check what holds, never how fast: no per-example deadline and no "too slow" health check
+# (the machines are shared; speed is measured in bench/).
+hypothesis_settings.register_profile("project", deadline=None, suppress_health_check=[HealthCheck.too_slow])
+hypothesis_settings.load_profile("project")
 
 ROOT = Path(__file__).resolve().parents[1]
 EVENTS = ROOT / "events"
 TABLES = ("messages", "conversations", "mock_provider_deliveries")
 
 
+# An ICU locale (such as en-US) for the default collation of every database the tests create; unset, the
+# server's default. `make test` runs the suite both ways: managed servers often default to a collation
+# that does not sort by code point, and the service must not depend on it.
+DATABASE_COLLATION = os.environ.get("TEST_DATABASE_COLLATION") or None
+
+
 def _server_url() -> str:
     given = os.environ.get("TEST_DATABASE_URL") or os.environ.get("DATABASE_URL")
     return given or postgres.embedded_server_url("test-postgres")
+
+
+def create_test_database(server_url: str, name: str) -> str:
+    """(Re)create a database for tests, with the collation of TEST_DATABASE_COLLATION; return its URL."""
+    from sqlalchemy.exc import DBAPIError
+
+    try:
+        return postgres.recreate_database(server_url, name, icu_locale=DATABASE_COLLATION)
+    except DBAPIError as error:
+        if DATABASE_COLLATION is None or "ICU" not in str(error.orig):
+            raise
+        raise pytest.UsageError(
+            f"TEST_DATABASE_COLLATION={DATABASE_COLLATION} needs a PostgreSQL built with ICU (the embedded one "
+            f"is not): point TEST_DATABASE_URL at one. The server said: {error.orig}"
+        ) from error
 
 
 @pytest.fixture(scope="session")
@@ -43,7 +71,7 @@ def database_url(worker_id: str) -> Iterator[str]:
 
     server_url = _server_url()
     name = f"messaging_test_{worker_id}_{os.getpid()}"
-    url = postgres.recreate_database(server_url, name)
+    url = create_test_database(server_url, name)
     os.environ["DATABASE_URL"] = url
     get_settings.cache_clear()
     engine_module.reset_engine()

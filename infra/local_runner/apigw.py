@@ -5,8 +5,19 @@ from __future__ import annotations
 import base64
 import time
 import uuid
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
+
+
+def joined_headers(pairs: Iterable[tuple[str, str]]) -> dict[str, str]:
+    """Request headers as payload 2.0 carries them: names lower-cased, a repeated header's values joined
+    with commas in the order received (API Gateway does the same; dropping all but one would hide it)."""
+    headers: dict[str, str] = {}
+    for name, value in pairs:
+        key = name.lower()
+        headers[key] = f"{headers[key]},{value}" if key in headers else value
+    return headers
 
 
 def http_api_event(
@@ -20,7 +31,7 @@ def http_api_event(
     path_parameters: dict[str, str] | None = None,
     source_ip: str = "127.0.0.1",
 ) -> dict[str, Any]:
-    headers = {key.lower(): value for key, value in (headers or {}).items()}
+    headers = joined_headers((headers or {}).items())
     now = time.time()
     request_id = base64.b32encode(uuid.uuid4().bytes).decode()[:16]
     query_parameters: dict[str, str] = {}

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -47,11 +48,18 @@ def _admin_connection(server_url: str) -> Iterator[Connection]:
         admin.dispose()
 
 
-def recreate_database(server_url: str, database: str) -> str:
-    """Drop and create `database` on the server of `server_url`; return the new database's URL."""
+def recreate_database(server_url: str, database: str, icu_locale: str | None = None) -> str:
+    """Drop and create `database` on the server of `server_url`; return the new database's URL. With
+    `icu_locale` (such as en-US) the database's default collation is that ICU locale, not the server's."""
+    collation = ""
+    if icu_locale is not None:
+        if not re.fullmatch(r"[A-Za-z0-9_@=;-]+", icu_locale):
+            raise ValueError(f"not an ICU locale name: {icu_locale!r}")
+        # template0: a database may differ from its template's locale only when copied from template0.
+        collation = f" TEMPLATE template0 LOCALE_PROVIDER icu ICU_LOCALE '{icu_locale}'"
     with _admin_connection(server_url) as connection:
         connection.execute(text(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)'))
-        connection.execute(text(f'CREATE DATABASE "{database}"'))
+        connection.execute(text(f'CREATE DATABASE "{database}"{collation}'))
     return with_database(server_url, database)
 
 

@@ -12,8 +12,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import urlsplit
 
-from infra.local_runner import template
-from infra.local_runner.apigw import LambdaContext, http_api_event
+from infra.local_runner import console, template
+from infra.local_runner.apigw import LambdaContext, http_api_event, joined_headers
 from infra.local_runner.openapi import combined_openapi, swagger_html
 
 log = logging.getLogger("local_runner.http")
@@ -75,6 +75,8 @@ class Gateway:
         return _http_response(result)
 
     def _builtin(self, method: str, path: str) -> tuple[int, list[tuple[str, str]], bytes]:
+        if (served := console.respond(method, path)) is not None:
+            return served
         if method == "GET" and path == "/openapi.json":
             return 200, [("Content-Type", "application/json")], self.openapi()
         if method == "GET" and path in ("/swagger", "/docs"):
@@ -138,7 +140,7 @@ class RequestHandler(BaseHTTPRequestHandler):
             )
             return
         body = self.rfile.read(length) if length else None
-        headers = {name.lower(): value for name, value in self.headers.items()}
+        headers = joined_headers(self.headers.items())
         status, response_headers, payload = self.server.gateway.handle(  # type: ignore[attr-defined]
             self.command, self.path, headers, body, self.client_address[0]
         )

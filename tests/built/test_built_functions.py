@@ -16,7 +16,7 @@ import pytest
 
 from infra.local_runner import postgres, template
 from infra.local_runner.sqs import create_queues, start_embedded_sqs
-from tests.conftest import _server_url
+from tests.conftest import _server_url, create_test_database
 
 ROOT = Path(__file__).resolve().parents[2]
 BUILD = ROOT / ".aws-sam" / "build"
@@ -50,7 +50,7 @@ def test_every_function_of_the_template_is_covered():
 def environment():
     server_url = _server_url()
     database = f"build_test_{os.getpid()}"
-    database_url = postgres.recreate_database(server_url, database)
+    database_url = create_test_database(server_url, database)
     sqs_server, endpoint = start_embedded_sqs()
     client = boto3.client("sqs", endpoint_url=endpoint, region_name="us-east-1")
     queues = create_queues(client, template.load())

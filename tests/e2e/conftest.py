@@ -15,7 +15,7 @@ import pytest
 from sqlalchemy import create_engine, text
 
 from infra.local_runner import postgres
-from tests.conftest import _server_url
+from tests.conftest import _server_url, create_test_database
 from tests.e2e.client import call
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -44,7 +44,7 @@ class Runner:
     def __init__(self, name: str, environment: dict[str, str] | None = None) -> None:
         self.server_url = _server_url()
         self.database = f"e2e_{name}_{os.getpid()}"
-        self.database_url = postgres.recreate_database(self.server_url, self.database)
+        self.database_url = create_test_database(self.server_url, self.database)
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log = ROOT / ".local" / f"{self.database}.log"

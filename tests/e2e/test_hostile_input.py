@@ -1,9 +1,12 @@
 """Hostile input over HTTP: every request gets a clear 4xx (never a 5xx) and the store is unchanged."""
 
+import base64
+import http.client
 import json
 import socket
 import threading
 import time
+from urllib.parse import urlsplit
 
 import pytest
 
@@ -302,3 +305,176 @@ def test_unsigned_webhook_is_401_and_signed_ones_pass(signed_runner):
     assert call(signed_runner.url, "POST", "/api/webhooks/sms", SMS).status == 401
     assert _signed_call(signed_runner, "/api/webhooks/sms", SMS, "sms-secret").status == 200
     assert _signed_call(signed_runner, "/api/webhooks/sms", SMS, "old-sms-secret").status == 200
+
+
+def _cursor(position):
+    return base64.urlsafe_b64encode(json.dumps(position).encode()).decode().rstrip("=")
+
+
+@pytest.mark.parametrize(
+    "position",
+    [["0001-01-01T00:00:00+14:00", 1], ["9999-12-31T23:59:59-14:00", 1], ["2024-11-01T14:00:00+00:00", 2**63]],
+    ids=["year-1-east", "year-9999-west", "id-past-bigint"],
+)
+def test_a_doctored_cursor_is_422_and_later_reads_return_their_own_rows(runner_url, runner_db, position):
+    first = call(runner_url, "POST", "/api/webhooks/sms", SMS).json()
+    other = call(runner_url, "POST", "/api/webhooks/email", EMAIL).json()
+    for path in ("/api/conversations", f"/api/conversations/{first['conversation_id']}/messages"):
+        response = call(runner_url, "GET", f"{path}?cursor={_cursor(position)}")
+        assert response.status == 422, response.text
+        assert response.json()["error"]["field"] == "cursor"
+    for _ in range(5):
+        for created in (first, other):
+            listed = call(runner_url, "GET", f"/api/conversations/{created['conversation_id']}/messages").json()
+            assert [item["id"] for item in listed["items"]] == [created["id"]]
+
+
+@pytest.mark.parametrize("timestamp", ["0001-01-01T00:00:00+14:00", "9999-12-31T23:59:59-14:00"])
+@pytest.mark.parametrize(
+    ("path", "document"),
+    [
+        ("/api/messages/sms", SEND_SMS),
+        ("/api/messages/email", SEND_EMAIL),
+        ("/api/webhooks/sms", SMS),
+        ("/api/webhooks/email", EMAIL),
+    ],
+)
+def test_an_instant_outside_utc_is_422_naming_timestamp(runner_url, runner_db, path, document, timestamp):
+    response = call(runner_url, "POST", path, {**document, "timestamp": timestamp})
+    assert response.status == 422, response.text
+    assert response.json()["error"]["field"] == "timestamp"
+    assert runner_db.counts()["messages"] == 0
+
+
+# Hardening II, items 6-10: inputs that were silently converted, ignored or accepted unsigned.
+UNASSIGNED = "+15551234567"  # possible, but not in a range the numbering plan assigns
+HARDENING_II_CASES = [
+    # (name, method, path, body, headers, field the error must name)
+    ("phone-letters", "POST", "/api/webhooks/sms", changed(SMS, **{"from": "+1201666ABCD"}), JSON, "from"),
+    ("phone-ext-dot", "POST", "/api/messages/sms", changed(SEND_SMS, to="+1 201 666 1234 ext. 55"), JSON, "to"),
+    ("phone-ext-rfc3966", "POST", "/api/webhooks/sms", changed(SMS, to="+12016661234;ext=7"), JSON, "to"),
+    ("phone-ext-pauses", "POST", "/api/webhooks/sms", changed(SMS, to="+12016661234,,55"), JSON, "to"),
+    ("phone-double-plus", "POST", "/api/webhooks/sms", changed(SMS, to="++12016661234"), JSON, "to"),
+    ("phone-bidi-override", "POST", "/api/webhooks/sms", changed(SMS, to="+1201\u202e6661234"), JSON, "to"),
+    ("phone-zero-width", "POST", "/api/messages/sms", changed(SEND_SMS, to="+1201\u200b6661234"), JSON, "to"),
+    ("phone-word-joiner", "POST", "/api/webhooks/sms", changed(SMS, to="+1201\u20606661234"), JSON, "to"),
+    ("send-to-unassigned", "POST", "/api/messages/sms", changed(SEND_SMS, to=UNASSIGNED), JSON, "to"),
+    ("email-link-differs", "POST", "/api/webhooks/email", changed(EMAIL, to="[a@b.com](mailto:c@d.com)"), JSON, "to"),
+    ("email-local-65", "POST", "/api/messages/email", changed(SEND_EMAIL, to="a" * 65 + "@example.com"), JSON, "to"),
+    ("email-zero-width", "POST", "/api/webhooks/email", changed(EMAIL, to="a\u200d@example.com"), JSON, "to"),
+    ("naive-timestamp", "POST", "/api/webhooks/sms", changed(SMS, timestamp="2024-11-01T14:00:00"), JSON, "timestamp"),
+    ("date-timestamp", "POST", "/api/webhooks/email", changed(EMAIL, timestamp="2024-11-01"), JSON, "timestamp"),
+    ("epoch-timestamp", "POST", "/api/webhooks/sms", changed(SMS, timestamp=1730469600), JSON, "timestamp"),
+    ("epoch-string", "POST", "/api/messages/sms", changed(SEND_SMS, timestamp="1730469600"), JSON, "timestamp"),
+    ("email-type-sms", "POST", "/api/messages/email", changed(SEND_EMAIL, type="sms"), JSON, "type"),
+    ("empty-sms-send", "POST", "/api/messages/sms", changed(SEND_SMS, body=" "), JSON, "body"),
+    ("same-from-to", "POST", "/api/webhooks/sms", changed(SMS, to=SMS["from"]), JSON, "to"),
+    (
+        "json-patch-type",
+        "POST",
+        "/api/messages/sms",
+        json.dumps(SEND_SMS).encode(),
+        {"Content-Type": "application/json-patch+json"},
+        "Content-Type",
+    ),
+    (
+        "latin1-charset",
+        "POST",
+        "/api/webhooks/sms",
+        json.dumps(SMS).encode(),
+        {"Content-Type": "application/json; charset=iso-8859-1"},
+        "Content-Type",
+    ),
+    ("query-participant", "GET", "/api/conversations?participant=%2B12016661234", None, {}, "participant"),
+    ("query-direction", "GET", "/api/conversations/1/messages?direction=inbound", None, {}, "direction"),
+    ("query-page", "GET", "/api/conversations?page=2", None, {}, "page"),
+    ("query-on-message", "GET", "/api/messages/1?expand=all", None, {}, "expand"),
+    ("query-on-health", "GET", "/health?verbose=1", None, {}, "verbose"),
+    ("query-on-webhook", "POST", "/api/webhooks/sms?debug=1", json.dumps(SMS).encode(), JSON, "debug"),
+    ("query-on-send", "POST", "/api/messages/sms?dry_run=1", json.dumps(SEND_SMS).encode(), JSON, "dry_run"),
+]
+
+
+@pytest.mark.parametrize(
+    ("name", "method", "path", "body", "headers", "field"),
+    HARDENING_II_CASES,
+    ids=[case[0] for case in HARDENING_II_CASES],
+)
+def test_hardening_ii_input_is_refused_naming_the_field(
+    runner_url, runner_db, name, method, path, body, headers, field
+):
+    before = runner_db.counts()
+    response = call(runner_url, method, path, body, headers)
+    assert 400 <= response.status < 500, f"{name}: {response.status} {response.text[:300]}"
+    error = response.json()["error"]
+    assert set(error) == {"code", "message", "field"}
+    assert error["field"] == field, error
+    assert runner_db.counts() == before
+
+
+@pytest.mark.parametrize("content_type", ["APPLICATION/JSON", "application/json; charset=UTF-8"])
+def test_application_json_in_any_case_is_accepted_over_http(runner_url, runner_db, content_type):
+    response = call(runner_url, "POST", "/api/webhooks/sms", json.dumps(SMS).encode(), {"Content-Type": content_type})
+    assert response.status == 200, response.text
+
+
+def test_a_webhook_from_a_possible_but_unassigned_number_is_stored(runner_url, runner_db):
+    response = call(runner_url, "POST", "/api/webhooks/sms", {**SMS, "from": UNASSIGNED, "to": "+19876543210"})
+    assert response.status == 200, response.text
+    assert call(runner_url, "GET", f"/api/messages/{response.json()['id']}").json()["from"] == UNASSIGNED
+
+
+def test_an_email_send_may_carry_type_email(runner_url, runner_db):
+    assert call(runner_url, "POST", "/api/messages/email", {**SEND_EMAIL, "type": "email"}).status == 202
+
+
+def _call_with_repeated_header(base_url, path, body, headers, name, values):
+    """http.client sends each putheader call as its own header line: a header given twice."""
+    parts = urlsplit(base_url)
+    connection = http.client.HTTPConnection(parts.hostname or "127.0.0.1", parts.port, timeout=30)
+    try:
+        connection.putrequest("POST", path)
+        for header, value in {**headers, "Content-Length": str(len(body))}.items():
+            connection.putheader(header, value)
+        for value in values:
+            connection.putheader(name, value)
+        connection.endheaders(body)
+        response = connection.getresponse()
+        return response.status, json.loads(response.read() or b"null")
+    finally:
+        connection.close()
+
+
+@pytest.mark.parametrize("order", ["valid-then-junk", "junk-then-valid", "junk-then-wrong"])
+def test_two_signature_headers_are_refused_as_ambiguous(signed_runner, order):
+    database = RunnerDb(signed_runner.database_url)
+    before = database.counts()
+    body = json.dumps(SMS).encode()
+    signed = sign(body, "sms-secret")
+    valid, junk = signed["X-Signature"], "junk"
+    values = {
+        "valid-then-junk": [valid, junk],
+        "junk-then-valid": [junk, valid],
+        "junk-then-wrong": [junk, "v1=" + "0" * 64],
+    }[order]
+    headers = {**JSON, "X-Signature-Timestamp": signed["X-Signature-Timestamp"]}
+    status, document = _call_with_repeated_header(
+        signed_runner.url, "/api/webhooks/sms", body, headers, "X-Signature", values
+    )
+    assert status == 401, document
+    assert document["error"]["field"] == "X-Signature"
+    assert database.counts() == before
+    database.engine.dispose()
+
+
+def test_a_secret_list_that_names_no_secret_fails_closed():
+    runner = Runner("emptysecrets", {"SMS_WEBHOOK_SECRETS": " , "})
+    try:
+        database = RunnerDb(runner.database_url)
+        response = call(runner.url, "POST", "/api/webhooks/sms", SMS)
+        assert response.status == 503, response.text
+        assert response.json()["error"]["code"] == "service_unavailable"
+        assert database.counts()["messages"] == 0
+        database.engine.dispose()
+    finally:
+        runner.stop()

@@ -138,8 +138,8 @@ BAD_SMS_BODIES = [
     ({"attachments": ["ftp://example.com/x.png"]}, "attachments.0"),
     ({"attachments": ["javascript:alert(1)"]}, "attachments.0"),
     ({"attachments": "https://example.com/x.png"}, "attachments"),
-    ({"type": "sms", "attachments": ["https://example.com/x.png"]}, None),
-    ({"to": "+18045551234"}, None),
+    ({"type": "sms", "attachments": ["https://example.com/x.png"]}, "attachments"),
+    ({"to": "+18045551234"}, "to"),
 ]
 
 

@@ -1,7 +1,7 @@
 from sqlalchemy import create_engine, inspect
 
 from infra.local_runner import postgres
-from tests.conftest import _server_url, sample_event
+from tests.conftest import _server_url, create_test_database, sample_event
 
 
 def test_migrate_function_upgrades_an_empty_database_to_head(invoke, database_url, monkeypatch):
@@ -10,7 +10,7 @@ def test_migrate_function_upgrades_an_empty_database_to_head(invoke, database_ur
     from messaging.db.engine import sqlalchemy_url
 
     server = _server_url()
-    empty = postgres.recreate_database(server, f"migrate_test_{id(monkeypatch)}")
+    empty = create_test_database(server, f"migrate_test_{id(monkeypatch)}")
     monkeypatch.setenv("DATABASE_URL", empty)
     get_settings.cache_clear()
     engine_module.reset_engine()
@@ -40,3 +40,22 @@ def test_the_migrations_match_the_schema_the_code_queries(admin_engine):
     with admin_engine.connect() as connection:
         differences = compare_metadata(MigrationContext.configure(connection), metadata)
     assert differences == []
+
+
+def test_the_migrated_columns_have_the_collations_of_schema_py(db):
+    """Alembic's comparison ignores collations; an order the CHECK and unique key depend on must agree."""
+    from messaging.db.schema import metadata
+
+    declared = {
+        (table.name, column.name): getattr(column.type, "collation", None)
+        for table in metadata.tables.values()
+        for column in table.columns
+    }
+    migrated = {
+        (row["table_name"], row["column_name"]): row["collation_name"]
+        for row in db.rows(
+            "SELECT table_name, column_name, collation_name FROM information_schema.columns "
+            "WHERE table_schema = current_schema() AND table_name <> 'alembic_version'"
+        )
+    }
+    assert migrated == declared

@@ -1,6 +1,7 @@
 """Database outages on the inbound and query paths: a clear 503 with Retry-After (never a 500), nothing
 half-written, and the service recovers by itself. (The send path's outages are in test_outbound.py.)"""
 
+import json
 import os
 import socket
 import threading
@@ -232,3 +233,58 @@ def test_the_service_recovers_when_the_database_comes_back(invoke, db, point_dat
     point_database_at(database_url)
     assert invoke("InboundSmsFunction", sample_event("inbound_sms-sms"))["statusCode"] == 200
     assert db.scalar("SELECT count(*) FROM messages") == 1
+
+
+@pytest.fixture
+def small_pool(configure):
+    """The service's engine with two connections at most (pool of one, overflow of one) and 1 s timeouts."""
+    from messaging.db import engine
+
+    configure(DATABASE_POOL_SIZE=1, DATABASE_TIMEOUT_SECONDS=1)
+    engine.reset_engine()
+    yield engine.get_engine()
+    configure(DATABASE_POOL_SIZE=None, DATABASE_TIMEOUT_SECONDS=None)
+    engine.reset_engine()
+
+
+@pytest.mark.parametrize(("function", "event_name"), INBOUND + READS)
+def test_no_free_connection_in_the_pool_is_503_within_the_timeout(invoke, db, small_pool, function, event_name):
+    """Every pooled connection is busy (here: held by the test) and none comes free in time."""
+    held = [small_pool.connect(), small_pool.connect()]
+    try:
+        assert_unavailable(invoke(function, sample_event(event_name)))
+    finally:
+        for connection in held:
+            connection.close()
+    assert db.counts() == EMPTY
+    assert invoke(function, sample_event(event_name))["statusCode"] in (200, 404)
+
+
+def test_a_stalled_database_exhausting_the_pool_answers_every_request_503(invoke, db, admin_engine, small_pool):
+    """The database stalls (a lock held elsewhere) while 40 webhooks arrive at once: the few that get a
+    connection time out on it, the others time out waiting for one; every one is a 503, none is written."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    def webhook(index: int):
+        body = {**json.loads(sample_event("inbound_sms-sms")["body"]), "messaging_provider_id": f"stall-{index}"}
+        return invoke("InboundSmsFunction", sample_event("inbound_sms-sms", payload=body))
+
+    blocker = admin_engine.connect()
+    transaction = blocker.begin()
+    blocker.execute(text("LOCK TABLE messages IN ACCESS EXCLUSIVE MODE"))
+    try:
+        with ThreadPoolExecutor(max_workers=40) as pool:
+            responses = list(pool.map(webhook, range(40)))
+    finally:
+        transaction.rollback()
+        blocker.close()
+    for response in responses:
+        assert_unavailable(response)
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and db.scalar(
+        "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND state = 'active' "
+        "AND query LIKE '%INSERT INTO messages%' AND pid <> pg_backend_pid()"
+    ):
+        time.sleep(0.1)
+    assert db.counts() == EMPTY
+    assert webhook(0)["statusCode"] == 200

@@ -272,12 +272,12 @@ def test_chaos_every_message_ends_sent_or_failed_and_each_sent_one_is_delivered_
     ("name", "changes", "field"),
     [
         ("send_message-sms", {"from": "12345"}, "from"),
-        ("send_message-sms", {"type": "sms", "attachments": ["https://example.com/a.png"]}, None),
+        ("send_message-sms", {"type": "sms", "attachments": ["https://example.com/a.png"]}, "attachments"),
         ("send_message-mms", {"attachments": ["file:///etc/passwd"]}, "attachments.0"),
         ("send_message-sms", {"priority": "high"}, "priority"),
         ("send_message-sms", {"body": "x" * 1601}, "body"),
         ("send_message-email", {"to": "[a](mailto:not an email)"}, "to"),
-        ("send_message-email", {"body": "", "attachments": []}, None),
+        ("send_message-email", {"body": "", "attachments": []}, "body"),
     ],
 )
 def test_invalid_sends_get_422_and_write_nothing(invoke, db, queues, name, changes, field):

@@ -1,18 +1,26 @@
 """Address normalization: phones to E.164, emails to the bare lower-cased address.
 
 The grouping rule depends on every address having exactly one normal form, so both directions and both
-channels of a pair meet in one conversation.
+channels of a pair meet in one conversation. Anything the libraries would silently convert (letters read
+off a keypad, an extension dropped, a link's target chosen over its text) is refused instead: a stored
+address must be the one the sender wrote.
 """
 
 from __future__ import annotations
 
 import re
+import unicodedata
 
 import phonenumbers
 from email_validator import EmailNotValidError, validate_email
 
 MAX_ADDRESS_LENGTH = 320
+MAX_LOCAL_PART_OCTETS = 64  # RFC 5321 §4.5.3.1.1
+MAX_PHONE_LENGTH = 32
 _MARKDOWN_MAILTO = re.compile(r"^\[(?P<text>[^\[\]]*)\]\(mailto:(?P<target>[^()\s]+)\)$", re.IGNORECASE)
+# After the one leading '+': ASCII digits and the separators people type. No letters (phonenumbers reads
+# them off a keypad), no ';', ',', '#', 'x' or 'ext' (it drops them as an extension), no second '+'.
+_PHONE_CHARACTERS = re.compile(r"\+[0-9 ().\-]+")
 
 
 class InvalidAddress(ValueError):
@@ -22,24 +30,68 @@ class InvalidAddress(ValueError):
 def _printable(value: str) -> str:
     if any(ord(character) < 0x20 or 0xD800 <= ord(character) <= 0xDFFF for character in value):
         raise InvalidAddress("address contains control characters or invalid Unicode")
+    # Format characters (bidi overrides, zero-width spaces and joiners, soft hyphens) are invisible: an
+    # address holding one reads as another address.
+    if any(unicodedata.category(character) == "Cf" for character in value):
+        raise InvalidAddress("address contains invisible format characters (bidi controls or zero-width)")
     return value
 
 
-def normalize_phone(raw: str) -> str:
+def _phone_syntax(value: str) -> None:
+    """Refuse what phonenumbers would convert or drop, naming it."""
+    if _PHONE_CHARACTERS.fullmatch(value):
+        return
+    if value.startswith("++"):
+        raise InvalidAddress("phone number has more than one '+'")
+    lowered = value.lower()
+    if "ext" in lowered or any(marker in value for marker in ";,#") or re.search(r"[0-9\s]x\s*[0-9]", lowered):
+        raise InvalidAddress("phone number has an extension; extensions are not supported")
+    if any(character.isalpha() for character in value):
+        raise InvalidAddress("not a phone number: it contains letters (write it with digits only)")
+    raise InvalidAddress("phone number may contain only ASCII digits, spaces and '-', '.', '(' or ')' after the '+'")
+
+
+def parse_phone(raw: str) -> phonenumbers.PhoneNumber:
+    """The number `raw` writes, checked for syntax and a possible length (not for being assigned)."""
     value = _printable(raw.strip())
     if not value:
         raise InvalidAddress("phone number is empty")
-    if len(value) > 32:
+    if len(value) > MAX_PHONE_LENGTH:
         raise InvalidAddress("phone number is too long")
     if not value.startswith("+"):
         raise InvalidAddress("phone number must be in international format starting with '+' (E.164)")
+    _phone_syntax(value)
     try:
         parsed = phonenumbers.parse(value, None)
     except phonenumbers.NumberParseException as exc:
         raise InvalidAddress(f"not a phone number: {exc}") from None
-    if not phonenumbers.is_valid_number(parsed):
-        raise InvalidAddress("not a valid phone number")
+    # IS_POSSIBLE only: is_possible_number() also passes numbers dialable only locally (no area code).
+    if phonenumbers.is_possible_number_with_reason(parsed) != phonenumbers.ValidationResult.IS_POSSIBLE:
+        raise InvalidAddress("not a valid phone number: wrong length for its country code")
+    return parsed
+
+
+def normalize_phone(raw: str, *, assigned: bool = True) -> str:
+    """E.164 form of `raw`. `assigned=True` (sends) also requires a number the numbering plan assigns;
+    webhooks pass False: the carrier already delivered the message, so any possible number is real enough."""
+    parsed = parse_phone(raw)
+    if assigned and not phonenumbers.is_valid_number(parsed):
+        raise InvalidAddress(
+            "not a valid phone number for sending: its length is possible but its country assigns no such number"
+        )
     return phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
+
+
+def _bare_email(value: str) -> str:
+    if not value:
+        raise InvalidAddress("email address is empty")
+    try:
+        validated = validate_email(value, check_deliverability=False, allow_smtputf8=True)
+    except EmailNotValidError as exc:
+        raise InvalidAddress(f"not a valid email address: {exc}") from None
+    if len(validated.local_part.encode()) > MAX_LOCAL_PART_OCTETS:
+        raise InvalidAddress(f"the part before the @ is longer than {MAX_LOCAL_PART_OCTETS} characters")
+    return validated.normalized.lower()
 
 
 def normalize_email(raw: str) -> str:
@@ -47,12 +99,13 @@ def normalize_email(raw: str) -> str:
     if len(value) > 2 * MAX_ADDRESS_LENGTH + 16:
         raise InvalidAddress("email address is too long")
     markdown = _MARKDOWN_MAILTO.match(value)
-    if markdown:
-        value = markdown.group("target")
-    if not value:
-        raise InvalidAddress("email address is empty")
+    if not markdown:
+        return _bare_email(value)
+    target = _bare_email(markdown.group("target"))
     try:
-        validated = validate_email(value, check_deliverability=False, allow_smtputf8=True)
-    except EmailNotValidError as exc:
-        raise InvalidAddress(f"not a valid email address: {exc}") from None
-    return validated.normalized.lower()
+        text = _bare_email(markdown.group("text").strip())
+    except InvalidAddress:
+        text = None
+    if text != target:
+        raise InvalidAddress("ambiguous markdown link: its text and its mailto target are different addresses")
+    return target

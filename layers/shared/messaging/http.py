@@ -12,17 +12,28 @@ from typing import Any
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response, content_types
 from aws_lambda_powertools.event_handler.api_gateway import ResponseBuilder
 from aws_lambda_powertools.event_handler.exceptions import NotFoundError
-from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
+from aws_lambda_powertools.event_handler.openapi.exceptions import (
+    RequestUnsupportedContentType,
+    RequestValidationError,
+)
 from pydantic import BaseModel
 from sqlalchemy.exc import DBAPIError
 
 from messaging.config import get_settings
-from messaging.errors import DomainError, MalformedRequest, PayloadTooLarge, ServiceUnavailable, UnsupportedMediaType
+from messaging.errors import (
+    DomainError,
+    InvalidInput,
+    MalformedRequest,
+    PayloadTooLarge,
+    ServiceUnavailable,
+    UnsupportedMediaType,
+)
 from messaging.models import ErrorResponse
 from messaging.observability import logger
 from messaging.signatures import WebhookVerifier
 
 _BODY_METHODS = {"POST", "PUT", "PATCH"}
+JSON_MEDIA_TYPE = "application/json"
 
 
 def error_response(
@@ -52,7 +63,8 @@ _ERROR_DESCRIPTIONS = {
     413: "Request body too large",
     415: "Content-Type is not application/json",
     422: "A field is missing or invalid; `field` names it",
-    503: "The database is unavailable; nothing was written (see Retry-After)",
+    503: "The database is unavailable (see Retry-After). Usually nothing was written, but a reply lost after the"
+    " commit is a 503 too: retry a send with the same Idempotency-Key, never without",
 }
 BODY_ERRORS = (400, 413, 415, 422, 503)
 READ_ERRORS = (404, 422, 503)
@@ -81,6 +93,30 @@ def _raw_body(event: dict[str, Any]) -> bytes:
     return body.encode()
 
 
+def request_headers(event: Mapping[str, Any]) -> dict[str, str]:
+    """The event's headers by lower-cased name. A name given twice in different cases (a direct invoke;
+    API Gateway lower-cases names) is joined with a comma, as API Gateway joins a repeated header: no
+    check ever decides by whichever copy happens to come last."""
+    joined: dict[str, str] = {}
+    for name, value in (event.get("headers") or {}).items():
+        key = name.lower()
+        joined[key] = f"{joined[key]},{value}" if key in joined else value
+    return joined
+
+
+def _check_json_media_type(content_type: str) -> None:
+    """One rule for every route: `application/json` in any case, with parameters (charset UTF-8 only)."""
+    media_type, *parameters = content_type.split(";")
+    if media_type.strip().lower() != JSON_MEDIA_TYPE:
+        raise UnsupportedMediaType(
+            f"Content-Type must be {JSON_MEDIA_TYPE} (got {media_type.strip()[:100] or 'none'})", field="Content-Type"
+        )
+    for parameter in parameters:
+        name, _, value = parameter.partition("=")
+        if name.strip().lower() == "charset" and value.strip().strip('"').lower() not in ("utf-8", "utf8"):
+            raise UnsupportedMediaType("a JSON body must be UTF-8 (charset=utf-8)", field="Content-Type")
+
+
 def _check_envelope(event: dict[str, Any], verifier: WebhookVerifier | None) -> None:
     """Checks that come before validation: size, signature, media type and JSON syntax of a request body."""
     method = event.get("requestContext", {}).get("http", {}).get("method", "GET").upper()
@@ -90,12 +126,14 @@ def _check_envelope(event: dict[str, Any], verifier: WebhookVerifier | None) -> 
     limit = get_settings().max_request_bytes
     if len(raw) > limit:
         raise PayloadTooLarge(f"request body is {len(raw)} bytes; the limit is {limit}")
-    headers = {key.lower(): value for key, value in (event.get("headers") or {}).items()}
+    headers = request_headers(event)
     if verifier is not None:
         verifier.verify(headers, raw)
-    media_type = headers.get("content-type", "").split(";", 1)[0].strip().lower()
-    if media_type != "application/json" and not media_type.endswith("+json"):
-        raise UnsupportedMediaType("Content-Type must be application/json", field="Content-Type")
+    _check_json_media_type(headers.get("content-type", ""))
+    # Powertools parses the body only when the header starts with a lower-case "application/json": hand it
+    # the canonical form of what was accepted here, so the two never disagree.
+    headers["content-type"] = JSON_MEDIA_TYPE
+    event["headers"] = headers
     if not raw.strip():
         raise MalformedRequest("request body is empty; a JSON object is required", field="body")
     try:
@@ -113,6 +151,16 @@ def _check_envelope(event: dict[str, Any], verifier: WebhookVerifier | None) -> 
     if event.get("isBase64Encoded"):
         event["body"] = text
         event["isBase64Encoded"] = False
+
+
+def _check_query(event: Any, route: Any) -> None:
+    """A query parameter the route's handler does not declare is a 422 naming it: a client whose filter
+    is ignored would silently get everything."""
+    declared = {parameter.alias for parameter in route.dependant.query_params}
+    for name in event.query_string_parameters or {}:
+        if name not in declared:
+            accepted = ", ".join(sorted(declared)) or "none"
+            raise InvalidInput(f"unknown query parameter '{name}' (this route accepts: {accepted})", field=name)
 
 
 # SQLSTATE classes and codes that say "the database cannot serve us right now", not "this request is wrong":
@@ -168,6 +216,7 @@ class MessagingApi(APIGatewayHttpResolver):
         self._webhook_verifier = webhook_verifier
         self.exception_handler(DomainError)(self._domain_error)
         self.exception_handler(RequestValidationError)(self._validation_error)
+        self.exception_handler(RequestUnsupportedContentType)(self._unsupported_media_type)
         self.exception_handler(DBAPIError)(self._database_error)
         self.exception_handler([TimeoutError, ConnectionError])(self._network_error)
         self.not_found(self._no_route)
@@ -176,20 +225,22 @@ class MessagingApi(APIGatewayHttpResolver):
         request = dict(event)
         _request.event = self._to_proxy_event(request)
         try:
-            route = self._route_for(_request.event)  # none: the resolver answers 404 or 405, before any body check
-            # An action without a body (POST /api/webhook-deliveries/{id}/retry) may come with none at all.
-            if route is not None and (route.dependant.body_params or _raw_body(request).strip()):
-                verifier = self._webhook_verifier() if self._webhook_verifier is not None else None
-                _check_envelope(request, verifier)
+            route = self._route_for(_request.event)
+            if route is not None:  # otherwise the resolver answers 404 or 405, before any body check
+                # An action without a body (POST /api/webhook-deliveries/{id}/retry) may come with none at all.
+                if route.dependant.body_params or _raw_body(request).strip():
+                    verifier = self._webhook_verifier() if self._webhook_verifier is not None else None
+                    _check_envelope(request, verifier)
+                _check_query(_request.event, route)
         except DomainError as error:
             return ResponseBuilder(self._domain_error(error)).build(_request.event)
-        if request.get("body") != event.get("body"):  # a base64 body was decoded: the event must say so
+        if request != event:  # a base64 body was decoded, or headers canonicalized: the event must say so
             _request.event = self._to_proxy_event(request)
         return super().resolve(request, context)
 
     def _route_for(self, event: Any) -> Any:
         """The route of this function that matches the request's method and path, exactly as the resolver
-        will route it (its path has a non-default stage stripped), or None."""
+        will route it (its path has a non-default stage stripped); None when there is none."""
         method, path = event.http_method.upper(), event.path
         return next((route for route in self._routes() if route.method == method and route.rule.match(path)), None)
 
@@ -231,11 +282,21 @@ class MessagingApi(APIGatewayHttpResolver):
         logger.warning("network error reaching a dependency", extra={"error": type(error).__name__})
         return cls._domain_error(ServiceUnavailable("a dependency is unavailable; retry later"))
 
+    @classmethod
+    def _unsupported_media_type(cls, _error: RequestUnsupportedContentType) -> Response:
+        """Powertools' own media-type refusal, in the one error shape (the envelope check runs first, so
+        this is a backstop)."""
+        return cls._domain_error(UnsupportedMediaType(f"Content-Type must be {JSON_MEDIA_TYPE}", field="Content-Type"))
+
     @staticmethod
     def _validation_error(error: RequestValidationError) -> Response:
         problems = error.errors()
         first = problems[0] if problems else {"loc": (), "msg": "invalid request", "type": "value_error"}
         location = tuple(first.get("loc", ()))
+        context = first.get("ctx")
+        named = context.get("field") if isinstance(context, dict) else None  # a rule over fields names one
+        if named:
+            location = (*location, named)
         field = _field_of(location)
         message = str(first.get("msg", "invalid request")).removeprefix("Value error, ")
         kind = first.get("type", "")

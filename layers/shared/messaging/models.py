@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, Generic, Literal, TypeVar
 from urllib.parse import urlsplit
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, model_validator
+from pydantic_core import PydanticCustomError
 
 from messaging.enums import Direction, MessageStatus, MessageType, Provider
 
@@ -19,14 +21,19 @@ FUTURE_TOLERANCE = timedelta(days=1)
 EARLIEST_TIMESTAMP = datetime(2000, 1, 1, tzinfo=UTC)
 
 
-def _phone(value: str) -> str:
+def _phone(value: str, *, assigned: bool = True) -> str:
     # Imported on first use: functions that only read (ConversationsFunction) never load phonenumbers.
     from messaging.addresses import InvalidAddress, normalize_phone
 
     try:
-        return normalize_phone(value)
+        return normalize_phone(value, assigned=assigned)
     except InvalidAddress as exc:
         raise ValueError(str(exc)) from None
+
+
+def _delivered_phone(value: str) -> str:
+    """A webhook's number: the carrier already delivered the message, so any possible number is accepted."""
+    return _phone(value, assigned=False)
 
 
 def _email(value: str) -> str:
@@ -63,10 +70,29 @@ def _storable_text(value: str) -> str:
     return value
 
 
+_ISO_INSTANT = re.compile(
+    r"[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt ][0-9]{2}:[0-9]{2}(:[0-9]{2}([.,][0-9]+)?)?([Zz]|[+-][0-9]{2}(:?[0-9]{2})?)"
+)
+_INSTANT_EXPECTED = "timestamp must be ISO-8601 with a time and 'Z' or an offset, e.g. 2024-11-01T14:00:00Z"
+
+
+def _iso_instant_text(value: Any) -> Any:
+    """Only an ISO-8601 date and time with a zone: pydantic would also read epoch numbers and naive or
+    date-only strings, and guessing their zone could misplace a message by hours."""
+    if isinstance(value, datetime) and value.tzinfo is not None:
+        return value
+    if not isinstance(value, str) or not _ISO_INSTANT.fullmatch(value):
+        raise PydanticCustomError("timestamp_format", _INSTANT_EXPECTED)
+    return value
+
+
 def _instant(value: datetime) -> datetime:
     if value.tzinfo is None:
         value = value.replace(tzinfo=UTC)
-    value = value.astimezone(UTC)
+    try:
+        value = value.astimezone(UTC)
+    except OverflowError:  # year 1 east of Greenwich, year 9999 west of it: no such instant in UTC
+        raise ValueError("timestamp is out of range once converted to UTC") from None
     if value < EARLIEST_TIMESTAMP:
         raise ValueError("timestamp is before 2000-01-01")
     if value > datetime.now(UTC) + FUTURE_TOLERANCE:
@@ -75,10 +101,11 @@ def _instant(value: datetime) -> datetime:
 
 
 PhoneNumber = Annotated[str, Field(min_length=1, max_length=64), AfterValidator(_phone)]
+DeliveredPhoneNumber = Annotated[str, Field(min_length=1, max_length=64), AfterValidator(_delivered_phone)]
 EmailAddress = Annotated[str, Field(min_length=1, max_length=700), AfterValidator(_email)]
 AttachmentUrl = Annotated[str, Field(min_length=1), AfterValidator(_attachment_url)]
 Attachments = Annotated[list[AttachmentUrl] | None, Field(max_length=MAX_ATTACHMENTS)]
-Instant = Annotated[datetime, AfterValidator(_instant)]
+Instant = Annotated[datetime, BeforeValidator(_iso_instant_text), AfterValidator(_instant)]
 ProviderMessageId = Annotated[
     str, Field(min_length=1, max_length=MAX_PROVIDER_ID_LENGTH, pattern=r"^\S+$"), AfterValidator(_storable_text)
 ]
@@ -90,13 +117,19 @@ EmailBody = Annotated[
 ]
 
 
+def rule_error(field: str, message: str) -> PydanticCustomError:
+    """An error of a rule over several fields, naming the field at fault: a model validator's error has
+    no location of its own, so the field travels in the context (the HTTP layer reads `ctx.field`)."""
+    return PydanticCustomError("invalid_field", message, {"field": field})
+
+
 class _Payload(BaseModel):
     model_config = ConfigDict(populate_by_name=True, str_strip_whitespace=False)
 
     @model_validator(mode="after")
     def _distinct_participants(self) -> Any:
         if self.from_ == self.to:  # type: ignore[attr-defined]
-            raise ValueError("'from' and 'to' must be different addresses")
+            raise rule_error("to", "'from' and 'to' must be different addresses")
         return self
 
     @property
@@ -114,11 +147,11 @@ class _PhonePayload(_Payload):
     @model_validator(mode="after")
     def _channel_rules(self) -> Any:
         if self.type == "sms" and self.attachments:
-            raise ValueError("attachments are only allowed on 'mms' messages")
+            raise rule_error("attachments", "attachments are only allowed on 'mms' messages")
         if self.type == "sms" and not self.body.strip():
-            raise ValueError("an 'sms' message needs a non-empty body")
+            raise rule_error("body", "an 'sms' message needs a non-empty body")
         if self.type == "mms" and not self.body.strip() and not self.attachments:
-            raise ValueError("an 'mms' message needs a body or at least one attachment")
+            raise rule_error("body", "an 'mms' message needs a body or at least one attachment")
         return self
 
 
@@ -131,7 +164,7 @@ class _EmailPayload(_Payload):
     @model_validator(mode="after")
     def _not_empty(self) -> Any:
         if not self.body.strip() and not self.attachments:
-            raise ValueError("an email needs a body or at least one attachment")
+            raise rule_error("body", "an email needs a body or at least one attachment")
         return self
 
 
@@ -139,6 +172,8 @@ class InboundSms(_PhonePayload):
     """SMS/MMS webhook from the SMS provider. Unknown provider fields are ignored."""
 
     model_config = ConfigDict(extra="ignore")
+    from_: DeliveredPhoneNumber = Field(alias="from", description="Sender phone number (E.164, possible).")
+    to: DeliveredPhoneNumber = Field(description="Recipient phone number (E.164, possible).")
     messaging_provider_id: ProviderMessageId
     timestamp: Instant
 
@@ -162,6 +197,9 @@ class SendEmail(_EmailPayload):
     """A client's request to send an email. Unknown fields are rejected."""
 
     model_config = ConfigDict(extra="forbid")
+    # Clients of the shared payload format send "type": "email"; any other value is a mistake. Left out of
+    # dumps, so a send with and without it is the same request (idempotency fingerprints agree).
+    type: Literal["email"] = Field(default="email", exclude=True, description="Optional; only 'email'.")
     timestamp: Instant | None = None
 
 

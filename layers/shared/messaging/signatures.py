@@ -5,7 +5,9 @@ Headers a provider sends:
     X-Signature: v1=<hex digest>[,v1=<hex digest>]    (one per secret the provider signs with)
 
 A request is accepted when its timestamp is within the tolerance window (either side of now) and one of
-its signatures matches one of our active secrets (two may be active while a secret is rotated).
+its signatures matches one of our active secrets (two may be active while a secret is rotated). Every
+element of X-Signature must be a well-formed `v1=<hex digest>`: API Gateway joins a repeated header with
+commas, so a second header of junk beside a valid one is refused as ambiguous, whichever comes first.
 
 Where the secrets come from, per provider:
 - `SMS_WEBHOOK_SECRET_ARN` / `EMAIL_WEBHOOK_SECRET_ARN` (AWS): a Secrets Manager secret whose value is
@@ -13,7 +15,8 @@ Where the secrets come from, per provider:
   and again every `SECRET_REFRESH_SECONDS`, so a rotation reaches warm execution environments without a
   deploy. When it names no usable secret, or cannot be read at cold start, webhooks are refused with a 503
   (fail closed; the provider retries) - never accepted unverified.
-- `SMS_WEBHOOK_SECRETS` / `EMAIL_WEBHOOK_SECRETS` (local): comma-separated, current first.
+- `SMS_WEBHOOK_SECRETS` / `EMAIL_WEBHOOK_SECRETS` (local): comma-separated, current first. Set but
+  holding no secret (`" , "`): webhooks are refused with a 503, like a secret that names none.
 - Neither: verification is off; `announce` logs that once when the function starts.
 """
 
@@ -74,20 +77,36 @@ class WebhookVerifier:
         current = time.time() if now is None else now
         if abs(current - int(stamp)) > self.tolerance_seconds:
             raise Unauthorized("the webhook signature has expired", field="X-Signature-Timestamp")
-        candidates = [
-            part[len(SCHEME) + 1 :].lower()
-            for part in (value.strip() for value in offered.split(","))
-            if part.startswith(f"{SCHEME}=")
-        ]
+        candidates = _offered_digests(offered)
         expected = [signature(secret, stamp, body).encode() for secret in self.secrets]
         matched = False
         # Every candidate is compared with every secret, in constant time, with no early exit.
-        for candidate in candidates[:MAX_OFFERED_SIGNATURES]:
-            offered_digest = candidate.encode() if _HEX_DIGEST.fullmatch(candidate) else b""
+        for candidate in candidates:
             for digest in expected:
-                matched |= hmac.compare_digest(offered_digest, digest)
+                matched |= hmac.compare_digest(candidate, digest)
         if not matched:
             raise Unauthorized("the webhook signature does not match", field="X-Signature")
+
+
+def _offered_digests(offered: str) -> list[bytes]:
+    """The digests of an X-Signature value; Unauthorized unless every element is `v1=<64 hex digits>`.
+
+    The value may be two headers joined by API Gateway: accepting the valid element and ignoring the rest
+    would let whoever adds a header decide what the request says, so any malformed element refuses all."""
+    parts = [part.strip() for part in offered.split(",")]
+    if len(parts) > MAX_OFFERED_SIGNATURES:
+        raise Unauthorized(f"X-Signature offers more than {MAX_OFFERED_SIGNATURES} signatures", field="X-Signature")
+    digests = []
+    for part in parts:
+        scheme, _, digest = part.partition("=")
+        if scheme != SCHEME or not _HEX_DIGEST.fullmatch(digest.lower()):
+            raise Unauthorized(
+                f"X-Signature is malformed or ambiguous: every comma-separated element (a repeated header "
+                f"counts) must be {SCHEME}=<64 hex digits>",
+                field="X-Signature",
+            )
+        digests.append(digest.lower().encode())
+    return digests
 
 
 def secrets_from_secret_string(value: str) -> list[str]:
@@ -103,9 +122,13 @@ def secrets_from_secret_string(value: str) -> list[str]:
     return []
 
 
+def _secret_list(provider: str, settings: Settings) -> str:
+    """The environment's list as configured ("" when unset: settings_from drops empty variables)."""
+    return settings.sms_webhook_secrets if provider == "sms" else settings.email_webhook_secrets
+
+
 def _listed_secrets(provider: str, settings: Settings) -> list[str]:
-    listed = settings.sms_webhook_secrets if provider == "sms" else settings.email_webhook_secrets
-    return [secret.strip() for secret in listed.split(",") if secret.strip()]
+    return [secret.strip() for secret in _secret_list(provider, settings).split(",") if secret.strip()]
 
 
 def _secret_arn(provider: str, settings: Settings) -> str | None:
@@ -134,7 +157,14 @@ _lock = threading.Lock()
 def announce(provider: str) -> None:
     """At cold start: warn once when this provider's webhooks will not be verified (no secret configured)."""
     settings = get_settings()
-    if not _secret_arn(provider, settings) and not _listed_secrets(provider, settings):
+    if _secret_arn(provider, settings):
+        return
+    if _secret_list(provider, settings) and not _listed_secrets(provider, settings):
+        logger.error(
+            "the webhook secret list names no secret: every webhook will be refused (503)",
+            extra={"provider": provider},
+        )
+    elif not _listed_secrets(provider, settings):
         logger.warning(
             "webhook signature verification is OFF: no signing secret configured",
             extra={"provider": provider},
@@ -144,7 +174,8 @@ def announce(provider: str) -> None:
 def verifier_for(provider: str) -> WebhookVerifier | None:
     """The verifier of a provider's webhooks; None when no secret is configured (verification off).
 
-    Raises ServiceUnavailable when a configured Secrets Manager secret cannot be read or names no secret.
+    Raises ServiceUnavailable when a configured secret list or Secrets Manager secret names no secret, or
+    the Secrets Manager secret cannot be read: configured means verified, never open by accident.
     """
     cached = _cache.get(provider)
     if cached is not None and time.monotonic() < cached.refresh_at:
@@ -157,6 +188,9 @@ def verifier_for(provider: str) -> WebhookVerifier | None:
         secret_arn = _secret_arn(provider, settings)
         if not secret_arn:
             secrets = _listed_secrets(provider, settings)
+            if _secret_list(provider, settings) and not secrets:
+                logger.error("the webhook secret list names no secret", extra={"provider": provider})
+                raise ServiceUnavailable("webhook verification is unavailable; retry later")
             verifier = WebhookVerifier(tuple(secrets[:MAX_ACTIVE_SECRETS]), settings.webhook_tolerance_seconds)
             _cache[provider] = _Cached(verifier if secrets else None, math.inf)
             return _cache[provider].verifier

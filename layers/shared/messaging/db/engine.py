@@ -13,7 +13,9 @@ from typing import Any
 from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
 
 from sqlalchemy import Connection, Engine, create_engine, event
+from sqlalchemy.engine import ExceptionContext
 from sqlalchemy.exc import DBAPIError, DisconnectionError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 
 from messaging.config import Settings, get_settings
 from messaging.db import events
@@ -95,14 +97,52 @@ def build_engine(settings: Settings) -> Engine:
         url,
         pool_size=settings.database_pool_size,
         max_overflow=settings.database_pool_size,
+        # Waiting for a free pooled connection is bounded like any round trip: a pool exhausted by a
+        # stalled database answers 503 as soon as one stalled statement would have (SQLAlchemy waits 30 s).
+        pool_timeout=settings.database_timeout_seconds,
         pool_recycle=300,
         connect_args=connect_args,
         hide_parameters=True,  # errors (and so logs) never carry message bodies or addresses
     )
+    _discard_connections_left_in_doubt(engine)
     _ping_connections_that_sat_idle(engine)
     _parse_timestamps_fast(engine)
     event.listen(engine, "rollback", events.forget_written)
     return engine
+
+
+def _discard_connections_left_in_doubt(engine: Engine) -> None:
+    """Close (never pool again) a connection on which a statement failed other than by the database's own
+    clean answer.
+
+    The wire protocol is a conversation: pg8000 sends a statement in several messages and reads the replies
+    in order. A clean database error (an ErrorResponse) is read through to ReadyForQuery, so the connection
+    is in step and may serve the next transaction. Anything else raised while a statement is in flight
+    (a parameter the driver cannot convert after it has already sent Parse and Describe, a reply it cannot
+    parse, an error in a listener, a network fault) can leave replies unread on the socket. SQLAlchemy only
+    invalidates a connection for errors its dialect recognises as disconnects, so such a connection would
+    go back to the pool and the next request, whoever sends it, would read the stranded replies as its own
+    answer: another conversation's rows. Marking every such error a "disconnect" makes SQLAlchemy close
+    this one connection (not the whole pool) and give the next checkout a fresh one. The error still
+    propagates: unchanged, or as a driver error marked connection_invalidated (so a 503, like any lost
+    connection). `handle_error` runs for every exception raised while executing, committing or
+    rolling back, whatever its type, so no future defect of this kind can leak data."""
+
+    @event.listens_for(engine, "handle_error")
+    def discard(context: ExceptionContext) -> None:
+        if context.is_disconnect or _clean_database_error(context.original_exception):
+            return
+        context.is_disconnect = True
+        context.invalidate_pool_on_disconnect = False  # the other pooled connections are in step
+
+
+def _clean_database_error(error: BaseException) -> bool:
+    """True for an error the server reported (pg8000 raises it with the ErrorResponse's fields, SQLSTATE
+    under "C", only after reading every reply up to ReadyForQuery)."""
+    from pg8000.exceptions import Error
+
+    details = error.args[0] if isinstance(error, Error) and error.args else None
+    return isinstance(details, dict) and "C" in details
 
 
 _TIMESTAMP_OID, _TIMESTAMPTZ_OID = 1114, 1184
@@ -172,11 +212,17 @@ def reset_engine() -> None:
 
 @contextmanager
 def transaction() -> Iterator[Connection]:
+<<<<<<< HEAD
     """One transaction: committed on success, rolled back on error; an unreachable database is a 503.
 
     The one unit of work of the service, so it is also where the outbox is published: the message_events
     rows the transaction wrote (see messaging.db.events) are handed to EventQueue once it has committed,
     best effort (the sweep relays whatever this misses). Feature code never publishes events itself."""
+=======
+    """One transaction: committed on success, rolled back on error; an unreachable database, or no free
+    connection in the pool before the timeout (the database stalls and every connection waits on it), is
+    a 503."""
+>>>>>>> main
     try:
         with get_engine().begin() as connection:
             written = events.start_unit_of_work(connection)
@@ -185,10 +231,15 @@ def transaction() -> Iterator[Connection]:
         if _is_connectivity_error(exc):
             raise ServiceUnavailable("the database is unavailable; retry later") from exc
         raise
+<<<<<<< HEAD
     if written:
         from messaging.event_queue import publish_events  # SQS is loaded only by units of work that need it
 
         publish_events(list(written))
+=======
+    except PoolTimeoutError as exc:
+        raise ServiceUnavailable("the database is busy; no connection came free in time; retry later") from exc
+>>>>>>> main
 
 
 def _is_connectivity_error(exc: DBAPIError) -> bool:

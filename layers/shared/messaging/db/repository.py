@@ -86,6 +86,14 @@ def _compact(sql: str) -> str:
 # conversation), then insert the message. A repeated provider message id inserts nothing and returns the
 # original row; the caller then rolls back, undoing the summary change (the deferred foreign key from
 # conversations.last_message_id would refuse the commit anyway).
+#
+# The summary's last message is the last in the messages list's own order, (timestamp, id), so the
+# conversation and the last item of its list always agree. Comparing timestamps alone is not enough: the id
+# comes from nextval before the upsert waits for the row lock, so of two messages with one timestamp the
+# later lock holder may carry the smaller id.
+_NEWER_THAN_LAST = (
+    "(EXCLUDED.last_message_at, EXCLUDED.last_message_id) > (c.last_message_at, COALESCE(c.last_message_id, 0))"
+)
 _STORE_MESSAGE = text(
     _compact(
         f"""
@@ -101,9 +109,9 @@ _STORE_MESSAGE = text(
             ON CONFLICT (participant_a, participant_b) DO UPDATE SET
                 message_count = c.message_count + 1,
                 last_message_at = GREATEST(c.last_message_at, EXCLUDED.last_message_at),
-                last_message_id = CASE WHEN EXCLUDED.last_message_at >= c.last_message_at
+                last_message_id = CASE WHEN {_NEWER_THAN_LAST}
                                        THEN EXCLUDED.last_message_id ELSE c.last_message_id END,
-                last_message_preview = CASE WHEN EXCLUDED.last_message_at >= c.last_message_at
+                last_message_preview = CASE WHEN {_NEWER_THAN_LAST}
                                             THEN EXCLUDED.last_message_preview ELSE c.last_message_preview END
             RETURNING c.id
         ), inserted AS (

@@ -33,8 +33,10 @@ conversations = Table(
     "conversations",
     metadata,
     Column("id", BigInteger, primary_key=True, autoincrement=True),
-    Column("participant_a", Text, nullable=False),
-    Column("participant_b", Text, nullable=False),
+    # Code-point order (COLLATE "C"), the order grouping.participant_pair sorts in: the CHECK and the unique
+    # key must not follow the database's default collation (en-US orders a-b@x.com after a_b@x.com).
+    Column("participant_a", Text(collation="C"), nullable=False),
+    Column("participant_b", Text(collation="C"), nullable=False),
     Column("message_count", Integer, nullable=False, server_default=text("0")),
     Column("last_message_at", DateTime(timezone=True), nullable=False),
     Column(

@@ -1,0 +1,47 @@
+"""The README's screenshots, taken by the tests' browser over the `make seed` demo data.
+
+CONSOLE_SCREENSHOTS=docs writes them to docs/ (how the committed PNGs were made); otherwise to a temporary
+directory, so a test run leaves the repository untouched.
+"""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from infra import seed
+from tests.browser.conftest import ROOT_DIRECTORY
+from tests.e2e.conftest import Runner
+
+pytestmark = pytest.mark.e2e
+
+
+@pytest.fixture(scope="module")
+def demo_runner():
+    runner = Runner("console_demo", seed.FAULTS)
+    yield runner
+    runner.stop()
+
+
+def test_screenshots_of_the_inbox_and_a_thread(browser, demo_runner, tmp_path):
+    for step in seed.demo_steps():
+        status, document = seed.over_http(demo_runner.url, step)
+        assert status < 300, document
+        if "status" in document:
+            assert document["status"] == step.expect, (step.path, document)
+    target = ROOT_DIRECTORY / "docs" if os.environ.get("CONSOLE_SCREENSHOTS") == "docs" else tmp_path
+    page = browser.new_page()
+    page.set_viewport_size({"width": 1100, "height": 640})
+    try:
+        page.goto(f"{demo_runner.url}/console#/")
+        page.wait_for_selector("#conversation-list a[data-id]")
+        page.screenshot(path=str(target / "console-inbox.png"))
+        page.click("#conversation-list a:has-text('alice@example.org')")
+        page.wait_for_selector("li.message[data-status='sent']")
+        page.wait_for_selector("iframe.email-body")
+        page.screenshot(path=str(target / "console-thread.png"))
+    finally:
+        page.close()
+    for name in ("console-inbox.png", "console-thread.png"):
+        assert (target / name).stat().st_size > 10_000

@@ -1,0 +1,144 @@
+// Customer webhook endpoints with their delivery log, and the suppression list: shown when the API has them.
+import { allPages, api } from "./api.js";
+import { describeError, emptyState, h, timeElement } from "./dom.js";
+
+const EVENT_TYPES = [
+  "message.received", "message.sent", "message.delivered", "message.undelivered", "message.failed",
+  "conversation.created", "recipient.opted_out", "recipient.opted_in",
+];
+
+function unavailable(container, title, route) {
+  container.replaceChildren(
+    h("h2", { tabindex: "-1" }, title),
+    emptyState(`Not available on this API yet (it has no ${route} route).`),
+  );
+  return { refresh: async () => {} };
+}
+
+export function renderWebhooks(container, capabilities, selectedId) {
+  if (!capabilities.webhooks) return unavailable(container, "Webhook endpoints", "/api/webhook-endpoints");
+  const list = h("ul", { class: "rows", "aria-label": "Webhook endpoints" });
+  const deliveries = h("section", { class: "deliveries", "aria-label": "Delivery log" });
+  const notice = h("p", { class: "notice", role: "status" });
+  const url = h("input", { id: "webhook-url", type: "url", required: true, placeholder: "https://example.com/hooks" });
+  const urlError = h("p", { class: "field-error", id: "webhook-url-error", role: "alert" });
+  const events = EVENT_TYPES.map((type) => h("label", { class: "inline" }, h("input", { type: "checkbox", value: type, checked: true }), ` ${type}`));
+  const form = h("form", { class: "compose", onsubmit: async (event) => {
+    event.preventDefault();
+    urlError.textContent = "";
+    try {
+      const chosen = events.map((label) => label.querySelector("input")).filter((box) => box.checked).map((box) => box.value);
+      const created = await api.createWebhookEndpoint({ url: url.value.trim(), events: chosen });
+      notice.textContent = created.secret ? `Endpoint ${created.id} registered. Its signing secret, shown only now: ${created.secret}` : `Endpoint ${created.id} registered.`;
+      url.value = "";
+      await refresh();
+    } catch (error) {
+      if (error.field === "url") urlError.textContent = error.message;
+      else notice.textContent = `Could not register: ${describeError(error)}`;
+    }
+  } },
+    h("h3", {}, "Register an endpoint"),
+    h("label", { for: "webhook-url" }, "URL"), url, urlError,
+    h("fieldset", {}, h("legend", {}, "Events"), events),
+    h("div", { class: "actions" }, h("button", { type: "submit", class: "primary" }, "Register")),
+  );
+
+  async function refresh() {
+    const endpoints = await allPages((query) => api.webhookEndpoints(query));
+    list.replaceChildren(...(endpoints.length ? endpoints.map((endpoint) => h("li", { class: "row" },
+      h("a", { href: `#/webhooks/${endpoint.id}`, "aria-current": String(endpoint.id) === String(selectedId) ? "page" : null }, endpoint.url),
+      h("span", { class: `badge ${endpoint.enabled ? "status-sent" : "status-failed"}` }, endpoint.enabled ? "enabled" : "disabled"),
+      h("span", { class: "hint" }, (endpoint.events || []).join(", ")),
+      h("button", { type: "button", onclick: async () => {
+        await api.updateWebhookEndpoint(endpoint.id, { enabled: !endpoint.enabled }).catch((error) => { notice.textContent = describeError(error); });
+        await refresh();
+      } }, endpoint.enabled ? "Disable" : "Enable"),
+      h("button", { type: "button", onclick: async () => {
+        if (!confirm(`Delete the endpoint ${endpoint.url}?`)) return;
+        await api.deleteWebhookEndpoint(endpoint.id).catch((error) => { notice.textContent = describeError(error); });
+        await refresh();
+      } }, "Delete"),
+    )) : [h("li", {}, emptyState("No webhook endpoints registered."))]));
+    if (selectedId) await refreshDeliveries();
+  }
+
+  async function refreshDeliveries() {
+    const page = await api.webhookDeliveries(selectedId, { limit: 50 });
+    deliveries.replaceChildren(
+      h("h3", {}, `Deliveries to endpoint ${selectedId}, newest first`),
+      page.items.length
+        ? h("ul", { class: "rows" }, page.items.map((delivery) => h("li", { class: "row" },
+            h("span", { class: `badge status status-${delivery.status}` }, delivery.status),
+            h("strong", {}, delivery.event_type || delivery.type || ""),
+            delivery.response_status ? ` HTTP ${delivery.response_status}` : "",
+            delivery.attempts ? ` · ${delivery.attempts} attempt${delivery.attempts === 1 ? "" : "s"}` : "",
+            delivery.last_error ? h("span", { class: "status-detail" }, ` · ${delivery.last_error}`) : null,
+            " ", timeElement(delivery.last_attempt_at || delivery.created_at),
+            h("button", { type: "button", onclick: async () => {
+              await api.retryDelivery(delivery.id).then(() => { notice.textContent = `Delivery ${delivery.id} queued again.`; }, (error) => { notice.textContent = describeError(error); });
+              await refreshDeliveries();
+            } }, "Deliver again"),
+          )))
+        : emptyState("No deliveries yet."),
+    );
+  }
+
+  container.replaceChildren(h("h2", { tabindex: "-1" }, "Webhook endpoints"), notice, list, deliveries, form);
+  return { refresh };
+}
+
+export function renderSuppressions(container, capabilities) {
+  if (!capabilities.suppressions) return unavailable(container, "Suppressions", "/api/suppressions");
+  const list = h("ul", { class: "rows", "aria-label": "Suppressed recipients" });
+  const notice = h("p", { class: "notice", role: "status" });
+  const filter = h("input", { id: "suppression-filter", type: "search", placeholder: "+1415… or name@…", oninput: () => refresh() });
+  const inputs = {
+    address: h("input", { id: "suppression-address", required: true }),
+    sender: h("input", { id: "suppression-sender" }),
+    reason: h("input", { id: "suppression-reason" }),
+  };
+  const errors = Object.fromEntries(Object.keys(inputs).map((name) => [name, h("p", { class: "field-error", role: "alert" })]));
+  const form = h("form", { class: "compose", onsubmit: async (event) => {
+    event.preventDefault();
+    Object.values(errors).forEach((error) => { error.textContent = ""; });
+    const payload = { address: inputs.address.value.trim() };
+    if (inputs.sender.value.trim()) payload.sender = inputs.sender.value.trim();
+    if (inputs.reason.value.trim()) payload.reason = inputs.reason.value.trim();
+    try {
+      await api.addSuppression(payload);
+      Object.values(inputs).forEach((input) => { input.value = ""; });
+      await refresh();
+    } catch (error) {
+      if (errors[error.field]) errors[error.field].textContent = error.message;
+      else notice.textContent = `Could not add: ${describeError(error)}`;
+    }
+  } },
+    h("h3", {}, "Suppress a recipient"),
+    ...Object.entries(inputs).flatMap(([name, input]) => [
+      h("label", { for: input.id }, name === "sender" ? "Sender (optional: only for this sender)" : name === "reason" ? "Reason (optional)" : "Address"),
+      input, errors[name],
+    ]),
+    h("div", { class: "actions" }, h("button", { type: "submit", class: "primary" }, "Add")),
+  );
+
+  async function refresh() {
+    const items = await allPages((query) => api.suppressions({ ...query, address: filter.value.trim() }));
+    list.replaceChildren(...(items.length ? items.map((item) => h("li", { class: "row" },
+      h("strong", {}, item.address),
+      item.sender ? ` for ${item.sender}` : " for every sender",
+      item.reason ? h("span", { class: "hint" }, ` · ${item.reason}`) : null,
+      " ", timeElement(item.created_at),
+      h("button", { type: "button", onclick: async () => {
+        await api.liftSuppression(item.id).catch((error) => { notice.textContent = describeError(error); });
+        await refresh();
+      } }, "Lift"),
+    )) : [h("li", {}, emptyState("No suppressed recipients."))]));
+  }
+
+  container.replaceChildren(
+    h("h2", { tabindex: "-1" }, "Suppressions"), notice,
+    h("label", { for: "suppression-filter" }, "Filter by address"), filter,
+    list, form,
+  );
+  return { refresh };
+}

@@ -1,0 +1,178 @@
+// The public API, as DESIGN.md §2 defines it, plus detection of the routes and filters that this API has.
+
+const SETTINGS_KEY = "messaging-console.settings";
+
+export function loadSettings() {
+  const stored = JSON.parse(localStorage.getItem(SETTINGS_KEY) || "{}");
+  return { base: stored.base || "", token: stored.token || "", poll: Number(stored.poll) || 3 };
+}
+
+export function saveSettings(settings) {
+  localStorage.setItem(SETTINGS_KEY, JSON.stringify(settings));
+}
+
+export class ApiError extends Error {
+  constructor(status, body) {
+    const error = (body && body.error) || {};
+    super(error.message || (body && body.message) || `HTTP ${status}`);
+    this.status = status;
+    this.code = error.code || null;
+    this.field = error.field || null;
+    // API Gateway answers an unknown route with {"message":"Not Found"}; the local runner with "no route".
+    this.missingRoute =
+      (status === 404 && (!body || !body.error || /^no route/.test(error.message || ""))) ||
+      (status === 405 && (!body || !body.error || error.code === "method_not_allowed"));
+  }
+}
+
+export async function request(method, path, { query, body } = {}) {
+  const { base, token } = loadSettings();
+  const url = new URL(base.replace(/\/$/, "") + path, location.href);
+  for (const [name, value] of Object.entries(query || {})) {
+    if (value !== undefined && value !== null && value !== "") url.searchParams.set(name, value);
+  }
+  const headers = { Accept: "application/json" };
+  if (token) headers.Authorization = `Bearer ${token}`;
+  if (body !== undefined) headers["Content-Type"] = "application/json";
+  const response = await fetch(url, {
+    method,
+    headers,
+    body: body === undefined ? undefined : JSON.stringify(body),
+    cache: "no-store",
+  });
+  const text = await response.text();
+  let parsed = null;
+  try {
+    parsed = text ? JSON.parse(text) : null;
+  } catch {
+    parsed = null;
+  }
+  if (!response.ok) throw new ApiError(response.status, parsed);
+  return parsed;
+}
+
+export const api = {
+  conversations: (query) => request("GET", "/api/conversations", { query }),
+  conversation: (id) => request("GET", `/api/conversations/${id}`),
+  conversationMessages: (id, query) => request("GET", `/api/conversations/${id}/messages`, { query }),
+  message: (id) => request("GET", `/api/messages/${id}`),
+  messageEvents: (id, query) => request("GET", `/api/messages/${id}/events`, { query }),
+  searchMessages: (query) => request("GET", "/api/messages", { query }),
+  resend: (id) => request("POST", `/api/messages/${id}/resend`, { body: {} }),
+  archive: (id, archived) => request("PATCH", `/api/conversations/${id}`, { body: { archived } }),
+  markRead: (id) => request("POST", `/api/conversations/${id}/read`, { body: {} }),
+  send: (channel, payload) => request("POST", `/api/messages/${channel === "email" ? "email" : "sms"}`, { body: payload }),
+  webhookEndpoints: (query) => request("GET", "/api/webhook-endpoints", { query }),
+  createWebhookEndpoint: (payload) => request("POST", "/api/webhook-endpoints", { body: payload }),
+  updateWebhookEndpoint: (id, payload) => request("PATCH", `/api/webhook-endpoints/${id}`, { body: payload }),
+  deleteWebhookEndpoint: (id) => request("DELETE", `/api/webhook-endpoints/${id}`),
+  webhookDeliveries: (id, query) => request("GET", `/api/webhook-endpoints/${id}/deliveries`, { query }),
+  retryDelivery: (id) => request("POST", `/api/webhook-deliveries/${id}/retry`, { body: {} }),
+  suppressions: (query) => request("GET", "/api/suppressions", { query }),
+  addSuppression: (payload) => request("POST", "/api/suppressions", { body: payload }),
+  liftSuppression: (id) => request("DELETE", `/api/suppressions/${id}`),
+};
+
+/** Every page of a list, up to `max` items (lists are keyset pages: {items, next_cursor}). */
+export async function allPages(fetchPage, query = {}, max = 1000) {
+  const items = [];
+  let cursor = null;
+  do {
+    const page = await fetchPage({ ...query, limit: 200, cursor });
+    items.push(...page.items);
+    cursor = page.next_cursor;
+  } while (cursor && items.length < max);
+  return items;
+}
+
+// What this API offers beyond today's core routes. The OpenAPI document (served next to the API by the local
+// runner) says so exactly; without it, each feature is probed: a missing route is a 404/405 "no route", and
+// an unknown query parameter is a 422 naming it (DESIGN.md §2).
+let detected = null;
+
+export function capabilities() {
+  detected ||= detect().catch((error) => {
+    detected = null;
+    throw error;
+  });
+  return detected;
+}
+
+export function forgetCapabilities() {
+  detected = null;
+}
+
+async function detect() {
+  let document = null;
+  try {
+    document = await request("GET", "/openapi.json");
+  } catch {
+    document = null;
+  }
+  if (document && document.paths) return fromOpenApi(document.paths);
+  return probe();
+}
+
+function queryParameters(operation) {
+  return new Set(((operation && operation.parameters) || []).filter((p) => p.in === "query").map((p) => p.name));
+}
+
+function fromOpenApi(paths) {
+  const conversation = paths["/api/conversations/{conversation_id}"] || {};
+  const conversationFilters = queryParameters((paths["/api/conversations"] || {}).get);
+  const messageFilters = queryParameters((paths["/api/messages"] || {}).get);
+  return {
+    source: "openapi",
+    filters: {
+      participant: conversationFilters.has("participant"),
+      channel: conversationFilters.has("channel"),
+      archived: conversationFilters.has("archived"),
+    },
+    search: messageFilters.has("q"),
+    events: Boolean(paths["/api/messages/{message_id}/events"]),
+    resend: Boolean((paths["/api/messages/{message_id}/resend"] || {}).post),
+    archive: Boolean(conversation.patch),
+    read: Boolean((paths["/api/conversations/{conversation_id}/read"] || {}).post),
+    webhooks: Boolean((paths["/api/webhook-endpoints"] || {}).get),
+    suppressions: Boolean((paths["/api/suppressions"] || {}).get),
+  };
+}
+
+async function supported(call) {
+  try {
+    await call();
+    return true;
+  } catch (error) {
+    if (error.missingRoute || error.status === 422) return false;
+    if (error.status === 404) return true; // the route exists; the probe's id does not
+    throw error;
+  }
+}
+
+async function probe() {
+  const filter = (name, value) => () => api.conversations({ limit: 1, [name]: value });
+  const probes = {
+    participant: supported(filter("participant", "+10000000000")),
+    channel: supported(filter("channel", "sms")),
+    archived: supported(filter("archived", "false")),
+    search: supported(() => api.searchMessages({ limit: 1, q: "probe" })),
+    events: supported(() => api.messageEvents(2 ** 53 - 1)),
+    webhooks: supported(() => api.webhookEndpoints({ limit: 1 })),
+    suppressions: supported(() => api.suppressions({ limit: 1 })),
+  };
+  const result = Object.fromEntries(
+    await Promise.all(Object.entries(probes).map(async ([name, pending]) => [name, await pending])),
+  );
+  return {
+    source: "probe",
+    filters: { participant: result.participant, channel: result.channel, archived: result.archived },
+    search: result.search,
+    events: result.events,
+    // Writes are never probed: the routes arrived together with the fields they set.
+    resend: result.events,
+    archive: result.archived,
+    read: result.archived,
+    webhooks: result.webhooks,
+    suppressions: result.suppressions,
+  };
+}

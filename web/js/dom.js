@@ -1,0 +1,67 @@
+// Tiny DOM helpers: elements are built with textContent only, so no API string is ever parsed as HTML.
+
+export function h(tag, attributes = {}, ...children) {
+  const element = document.createElement(tag);
+  for (const [name, value] of Object.entries(attributes)) {
+    if (value === undefined || value === null || value === false) continue;
+    if (name.startsWith("on")) element.addEventListener(name.slice(2), value);
+    else if (name === "dataset") Object.assign(element.dataset, value);
+    else if (name in element && typeof value !== "string") element[name] = value;
+    else element.setAttribute(name, value === true ? "" : value);
+  }
+  for (const child of children.flat()) {
+    if (child === undefined || child === null || child === false) continue;
+    element.append(child instanceof Node ? child : document.createTextNode(String(child)));
+  }
+  return element;
+}
+
+export function formatTime(value) {
+  if (!value) return "";
+  const date = new Date(value);
+  const today = new Date();
+  const sameDay = date.toDateString() === today.toDateString();
+  return sameDay
+    ? date.toLocaleTimeString([], { hour: "2-digit", minute: "2-digit", second: "2-digit" })
+    : date.toLocaleString([], { dateStyle: "medium", timeStyle: "short" });
+}
+
+export function timeElement(value) {
+  return h("time", { datetime: value || "", title: value || "" }, formatTime(value));
+}
+
+/** A short line for a failure: an API error's message, with its field when it names one. */
+export function describeError(error) {
+  if (error && error.status === 0) return "The API could not be reached.";
+  if (error && error.status === 401) return "The API refused the credentials (401): set a bearer token in Settings.";
+  if (error && error.status === 403) return "The API refused access (403): check the bearer token in Settings.";
+  return (error && error.message) || String(error);
+}
+
+export function emptyState(text) {
+  return h("p", { class: "empty" }, text);
+}
+
+/** Email bodies may be HTML: shown in a frame that can run nothing (no allow-scripts) and reach nothing. */
+export function inertHtmlFrame(html, title) {
+  const frame = h("iframe", {
+    class: "email-body",
+    title,
+    sandbox: "",
+    referrerpolicy: "no-referrer",
+    loading: "lazy",
+  });
+  frame.setAttribute("srcdoc", html);
+  return frame;
+}
+
+export function safeLink(url, text) {
+  let parsed = null;
+  try {
+    parsed = new URL(url);
+  } catch {
+    parsed = null;
+  }
+  if (!parsed || !["http:", "https:"].includes(parsed.protocol)) return h("span", { class: "attachment" }, url);
+  return h("a", { class: "attachment", href: parsed.href, target: "_blank", rel: "noopener noreferrer" }, text || url);
+}

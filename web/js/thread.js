@@ -1,0 +1,224 @@
+// One conversation: its messages in order, each with channel, direction, body, attachments, status and history.
+import { allPages, api } from "./api.js";
+import { describeError, emptyState, formatTime, h, inertHtmlFrame, safeLink, timeElement } from "./dom.js";
+
+const STATUS_LABELS = {
+  queued: "queued",
+  retrying: "retrying",
+  sent: "sent",
+  delivered: "delivered",
+  undelivered: "undelivered",
+  failed: "failed",
+  received: "received",
+};
+
+export class Thread {
+  constructor(container, capabilities, conversationId) {
+    this.container = container;
+    this.capabilities = capabilities;
+    this.id = conversationId;
+    this.rendered = new Map(); // message id -> {key, element}
+    this.conversation = null;
+    this.notice = h("p", { class: "notice", role: "status" });
+    this.header = h("header", { class: "thread-head" });
+    this.list = h("ol", { class: "messages", "aria-label": "Messages" });
+    container.replaceChildren(this.header, this.notice, this.list);
+    this.markedRead = false;
+  }
+
+  async refresh() {
+    try {
+      const [conversation, messages] = await Promise.all([
+        api.conversation(this.id),
+        allPages((query) => api.conversationMessages(this.id, query)),
+      ]);
+      this.conversation = conversation;
+      this.renderHeader(conversation, messages);
+      this.renderMessages(messages);
+      await this.markRead(conversation);
+    } catch (error) {
+      if (error.status === 404 && !error.missingRoute) {
+        this.container.replaceChildren(emptyState(`Conversation ${this.id} does not exist.`));
+        return;
+      }
+      this.notice.textContent = `Could not refresh: ${describeError(error)}`;
+      throw error;
+    }
+  }
+
+  async markRead(conversation) {
+    if (!this.capabilities.read || this.markedRead || !conversation.unread_count) return;
+    this.markedRead = true;
+    try {
+      await api.markRead(this.id);
+    } catch (error) {
+      if (!error.missingRoute) throw error;
+    }
+  }
+
+  renderHeader(conversation, messages) {
+    const last = messages[messages.length - 1];
+    const reply = last
+      ? h("a", { class: "button", href: `#/compose?${new URLSearchParams(replyTo(last))}` }, "Reply")
+      : null;
+    const archive = this.capabilities.archive && "archived" in conversation
+      ? h("button", { type: "button", onclick: () => this.toggleArchived() }, conversation.archived ? "Unarchive" : "Archive")
+      : null;
+    this.header.replaceChildren(
+      h("a", { class: "back", href: "#/", "aria-label": "Back to conversations" }, "←"),
+      h("div", {},
+        h("h2", { id: "thread-title", tabindex: "-1" }, conversation.participants.join(" ↔ ")),
+        h("p", { class: "hint" }, `${conversation.message_count} message${conversation.message_count === 1 ? "" : "s"}`,
+          conversation.archived ? " · archived" : ""),
+      ),
+      h("div", { class: "actions" }, reply, archive),
+    );
+  }
+
+  async toggleArchived() {
+    try {
+      await api.archive(this.id, !this.conversation.archived);
+      await this.refresh();
+    } catch (error) {
+      this.notice.textContent = `Could not change archiving: ${describeError(error)}`;
+    }
+  }
+
+  renderMessages(messages) {
+    if (!messages.length) {
+      this.list.replaceChildren(h("li", {}, emptyState("No messages in this conversation.")));
+      this.rendered.clear();
+      return;
+    }
+    const elements = messages.map((message) => {
+      const key = [message.status, message.updated_at, message.attempts, message.next_attempt_at].join("|");
+      const previous = this.rendered.get(message.id);
+      if (previous && previous.key === key) return previous.element;
+      const element = this.messageElement(message, previous && previous.element.querySelector("details[open]"));
+      this.rendered.set(message.id, { key, element });
+      return element;
+    });
+    // Only changed messages are rebuilt; unchanged nodes (and their frames) stay where they are.
+    elements.forEach((element, index) => {
+      if (this.list.children[index] !== element) this.list.insertBefore(element, this.list.children[index] || null);
+    });
+    while (this.list.children.length > elements.length) this.list.lastElementChild.remove();
+  }
+
+  messageElement(message, historyWasOpen) {
+    const channel = message.type.toUpperCase();
+    const body = message.type === "email"
+      ? inertHtmlFrame(message.body, `Email body of message ${message.id}`)
+      : h("p", { class: "text-body" }, message.body);
+    const attachments = message.attachments.length
+      ? h("ul", { class: "attachments", "aria-label": "Attachments" }, message.attachments.map((url) => h("li", {}, safeLink(url))))
+      : null;
+    const history = h("details", { class: "history", ontoggle: (event) => event.target.open && this.loadHistory(message, history) },
+      h("summary", {}, "History"),
+      h("div", { class: "history-body" }, "Loading…"),
+    );
+    const element = h("li", {
+      class: `message ${message.direction}`,
+      dataset: { messageId: String(message.id), status: message.status },
+      "aria-label": `${message.direction} ${channel} message ${message.id}, ${message.status}`,
+    },
+      h("div", { class: "message-head" },
+        h("span", { class: `channel ${message.type}` }, channel),
+        h("span", { class: "route" }, `${message.direction === "inbound" ? "from" : "to"} ${message.direction === "inbound" ? message.from : message.to}`),
+        timeElement(message.timestamp),
+      ),
+      body,
+      attachments,
+      h("div", { class: "message-foot" }, statusBadge(message), this.resendButton(message)),
+      history,
+    );
+    if (historyWasOpen) {
+      history.open = true;
+    }
+    return element;
+  }
+
+  resendButton(message) {
+    if (message.status !== "failed" || message.direction !== "outbound" || !this.capabilities.resend) return null;
+    const button = h("button", { type: "button", class: "resend", onclick: async () => {
+      button.disabled = true;
+      try {
+        const sent = await api.resend(message.id);
+        this.notice.textContent = `Resent as message ${sent.id} (${sent.status}).`;
+        await this.refresh();
+      } catch (error) {
+        this.notice.textContent = error.missingRoute ? "Resending is not available on this API." : `Could not resend: ${describeError(error)}`;
+        button.disabled = false;
+      }
+    } }, "Resend");
+    return button;
+  }
+
+  async loadHistory(message, details) {
+    const target = details.querySelector(".history-body");
+    const summary = h("dl", { class: "facts" },
+      fact("Attempts", message.attempts),
+      fact("Provider", message.provider),
+      fact("Provider id", message.provider_message_id || "—"),
+      message.next_attempt_at ? fact("Next attempt", formatTime(message.next_attempt_at)) : null,
+      message.last_error ? fact("Last error", message.last_error) : null,
+      message.status_detail ? fact("Status detail", message.status_detail) : null,
+      fact("Created", formatTime(message.created_at)),
+      fact("Updated", formatTime(message.updated_at)),
+    );
+    if (!this.capabilities.events) {
+      target.replaceChildren(summary, h("p", { class: "hint" }, "A step-by-step history needs GET /api/messages/{id}/events, not on this API yet."));
+      return;
+    }
+    try {
+      const events = await allPages((query) => api.messageEvents(message.id, query));
+      target.replaceChildren(
+        summary,
+        events.length
+          ? h("ol", { class: "events" }, events.map((event) => h("li", {},
+              timeElement(event.occurred_at), " ",
+              h("strong", {}, event.type || event.status),
+              event.previous_status ? ` ${event.previous_status} → ${event.status}` : event.status ? ` ${event.status}` : "",
+              event.attempt ? ` · attempt ${event.attempt}` : "",
+              event.source ? ` · ${event.source}` : "",
+              event.detail ? h("span", { class: "detail" }, ` · ${typeof event.detail === "string" ? event.detail : JSON.stringify(event.detail)}`) : null,
+            )))
+          : emptyState("No events recorded."),
+      );
+    } catch (error) {
+      target.replaceChildren(summary, h("p", { class: "error" }, describeError(error)));
+    }
+  }
+
+  focus() {
+    const title = this.container.querySelector("#thread-title");
+    if (title) title.focus();
+  }
+}
+
+function fact(name, value) {
+  return [h("dt", {}, name), h("dd", {}, String(value))];
+}
+
+export function statusBadge(message) {
+  const label = STATUS_LABELS[message.status] || message.status;
+  const extra = [];
+  if (message.status === "retrying") {
+    extra.push(`attempt ${message.attempts}`);
+    if (message.next_attempt_at) extra.push(`next ${formatTime(message.next_attempt_at)}`);
+  }
+  if (["failed", "undelivered"].includes(message.status)) {
+    const reason = message.status_detail || message.last_error;
+    if (reason) extra.push(reason);
+  }
+  return h("span", { class: "status-line" },
+    h("span", { class: `badge status status-${message.status}` }, label),
+    extra.length ? h("span", { class: "status-detail" }, extra.join(" · ")) : null,
+  );
+}
+
+function replyTo(message) {
+  const ours = message.direction === "outbound" ? message.from : message.to;
+  const theirs = message.direction === "outbound" ? message.to : message.from;
+  return { type: message.type, from: ours, to: theirs };
+}
