@@ -13,7 +13,6 @@ from messaging.observability import logger, metrics, tracer
 from messaging.pagination import DEFAULT_LIMIT, MAX_LIMIT
 from messaging.services import webhook_endpoints
 from messaging.webhook_models import (
-    WebhookAttemptOut,
     WebhookDeliveryOut,
     WebhookEndpointCreated,
     WebhookEndpointIn,
@@ -85,12 +84,12 @@ def delete_endpoint(endpoint_id: Id):
 
 @app.get(
     "/api/webhook-endpoints/<endpoint_id>/deliveries",
-    summary="The endpoint's delivery attempts, newest first",
-    responses=documented(200, Page[WebhookAttemptOut], "A page of attempts", READ_ERRORS),
+    summary="The endpoint's deliveries, newest first, each with every attempt (status code, error, duration)",
+    responses=documented(200, Page[WebhookDeliveryOut], "A page of deliveries", READ_ERRORS),
 )
 @tracer.capture_method
 def list_deliveries(endpoint_id: Id, limit: Limit = DEFAULT_LIMIT, cursor: Cursor = None):
-    return json_response(200, webhook_endpoints.list_attempts(endpoint_id, limit, cursor))
+    return json_response(200, webhook_endpoints.list_deliveries(endpoint_id, limit, cursor))
 
 
 @app.post(

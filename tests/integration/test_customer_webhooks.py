@@ -285,8 +285,10 @@ def test_an_event_is_published_after_commit_and_delivered_signed_to_subscribers_
     assert db.scalar("SELECT relayed_at IS NOT NULL FROM message_events WHERE id = :id", id=event_id)
     status, page = api(invoke, "GET", "deliveries", endpoint_id=str(subscriber["id"]))
     assert status == 200
-    [attempt] = page["items"]
-    assert attempt["outcome"] == "succeeded" and attempt["status_code"] == 204 and attempt["event_id"] == event_id
+    [delivery] = page["items"]
+    assert delivery["status"] == "succeeded" and delivery["event_id"] == event_id and delivery["attempts"] == 1
+    [attempt] = delivery["attempt_log"]
+    assert attempt["outcome"] == "succeeded" and attempt["status_code"] == 204
 
 
 def test_a_rolled_back_transaction_publishes_nothing(invoke, webhooks_env, receiver):
@@ -322,10 +324,13 @@ def test_failed_attempts_are_retried_with_the_same_webhook_id_and_the_same_body(
         # The document as the event announced it (the stored message says `received`): a snapshot.
         assert verified(request, endpoint["secret"])["data"]["status"] == "sent"
     status, page = api(invoke, "GET", "deliveries", endpoint_id=str(endpoint["id"]))
-    assert [item["outcome"] for item in page["items"]] == ["succeeded", "retrying", "retrying"]
-    assert [item["attempt"] for item in page["items"]] == [3, 2, 1]
-    assert page["items"][1]["status_code"] == 500 and page["items"][1]["next_attempt_at"] is not None
-    assert len(page["items"][1]["response_excerpt"]) == 1024  # read up to the cap, never whole
+    [delivery] = page["items"]
+    log = delivery["attempt_log"]
+    assert delivery["status"] == "succeeded" and delivery["attempts"] == 3
+    assert [item["outcome"] for item in log] == ["succeeded", "retrying", "retrying"]
+    assert [item["attempt"] for item in log] == [3, 2, 1]
+    assert log[1]["status_code"] == 500 and log[1]["next_attempt_at"] is not None
+    assert len(log[1]["response_excerpt"]) == 1024  # read up to the cap, never whole
 
 
 def test_a_delivery_failing_past_its_window_is_dead_lettered_and_disables_the_endpoint(
@@ -345,14 +350,15 @@ def test_a_delivery_failing_past_its_window_is_dead_lettered_and_disables_the_en
     assert "2 consecutive failed deliveries" in shown["disabled_reason"] and "HTTP 503" in shown["disabled_reason"]
     assert len(queues.receive_all(webhooks_env.dlq_url)) == 2
     page = api(invoke, "GET", "deliveries", endpoint_id=str(endpoint["id"]))[1]
-    assert [item["outcome"] for item in page["items"]] == ["failed", "failed"]
+    assert [item["status"] for item in page["items"]] == ["failed", "failed"]
+    assert [item["attempt_log"][0]["outcome"] for item in page["items"]] == ["failed", "failed"]
 
     third = receive_sms(invoke, "SM-3")
     write_event("message.received", third["id"], third["conversation_id"], "received")
     webhooks_env.drain()
     assert len(receiver.received) == 2  # a disabled endpoint gets nothing
 
-    delivery_id = str(page["items"][0]["delivery_id"])
+    delivery_id = str(page["items"][0]["id"])
     assert api(invoke, "POST", "retry", delivery_id=delivery_id)[0] == 409
     status, enabled = api(invoke, "PATCH", "endpoint", {"enabled": True}, endpoint_id=str(endpoint["id"]))
     assert enabled["enabled"] is True and enabled["disabled_reason"] is None
@@ -362,7 +368,8 @@ def test_a_delivery_failing_past_its_window_is_dead_lettered_and_disables_the_en
     webhooks_env.drain()
     assert receiver.received[-1].headers["webhook-id"] in {r.headers["webhook-id"] for r in receiver.received[:2]}
     page = api(invoke, "GET", "deliveries", endpoint_id=str(endpoint["id"]))[1]
-    assert page["items"][0]["outcome"] == "succeeded" and page["items"][0]["delivery_status"] == "succeeded"
+    [retried_delivery] = [item for item in page["items"] if str(item["id"]) == delivery_id]
+    assert retried_delivery["status"] == "succeeded" and retried_delivery["attempt_log"][0]["outcome"] == "succeeded"
 
 
 def test_the_sweep_relays_events_the_queue_never_got_and_overdue_deliveries(
@@ -410,11 +417,13 @@ def test_a_receiver_that_never_answers_costs_one_timeout_and_delays_no_other_end
     report = webhook_dispatch.fan_out(webhook_dispatch_record["event_id"])
     assert report.attempted == 3 and report.succeeded == 1
     assert len(receiver.at("/fine")) == 1
-    errors = {path: _attempts(invoke, endpoint_id)[0]["error"] for path, endpoint_id in [("/hang", 1), ("/drip", 2)]}
+    errors = {
+        path: _deliveries(invoke, endpoint_id)[0]["last_error"] for path, endpoint_id in [("/hang", 1), ("/drip", 2)]
+    }
     assert errors == {"/hang": "timed out", "/drip": "timed out"}
 
 
-def _attempts(invoke, endpoint_id: int) -> list[dict[str, Any]]:
+def _deliveries(invoke, endpoint_id: int) -> list[dict[str, Any]]:
     status, page = api(invoke, "GET", "deliveries", endpoint_id=str(endpoint_id))
     assert status == 200
     return page["items"]
@@ -433,7 +442,7 @@ def test_redirects_are_not_followed(invoke, webhooks_env, receiver):
     webhook_dispatch.fan_out(record["event_id"])
     assert [request.path for request in receiver.received] == ["/moved"]
     page = api(invoke, "GET", "deliveries", endpoint_id="1")[1]
-    assert page["items"][0]["error"] == "HTTP 302: redirects are not followed"
+    assert page["items"][0]["last_error"] == "HTTP 302: redirects are not followed"
 
 
 def test_a_delivery_is_refused_when_the_name_now_resolves_to_a_private_address(
@@ -452,7 +461,9 @@ def test_a_delivery_is_refused_when_the_name_now_resolves_to_a_private_address(
     webhooks_env.drain()
     assert receiver.received == []
     page = api(invoke, "GET", "deliveries", endpoint_id="1")[1]
-    assert page["items"][0]["error"].startswith("refused: the host 'hooks.customer.example' resolves to a non-public")
+    assert page["items"][0]["last_error"].startswith(
+        "refused: the host 'hooks.customer.example' resolves to a non-public"
+    )
 
 
 def test_deliveries_page_newest_first_with_a_stable_cursor(invoke, webhooks_env, receiver):

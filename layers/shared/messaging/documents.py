@@ -62,10 +62,6 @@ def webhook_endpoint_created_document(endpoint: WebhookEndpoint) -> WebhookEndpo
 
 def webhook_attempt_document(attempt: WebhookAttempt) -> WebhookAttemptOut:
     return WebhookAttemptOut(
-        id=attempt.id,
-        delivery_id=attempt.delivery_id,
-        event_id=attempt.event_id,
-        event_type=attempt.event_type,
         attempt=attempt.attempt,
         outcome=attempt.outcome,
         status_code=attempt.status_code,
@@ -74,7 +70,6 @@ def webhook_attempt_document(attempt: WebhookAttempt) -> WebhookAttemptOut:
         duration_ms=attempt.duration_ms,
         next_attempt_at=attempt.next_attempt_at,
         attempted_at=attempt.attempted_at,
-        delivery_status=attempt.delivery_status,
     )
 
 
@@ -91,4 +86,5 @@ def webhook_delivery_document(delivery: WebhookDelivery) -> WebhookDeliveryOut:
         last_error=delivery.last_error,
         created_at=delivery.created_at,
         completed_at=delivery.completed_at,
+        attempt_log=[webhook_attempt_document(attempt) for attempt in delivery.attempt_log],
     )

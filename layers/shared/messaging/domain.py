@@ -163,15 +163,13 @@ class WebhookDelivery:
     last_error: str | None
     created_at: datetime
     completed_at: datetime | None
+    attempt_log: tuple[WebhookAttempt, ...] = ()
 
 
 @dataclass(frozen=True)
 class WebhookAttempt:
     id: int
     delivery_id: int
-    event_id: int
-    event_type: str
-    endpoint_id: int
     attempt: int
     outcome: str
     status_code: int | None
@@ -180,4 +178,3 @@ class WebhookAttempt:
     duration_ms: int
     next_attempt_at: datetime | None
     attempted_at: datetime
-    delivery_status: str

@@ -69,10 +69,6 @@ class WebhookEndpointCreated(WebhookEndpointOut):
 
 
 class WebhookAttemptOut(BaseModel):
-    id: int
-    delivery_id: int
-    event_id: int
-    event_type: str
     attempt: int
     outcome: str = Field(description="succeeded, retrying (another attempt follows) or failed (the last one)")
     status_code: int | None
@@ -81,21 +77,23 @@ class WebhookAttemptOut(BaseModel):
     duration_ms: int
     next_attempt_at: datetime | None
     attempted_at: datetime
-    delivery_status: str
 
 
 class WebhookDeliveryOut(BaseModel):
+    """One event to one endpoint: its state and every attempt (newest first)."""
+
     id: int
     event_id: int
     event_type: str
     endpoint_id: int
-    status: str
+    status: str = Field(description="pending (attempts continue), succeeded, or failed (retries exhausted)")
     attempts: int
     next_attempt_at: datetime | None
     last_status_code: int | None
     last_error: str | None
     created_at: datetime
     completed_at: datetime | None
+    attempt_log: list[WebhookAttemptOut]
 
 
 class EventBody(BaseModel):

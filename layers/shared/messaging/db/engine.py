@@ -212,17 +212,13 @@ def reset_engine() -> None:
 
 @contextmanager
 def transaction() -> Iterator[Connection]:
-<<<<<<< HEAD
-    """One transaction: committed on success, rolled back on error; an unreachable database is a 503.
+    """One transaction: committed on success, rolled back on error; an unreachable database, or no free
+    connection in the pool before the timeout (the database stalls and every connection waits on it), is
+    a 503.
 
     The one unit of work of the service, so it is also where the outbox is published: the message_events
     rows the transaction wrote (see messaging.db.events) are handed to EventQueue once it has committed,
     best effort (the sweep relays whatever this misses). Feature code never publishes events itself."""
-=======
-    """One transaction: committed on success, rolled back on error; an unreachable database, or no free
-    connection in the pool before the timeout (the database stalls and every connection waits on it), is
-    a 503."""
->>>>>>> main
     try:
         with get_engine().begin() as connection:
             written = events.start_unit_of_work(connection)
@@ -231,15 +227,12 @@ def transaction() -> Iterator[Connection]:
         if _is_connectivity_error(exc):
             raise ServiceUnavailable("the database is unavailable; retry later") from exc
         raise
-<<<<<<< HEAD
+    except PoolTimeoutError as exc:
+        raise ServiceUnavailable("the database is busy; no connection came free in time; retry later") from exc
     if written:
         from messaging.event_queue import publish_events  # SQS is loaded only by units of work that need it
 
         publish_events(list(written))
-=======
-    except PoolTimeoutError as exc:
-        raise ServiceUnavailable("the database is busy; no connection came free in time; retry later") from exc
->>>>>>> main
 
 
 def _is_connectivity_error(exc: DBAPIError) -> bool:

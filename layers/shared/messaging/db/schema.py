@@ -203,7 +203,12 @@ Index(
     webhook_deliveries.c.next_attempt_at,
     postgresql_where=text("status = 'pending'"),
 )
-Index("ix_webhook_deliveries_endpoint", webhook_deliveries.c.endpoint_id)
+Index(
+    "ix_webhook_deliveries_endpoint",
+    webhook_deliveries.c.endpoint_id,
+    webhook_deliveries.c.created_at,
+    webhook_deliveries.c.id,
+)
 
 webhook_attempts = Table(
     "webhook_attempts",
@@ -221,9 +226,4 @@ webhook_attempts = Table(
     Column("attempted_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
     CheckConstraint("outcome IN ('succeeded', 'retrying', 'failed')", name="ck_webhook_attempts_outcome"),
 )
-Index(
-    "ix_webhook_attempts_endpoint",
-    webhook_attempts.c.endpoint_id,
-    webhook_attempts.c.attempted_at,
-    webhook_attempts.c.id,
-)
+Index("ix_webhook_attempts_delivery", webhook_attempts.c.delivery_id, webhook_attempts.c.id)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
@@ -55,9 +56,6 @@ def _attempt(row: Row[Any]) -> WebhookAttempt:
     return WebhookAttempt(
         id=row.id,
         delivery_id=row.delivery_id,
-        event_id=row.event_id,
-        event_type=row.event_type,
-        endpoint_id=row.endpoint_id,
         attempt=row.attempt,
         outcome=row.outcome,
         status_code=row.status_code,
@@ -66,7 +64,6 @@ def _attempt(row: Row[Any]) -> WebhookAttempt:
         duration_ms=row.duration_ms,
         next_attempt_at=row.next_attempt_at,
         attempted_at=row.attempted_at,
-        delivery_status=row.delivery_status,
     )
 
 
@@ -351,29 +348,39 @@ def claim_overdue_deliveries(connection: Connection, grace_seconds: float, limit
     return sorted(row.id for row in rows)
 
 
-_LIST_ATTEMPTS = _compact(
-    """
-    SELECT a.id, a.delivery_id, d.event_id, ev.type AS event_type, a.endpoint_id, a.attempt, a.outcome,
-           a.status_code, a.error, a.response_excerpt, a.duration_ms, a.next_attempt_at, a.attempted_at,
-           d.status AS delivery_status
-    FROM webhook_attempts a JOIN webhook_deliveries d ON d.id = a.delivery_id
+_LIST_DELIVERIES = _compact(
+    f"""
+    SELECT {_DELIVERY_COLUMNS}
+    FROM webhook_deliveries d JOIN webhook_endpoints e ON e.id = d.endpoint_id
     JOIN message_events ev ON ev.id = d.event_id
-    WHERE a.endpoint_id = :endpoint_id {position}
-    ORDER BY a.attempted_at DESC, a.id DESC
+    WHERE d.endpoint_id = :endpoint_id {{position}}
+    ORDER BY d.created_at DESC, d.id DESC
     LIMIT :limit
     """
 )
-_LIST_ATTEMPTS_FIRST = text(_LIST_ATTEMPTS.format(position=""))
-_LIST_ATTEMPTS_AFTER = text(_LIST_ATTEMPTS.format(position="AND (a.attempted_at, a.id) < (:cursor_at, :cursor_id)"))
+_LIST_DELIVERIES_FIRST = text(_LIST_DELIVERIES.format(position=""))
+_LIST_DELIVERIES_AFTER = text(_LIST_DELIVERIES.format(position="AND (d.created_at, d.id) < (:cursor_at, :cursor_id)"))
+_ATTEMPTS_OF = text(
+    "SELECT id, delivery_id, attempt, outcome, status_code, error, response_excerpt, duration_ms, next_attempt_at,"
+    " attempted_at FROM webhook_attempts WHERE delivery_id = ANY(CAST(:delivery_ids AS bigint[]))"
+    " ORDER BY delivery_id, id DESC"
+)
 
 
-def list_attempts(
+def list_deliveries(
     connection: Connection, endpoint_id: int, limit: int, before: tuple[datetime, int] | None
-) -> list[WebhookAttempt]:
-    """An endpoint's attempts, newest first; keyset on (attempted_at, id) served by ix_webhook_attempts_endpoint."""
+) -> list[WebhookDelivery]:
+    """An endpoint's deliveries, newest first, each with its attempts (newest first): two statements.
+    Keyset on (created_at, id), served by ix_webhook_deliveries_endpoint."""
     if before is None:
-        rows = connection.execute(_LIST_ATTEMPTS_FIRST, {"endpoint_id": endpoint_id, "limit": limit})
+        rows = connection.execute(_LIST_DELIVERIES_FIRST, {"endpoint_id": endpoint_id, "limit": limit})
     else:
         parameters = {"endpoint_id": endpoint_id, "limit": limit, "cursor_at": before[0], "cursor_id": before[1]}
-        rows = connection.execute(_LIST_ATTEMPTS_AFTER, parameters)
-    return [_attempt(row) for row in rows]
+        rows = connection.execute(_LIST_DELIVERIES_AFTER, parameters)
+    deliveries = [_delivery(row) for row in rows]
+    if not deliveries:
+        return deliveries
+    attempts: dict[int, list[WebhookAttempt]] = {}
+    for row in connection.execute(_ATTEMPTS_OF, {"delivery_ids": [delivery.id for delivery in deliveries]}):
+        attempts.setdefault(row.delivery_id, []).append(_attempt(row))
+    return [replace(delivery, attempt_log=tuple(attempts.get(delivery.id, ()))) for delivery in deliveries]

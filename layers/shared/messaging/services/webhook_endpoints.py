@@ -11,7 +11,6 @@ from messaging.config import get_settings
 from messaging.db import webhooks
 from messaging.db.engine import transaction
 from messaging.documents import (
-    webhook_attempt_document,
     webhook_delivery_document,
     webhook_endpoint_created_document,
     webhook_endpoint_document,
@@ -21,7 +20,6 @@ from messaging.models import Page
 from messaging.observability import logger
 from messaging.pagination import decode_cursor, encode_cursor
 from messaging.webhook_models import (
-    WebhookAttemptOut,
     WebhookDeliveryOut,
     WebhookEndpointCreated,
     WebhookEndpointIn,
@@ -93,16 +91,16 @@ def delete_endpoint(endpoint_id: int) -> None:
     logger.info("webhook endpoint deleted", extra={"endpoint_id": endpoint_id})
 
 
-def list_attempts(endpoint_id: int, limit: int, cursor: str | None) -> Page[WebhookAttemptOut]:
+def list_deliveries(endpoint_id: int, limit: int, cursor: str | None) -> Page[WebhookDeliveryOut]:
     position = decode_cursor(cursor)
     with transaction() as connection:
-        found = webhooks.list_attempts(connection, endpoint_id, limit + 1, position)
+        found = webhooks.list_deliveries(connection, endpoint_id, limit + 1, position)
         if not found and webhooks.get_endpoint(connection, endpoint_id) is None:
             raise NotFound(f"webhook endpoint {endpoint_id} does not exist", field="id")
     last = found[limit - 1] if len(found) > limit else None
-    return Page[WebhookAttemptOut](
-        items=[webhook_attempt_document(attempt) for attempt in found[:limit]],
-        next_cursor=None if last is None else encode_cursor(last.attempted_at, last.id),
+    return Page[WebhookDeliveryOut](
+        items=[webhook_delivery_document(delivery) for delivery in found[:limit]],
+        next_cursor=None if last is None else encode_cursor(last.created_at, last.id),
     )
 
 

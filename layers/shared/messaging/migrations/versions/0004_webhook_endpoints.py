@@ -1,7 +1,7 @@
 """Customer webhooks: the endpoints customers register, one delivery per (event, endpoint), every attempt.
 
 Revision ID: 0004_webhook_endpoints
-Revises: 0003
+Revises: 0004
 Create Date: 2026-11-25
 """
 
@@ -10,7 +10,7 @@ from alembic import op
 from sqlalchemy.dialects.postgresql import ARRAY
 
 revision = "0004_webhook_endpoints"
-down_revision = "0003"
+down_revision = "0004"
 branch_labels = None
 depends_on = None
 
@@ -57,7 +57,8 @@ def upgrade() -> None:
         ["next_attempt_at"],
         postgresql_where=sa.text("status = 'pending'"),
     )
-    op.create_index("ix_webhook_deliveries_endpoint", "webhook_deliveries", ["endpoint_id"])
+    # An endpoint's deliveries, newest first (keyset on created_at, id).
+    op.create_index("ix_webhook_deliveries_endpoint", "webhook_deliveries", ["endpoint_id", "created_at", "id"])
     op.create_table(
         "webhook_attempts",
         sa.Column("id", sa.BigInteger, sa.Identity(), primary_key=True),
@@ -77,8 +78,8 @@ def upgrade() -> None:
         sa.Column("attempted_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.text("now()")),
         sa.CheckConstraint("outcome IN ('succeeded', 'retrying', 'failed')", name="ck_webhook_attempts_outcome"),
     )
-    # An endpoint's attempts, newest first (keyset on attempted_at, id).
-    op.create_index("ix_webhook_attempts_endpoint", "webhook_attempts", ["endpoint_id", "attempted_at", "id"])
+    # A delivery's attempts, in order.
+    op.create_index("ix_webhook_attempts_delivery", "webhook_attempts", ["delivery_id", "id"])
 
 
 def downgrade() -> None:
