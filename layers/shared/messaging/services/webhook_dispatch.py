@@ -36,7 +36,7 @@ from messaging.webhook_targets import HttpResult, post
 
 SUBSCRIBABLE = frozenset(event.value for event in SUBSCRIBABLE_EVENTS)
 # Attempts of one batch run side by side: one slow endpoint costs its own timeout, not everyone's.
-MAX_PARALLEL_ATTEMPTS = 16
+MAX_PARALLEL_ATTEMPTS = 8
 _attempts_pool = ThreadPoolExecutor(max_workers=MAX_PARALLEL_ATTEMPTS, thread_name_prefix="webhook")
 
 
@@ -108,11 +108,13 @@ def deliver(delivery_id: int) -> DispatchReport:
 
 
 def attempt_all(deliveries: list[WebhookDelivery]) -> DispatchReport:
+    """The HTTP attempts side by side (a slow endpoint costs its own timeout, no one else's); their records
+    one after the other in this thread, so a record never needs more than one database connection."""
     if not deliveries:
         return DispatchReport(0, 0)
-    # A single delivery runs in the caller's thread; several side by side.
     single = len(deliveries) == 1
-    outcomes = [_attempt(deliveries[0])] if single else list(_attempts_pool.map(_attempt, deliveries))
+    results = [_send(deliveries[0])] if single else list(_attempts_pool.map(_send, deliveries))
+    outcomes = [_record(delivery, result) for delivery, result in zip(deliveries, results, strict=True)]
     return DispatchReport(attempted=len(outcomes), succeeded=sum(outcomes))
 
 
@@ -130,27 +132,28 @@ def sign(delivery: WebhookDelivery, at: datetime) -> dict[str, str]:
     }
 
 
-def _attempt(delivery: WebhookDelivery) -> bool:
-    """One HTTP attempt and its record. Returns True when the endpoint accepted the event."""
-    settings = get_settings()
+def _send(delivery: WebhookDelivery) -> HttpResult | None:
+    """One signed HTTP attempt; None when the endpoint was disabled since the delivery was created."""
     if not delivery.endpoint_enabled:
-        with transaction() as connection:
-            webhooks.abandon_delivery(connection, delivery.id, "endpoint disabled")
-        return False
-    now = datetime.now(UTC)
-    result = post(
+        return None
+    settings = get_settings()
+    return post(
         delivery.url,
         delivery.payload.encode(),
-        sign(delivery, now),
+        sign(delivery, datetime.now(UTC)),
         allow_private=settings.webhook_allow_private_targets,
         connect_timeout=settings.webhook_connect_timeout_seconds,
         total_timeout=settings.webhook_timeout_seconds,
     )
-    return _record(delivery, result)
 
 
-def _record(delivery: WebhookDelivery, result: HttpResult) -> bool:
+def _record(delivery: WebhookDelivery, result: HttpResult | None) -> bool:
+    """Log an attempt and schedule what follows. Returns True when the endpoint accepted the event."""
     settings = get_settings()
+    if result is None:
+        with transaction() as connection:
+            webhooks.abandon_delivery(connection, delivery.id, "endpoint disabled")
+        return False
     attempt_number = delivery.attempts + 1
     next_attempt_at: datetime | None = None
     if result.succeeded:
