@@ -239,6 +239,8 @@ def _every_route_event(route, query):
         "/api/webhooks/email": EMAIL,
         "/api/messages/sms": SEND_SMS,
         "/api/messages/email": SEND_EMAIL,
+        "/api/webhook-endpoints": {"url": "http://127.0.0.1:9/hook", "events": ["message.received"]},
+        "/api/webhook-endpoints/{endpoint_id}": {"enabled": True},
     }.get(route.path)
     path_parameters = dict.fromkeys(re.findall(r"\{(\w+)\}", route.path), "1")
     return http_api_event(

@@ -11,6 +11,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from sqlalchemy import Connection, Row, text
+from sqlalchemy.exc import SQLAlchemyError
 
 from messaging.domain import OutboxEvent
 
@@ -30,7 +31,10 @@ def start_unit_of_work(connection: Connection) -> list[int]:
 
 def forget_written(connection: Connection) -> None:
     """On rollback: the rows are gone, so are their ids (cleared in place: the unit of work holds the list)."""
-    written = connection.info.get(WRITTEN_EVENT_IDS)
+    try:
+        written = connection.info.get(WRITTEN_EVENT_IDS)
+    except SQLAlchemyError:
+        return  # an invalidated connection: its transaction is failing, so nothing gets published anyway
     if written:
         written.clear()
 
