@@ -12,15 +12,20 @@ from aws_lambda_powertools.utilities.batch import AsyncBatchProcessor, EventType
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from messaging import event_queue
-from messaging.config import get_settings
+from messaging import config, event_queue
 from messaging.observability import logger, metrics, tracer
 from messaging.services import webhook_dispatch
 
+
+class EventDispatchSettings(config.DatabaseSettings, config.WebhookDeliverySettings):
+    """EventDispatchFunction: the database, EventQueue and its DLQ, retries, outbound HTTP."""
+
+
+settings = config.FunctionSettings(EventDispatchSettings)  # cold start: fails naming a missing variable
 processor = AsyncBatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
 # Records in flight at once: as many as the engine keeps connections (each record uses one at a time), so
 # none waits for a connection or opens and closes an overflow one.
-_slots = threading.BoundedSemaphore(get_settings().database_pool_size)
+_slots = threading.BoundedSemaphore(settings.get().database_pool_size)
 
 
 def dispatch(body: str) -> int:
@@ -48,6 +53,7 @@ async def dispatch_record(record: SQSRecord) -> int:
 @logger.inject_lambda_context(clear_state=True)
 @tracer.capture_lambda_handler
 @metrics.log_metrics(capture_cold_start_metric=True)
+@settings.bind
 def lambda_handler(event: dict, context: LambdaContext) -> dict:
     return async_process_partial_response(
         event=event, record_handler=dispatch_record, processor=processor, context=context

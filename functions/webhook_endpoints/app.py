@@ -7,6 +7,7 @@ from aws_lambda_powertools.event_handler.openapi.params import Body, Path, Query
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from messaging import config
 from messaging.http import BODY_ERRORS, READ_ERRORS, MessagingApi, documented, json_response
 from messaging.models import Page
 from messaging.observability import logger, metrics, tracer
@@ -20,6 +21,13 @@ from messaging.webhook_models import (
     WebhookEndpointPatch,
 )
 
+
+class WebhookEndpointsSettings(config.ApiSettings, config.WebhookTargetSettings):
+    """WebhookEndpointsFunction: the API's settings (EventQueue included: a manual retry enqueues the
+    delivery) and which webhook targets are allowed."""
+
+
+settings = config.FunctionSettings(WebhookEndpointsSettings)  # cold start: fails naming a missing variable
 app = MessagingApi()
 
 Limit = Annotated[int, Query(ge=1, le=MAX_LIMIT, description="Page size")]
@@ -105,5 +113,6 @@ def retry_delivery(delivery_id: Id):
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP, clear_state=True)
 @tracer.capture_lambda_handler
 @metrics.log_metrics(capture_cold_start_metric=True)
+@settings.bind
 def lambda_handler(event: dict, context: LambdaContext) -> dict:
     return app.resolve(event, context)

@@ -203,6 +203,18 @@ def write_event(event_type: str, message_id: int, conversation_id: int, status: 
         )
 
 
+def lifecycle_event_id(db, event_type: str, message_id: int | None = None, conversation_id: int | None = None) -> int:
+    """The id of the history row the lifecycle wrote (the inbound path writes message.received, and
+    conversation.created for a new conversation, in its one statement)."""
+    return db.scalar(
+        "SELECT id FROM message_events WHERE type = :type"
+        " AND (message_id = :message_id OR conversation_id = :conversation_id) ORDER BY id LIMIT 1",
+        type=event_type,
+        message_id=message_id,
+        conversation_id=conversation_id,
+    )
+
+
 def verified(request: Received, secret: str) -> dict[str, Any]:
     return Webhook(secret).verify(request.body, request.headers)
 
@@ -270,7 +282,7 @@ def test_an_event_is_published_after_commit_and_delivered_signed_to_subscribers_
     subscriber = register(invoke, receiver.url("/a"), ["message.received"])
     other = register(invoke, receiver.url("/b"), ["message.delivered"])
     stored = receive_sms(invoke)
-    event_id = write_event("message.received", stored["id"], stored["conversation_id"], "received")
+    event_id = lifecycle_event_id(db, "message.received", message_id=stored["id"])
 
     assert webhooks_env.drain() >= 1
     assert receiver.at("/b") == []
@@ -297,6 +309,8 @@ def test_a_rolled_back_transaction_publishes_nothing(invoke, webhooks_env, recei
 
     register(invoke, receiver.url(), ["message.received"])
     stored = receive_sms(invoke)
+    webhooks_env.drain()  # the inbound message's own events, published after its commit
+    receiver.received.clear()
     with pytest.raises(RuntimeError), transaction() as connection:
         record_event(connection, type="message.received", source="webhook", message_id=stored["id"])
         raise RuntimeError("the unit of work failed after writing its event")
@@ -339,10 +353,8 @@ def test_a_delivery_failing_past_its_window_is_dead_lettered_and_disables_the_en
     configure(EVENT_RETRY_WINDOW_SECONDS=0, EVENT_ENDPOINT_DISABLE_AFTER=2)
     endpoint = register(invoke, receiver.url(), ["message.received"])
     receiver.behaviour = lambda _request, _nth: 503
-    first = receive_sms(invoke, "SM-1")
-    second = receive_sms(invoke, "SM-2")
-    write_event("message.received", first["id"], first["conversation_id"], "received")
-    write_event("message.received", second["id"], second["conversation_id"], "received")
+    receive_sms(invoke, "SM-1")
+    receive_sms(invoke, "SM-2")
     webhooks_env.drain()
 
     status, shown = api(invoke, "GET", "endpoint", endpoint_id=str(endpoint["id"]))
@@ -353,8 +365,7 @@ def test_a_delivery_failing_past_its_window_is_dead_lettered_and_disables_the_en
     assert [item["status"] for item in page["items"]] == ["failed", "failed"]
     assert [item["attempt_log"][0]["outcome"] for item in page["items"]] == ["failed", "failed"]
 
-    third = receive_sms(invoke, "SM-3")
-    write_event("message.received", third["id"], third["conversation_id"], "received")
+    receive_sms(invoke, "SM-3")
     webhooks_env.drain()
     assert len(receiver.received) == 2  # a disabled endpoint gets nothing
 
@@ -376,14 +387,14 @@ def test_the_sweep_relays_events_the_queue_never_got_and_overdue_deliveries(
     invoke, webhooks_env, receiver, configure, db
 ):
     endpoint = register(invoke, receiver.url(), ["conversation.created"])
-    stored = receive_sms(invoke)
     configure(EVENT_QUEUE_URL=None)  # the enqueue after commit cannot happen
-    event_id = write_event("conversation.created", stored["id"], stored["conversation_id"], None)
+    stored = receive_sms(invoke)
+    event_id = lifecycle_event_id(db, "conversation.created", conversation_id=stored["conversation_id"])
     configure(EVENT_QUEUE_URL=webhooks_env.url)
     assert webhooks_env.drain() == 0 and receiver.received == []
 
     swept = invoke("RetrySweepFunction", sample_event("retry_sweep-scheduled"))
-    assert swept["relayed_events"] == 1
+    assert swept["relayed_events"] == 2  # message.received and conversation.created
     webhooks_env.drain()
     [request] = receiver.received
     body = verified(request, endpoint["secret"])
@@ -401,20 +412,18 @@ def test_the_sweep_relays_events_the_queue_never_got_and_overdue_deliveries(
     assert [r.headers["webhook-id"] for r in receiver.received] == [f"evt_{event_id}"] * 2
 
 
-def test_a_receiver_that_never_answers_costs_one_timeout_and_delays_no_other_endpoint(invoke, webhooks_env, receiver):
+def test_a_receiver_that_never_answers_costs_one_timeout_and_delays_no_other_endpoint(
+    invoke, webhooks_env, receiver, db
+):
     register(invoke, receiver.url("/hang"), ["message.received"])
     register(invoke, receiver.url("/drip"), ["message.received"])
     register(invoke, receiver.url("/fine"), ["message.received"])
     receiver.behaviour = lambda request, _nth: {"/hang": "hang", "/drip": "drip"}.get(request.path, 200)
     stored = receive_sms(invoke)
-    write_event("message.received", stored["id"], stored["conversation_id"], "received")
 
     from messaging.services import webhook_dispatch
 
-    webhook_dispatch_record = json.loads(
-        webhooks_env.client.receive_message(QueueUrl=webhooks_env.url, VisibilityTimeout=0)["Messages"][0]["Body"]
-    )
-    report = webhook_dispatch.fan_out(webhook_dispatch_record["event_id"])
+    report = webhook_dispatch.fan_out(lifecycle_event_id(db, "message.received", message_id=stored["id"]))
     assert report.attempted == 3 and report.succeeded == 1
     assert len(receiver.at("/fine")) == 1
     errors = {
@@ -429,17 +438,15 @@ def _deliveries(invoke, endpoint_id: int) -> list[dict[str, Any]]:
     return page["items"]
 
 
-def test_redirects_are_not_followed(invoke, webhooks_env, receiver):
+def test_redirects_are_not_followed(invoke, webhooks_env, receiver, db):
     register(invoke, receiver.url("/moved"), ["message.received"])
     receiver.behaviour = lambda request, _nth: (
         ("redirect", receiver.url("/target")) if request.path == "/moved" else 200
     )
     stored = receive_sms(invoke)
-    write_event("message.received", stored["id"], stored["conversation_id"], "received")
     from messaging.services import webhook_dispatch
 
-    record = json.loads(webhooks_env.client.receive_message(QueueUrl=webhooks_env.url)["Messages"][0]["Body"])
-    webhook_dispatch.fan_out(record["event_id"])
+    webhook_dispatch.fan_out(lifecycle_event_id(db, "message.received", message_id=stored["id"]))
     assert [request.path for request in receiver.received] == ["/moved"]
     page = api(invoke, "GET", "deliveries", endpoint_id="1")[1]
     assert page["items"][0]["last_error"] == "HTTP 302: redirects are not followed"
@@ -456,8 +463,7 @@ def test_a_delivery_is_refused_when_the_name_now_resolves_to_a_private_address(
     host, port = receiver.server.server_address[:2]
     register(invoke, f"https://hooks.customer.example:{port}/hook", ["message.received"])
     monkeypatch.setattr(webhook_targets, "resolver", lambda _host, _port: [host])
-    stored = receive_sms(invoke)
-    write_event("message.received", stored["id"], stored["conversation_id"], "received")
+    receive_sms(invoke)
     webhooks_env.drain()
     assert receiver.received == []
     page = api(invoke, "GET", "deliveries", endpoint_id="1")[1]
@@ -469,8 +475,7 @@ def test_a_delivery_is_refused_when_the_name_now_resolves_to_a_private_address(
 def test_deliveries_page_newest_first_with_a_stable_cursor(invoke, webhooks_env, receiver):
     endpoint = register(invoke, receiver.url(), ["message.received"])
     for index in range(5):
-        stored = receive_sms(invoke, f"SM-{index}")
-        write_event("message.received", stored["id"], stored["conversation_id"], "received")
+        receive_sms(invoke, f"SM-{index}")
         webhooks_env.drain()
     seen: list[int] = []
     cursor = None

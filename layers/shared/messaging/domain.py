@@ -32,6 +32,7 @@ class NewMessage:
     provider: str
     provider_message_id: str | None = None
     next_attempt_at: datetime | None = None
+    resent_from: int | None = None  # the failed message this one resends
 
     def as_stored(self, message_id: int, conversation_id: int, at: datetime) -> Message:
         """The message as the row just stored at `at` holds it (no attempt made yet)."""
@@ -53,6 +54,7 @@ class NewMessage:
             last_error=None,
             created_at=at,
             updated_at=at,
+            resent_from=self.resent_from,
         )
 
 
@@ -84,11 +86,29 @@ class Message:
     last_error: str | None
     created_at: datetime
     updated_at: datetime
+    status_detail: str | None = None  # the provider's reason or code (a receipt's error, a failure)
+    resent_from: int | None = None
 
     @property
     def pending(self) -> bool:
         """True while the provider has not settled the send (it may still be attempted)."""
         return self.status in PENDING_STATUSES
+
+
+@dataclass(frozen=True)
+class MessageEvent:
+    """One row of the history: a status transition of a message, or another event customers subscribe to."""
+
+    id: int
+    type: str
+    message_id: int | None
+    conversation_id: int | None
+    status: str | None
+    previous_status: str | None
+    attempt: int | None
+    detail: str | None
+    source: str
+    occurred_at: datetime
 
 
 @dataclass(frozen=True)
@@ -100,6 +120,8 @@ class Conversation:
     last_message_id: int | None
     last_message_preview: str | None
     created_at: datetime
+    archived: bool = False
+    unread_count: int = 0  # inbound messages after the read horizon
 
 
 @dataclass(frozen=True)
@@ -114,6 +136,29 @@ class IdempotencyRecord:
     response_body: dict[str, Any] | None
     created_at: datetime
     expires_at: datetime
+
+
+@dataclass(frozen=True)
+class ConversationFilters:
+    """What a conversation list is narrowed to; None: any."""
+
+    participant: str | None = None  # a normalized address
+    channel: str | None = None  # a message type the conversation holds at least one message of
+    archived: bool | None = None
+
+
+@dataclass(frozen=True)
+class MessageFilters:
+    """What a list of messages across conversations is narrowed to; None: any. `since` is inclusive,
+    `until` exclusive; `q` is a full-text query (websearch syntax)."""
+
+    conversation_id: int | None = None
+    status: str | None = None
+    direction: str | None = None
+    type: str | None = None
+    since: datetime | None = None
+    until: datetime | None = None
+    q: str | None = None
 
 
 @dataclass(frozen=True)

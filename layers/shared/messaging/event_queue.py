@@ -11,7 +11,8 @@ import json
 import math
 from dataclasses import dataclass
 
-from messaging.config import get_settings
+from messaging import config
+from messaging.config import EventQueueSettings, WebhookDeliverySettings
 from messaging.observability import logger
 from messaging.queue import MAX_SQS_DELAY_SECONDS, sqs_client
 
@@ -40,7 +41,7 @@ def parse_record(body: str) -> EventRecord:
 
 
 def _queue_url() -> str | None:
-    return get_settings().event_queue_url
+    return config.current(EventQueueSettings).event_queue_url
 
 
 def _send_batch(url: str, bodies: list[str]) -> None:
@@ -56,10 +57,10 @@ def _send_batch(url: str, bodies: list[str]) -> None:
 def publish_events(event_ids: list[int]) -> None:
     """After a commit: hand the new events to the dispatcher. Best effort: a failure is logged, and the sweep
     relays every event the dispatcher has not received after SWEEP_GRACE_SECONDS."""
-    url = _queue_url()
-    if not url:
-        return  # no EventQueue in this deployment (a test, a bench): the sweep relays
     try:
+        url = _queue_url()  # inside: nothing after a commit may fail the request that committed
+        if not url:
+            return  # no EventQueue in this deployment (a test, a bench): the sweep relays
         _send_batch(url, [json.dumps({"event_id": event_id}) for event_id in event_ids])
     except Exception:
         logger.warning("could not enqueue events; the sweep will relay them", extra={"event_ids": event_ids})
@@ -90,7 +91,7 @@ def schedule_delivery(delivery_id: int, delay_seconds: float) -> None:
 
 
 def dead_letter_delivery(delivery_id: int, reason: str) -> None:
-    url = get_settings().event_dlq_url
+    url = config.current(WebhookDeliverySettings).event_dlq_url
     if not url:
         raise RuntimeError("EVENT_DLQ_URL is not configured")
     sqs_client().send_message(

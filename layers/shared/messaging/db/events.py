@@ -1,8 +1,9 @@
-"""The outbox side of message_events: which rows a transaction wrote, and handing rows to the dispatcher.
+"""The contract between code that writes history rows and the relay that publishes them (the outbox).
 
-Every repository function that inserts message_events rows passes their ids to `remember_written`; after
-the transaction commits, `messaging.db.engine.transaction` publishes them to EventQueue (best effort), so
-feature code never has to remember to publish. A rolled-back transaction forgets them.
+Every repository function that inserts `message_events` rows hands the new rows' ids to `remember_written`
+on the connection it used; after the commit, `messaging.db.engine.transaction` publishes them to EventQueue
+(best effort: the sweep relays whatever this misses), so feature code never has to remember to publish
+(see WAVE2 and DESIGN.md §1, §4). A rolled-back transaction forgets them.
 """
 
 from __future__ import annotations
@@ -19,7 +20,15 @@ WRITTEN_EVENT_IDS = "written_event_ids"
 
 
 def remember_written(connection: Connection, ids: Iterable[int]) -> None:
-    connection.info.setdefault(WRITTEN_EVENT_IDS, []).extend(ids)
+    """Note history rows this connection's transaction inserted (ids of `message_events`)."""
+    written = [int(event_id) for event_id in ids if event_id is not None]
+    if written:
+        connection.info.setdefault(WRITTEN_EVENT_IDS, []).extend(written)
+
+
+def written(connection: Connection) -> list[int]:
+    """The ids noted so far on this connection (in insertion order)."""
+    return list(connection.info.get(WRITTEN_EVENT_IDS, []))
 
 
 def start_unit_of_work(connection: Connection) -> list[int]:

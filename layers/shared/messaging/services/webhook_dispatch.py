@@ -22,8 +22,8 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from messaging import event_queue
-from messaging.config import get_settings
+from messaging import config, event_queue
+from messaging.config import EventQueueSettings, SweepSettings, WebhookDeliverySettings
 from messaging.db import events, repository, webhooks
 from messaging.db.engine import transaction
 from messaging.documents import conversation_document, message_document
@@ -43,7 +43,7 @@ _attempts_pool = ThreadPoolExecutor(max_workers=MAX_PARALLEL_ATTEMPTS, thread_na
 def lease_seconds() -> float:
     """How long a claimed delivery is reserved for the worker attempting it: longer than one attempt can
     take, so no twin attempts it meanwhile; a worker that dies holding it releases it when it expires."""
-    return get_settings().webhook_timeout_seconds + 5.0
+    return config.current(WebhookDeliverySettings).webhook_timeout_seconds + 5.0
 
 
 @dataclass(frozen=True)
@@ -76,7 +76,7 @@ def _event_body(connection: Any, event: OutboxEvent) -> str | None:
 
 def fan_out(event_id: int) -> DispatchReport:
     """One event from the queue: mark it relayed, create its deliveries, attempt them."""
-    settings = get_settings()
+    settings = config.current(WebhookDeliverySettings)
     with transaction() as connection:
         event = events.take_event(connection, event_id)
         if event is None or event.type not in SUBSCRIBABLE or not webhooks.has_subscribers(connection, event.type):
@@ -112,8 +112,12 @@ def attempt_all(deliveries: list[WebhookDelivery]) -> DispatchReport:
     one after the other in this thread, so a record never needs more than one database connection."""
     if not deliveries:
         return DispatchReport(0, 0)
-    single = len(deliveries) == 1
-    results = [_send(deliveries[0])] if single else list(_attempts_pool.map(_send, deliveries))
+    # Read here: the pool's threads do not see the invoking function's settings (a context variable).
+    settings = config.current(WebhookDeliverySettings)
+    if len(deliveries) == 1:
+        results = [_send(deliveries[0], settings)]
+    else:
+        results = list(_attempts_pool.map(_send, deliveries, [settings] * len(deliveries)))
     outcomes = [_record(delivery, result) for delivery, result in zip(deliveries, results, strict=True)]
     return DispatchReport(attempted=len(outcomes), succeeded=sum(outcomes))
 
@@ -132,11 +136,10 @@ def sign(delivery: WebhookDelivery, at: datetime) -> dict[str, str]:
     }
 
 
-def _send(delivery: WebhookDelivery) -> HttpResult | None:
+def _send(delivery: WebhookDelivery, settings: WebhookDeliverySettings) -> HttpResult | None:
     """One signed HTTP attempt; None when the endpoint was disabled since the delivery was created."""
     if not delivery.endpoint_enabled:
         return None
-    settings = get_settings()
     return post(
         delivery.url,
         delivery.payload.encode(),
@@ -149,7 +152,7 @@ def _send(delivery: WebhookDelivery) -> HttpResult | None:
 
 def _record(delivery: WebhookDelivery, result: HttpResult | None) -> bool:
     """Log an attempt and schedule what follows. Returns True when the endpoint accepted the event."""
-    settings = get_settings()
+    settings = config.current(WebhookDeliverySettings)
     if result is None:
         with transaction() as connection:
             webhooks.abandon_delivery(connection, delivery.id, "endpoint disabled")
@@ -229,9 +232,9 @@ class RelayReport:
 def sweep_outbox() -> RelayReport:
     """Offer again the events the dispatcher never took, and re-enqueue overdue deliveries (a delivery is
     made due now in the same transaction as its enqueue, so a failed enqueue changes nothing)."""
-    settings = get_settings()
-    if not settings.event_queue_url:
-        return RelayReport([], [])
+    if not config.current(EventQueueSettings).event_queue_url:
+        return RelayReport([], [])  # no EventQueue in this deployment: nothing to relay to
+    settings = config.current(SweepSettings)
     with transaction() as connection:
         event_ids = events.find_unrelayed_events(connection, settings.sweep_grace_seconds, settings.sweep_batch_size)
     if event_ids:

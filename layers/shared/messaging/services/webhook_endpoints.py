@@ -6,8 +6,8 @@ from __future__ import annotations
 import base64
 import secrets
 
-from messaging import event_queue
-from messaging.config import get_settings
+from messaging import config, event_queue
+from messaging.config import WebhookTargetSettings
 from messaging.db import webhooks
 from messaging.db.engine import transaction
 from messaging.documents import (
@@ -37,7 +37,7 @@ def new_secret() -> str:
 
 
 def _checked_url(url: str) -> str:
-    return check_url(url, allow_private=get_settings().webhook_allow_private_targets)
+    return check_url(url, allow_private=config.current(WebhookTargetSettings).webhook_allow_private_targets)
 
 
 def create_endpoint(payload: WebhookEndpointIn) -> WebhookEndpointCreated:

@@ -1,7 +1,7 @@
 """Customer webhooks: the endpoints customers register, one delivery per (event, endpoint), every attempt.
 
-Revision ID: 0004_webhook_endpoints
-Revises: 0004
+Revision ID: 0007
+Revises: 0006
 Create Date: 2026-11-25
 """
 
@@ -9,8 +9,8 @@ import sqlalchemy as sa
 from alembic import op
 from sqlalchemy.dialects.postgresql import ARRAY
 
-revision = "0004_webhook_endpoints"
-down_revision = "0004"
+revision = "0007"
+down_revision = "0006"
 branch_labels = None
 depends_on = None
 
