@@ -14,7 +14,7 @@ import time
 import warnings
 from pathlib import Path
 
-from bench import cold_start, http_load, latency, scale, statements
+from bench import cold_start, http_load, latency, scale, statements, webhooks
 from bench.common import ROOT, Report, configure_environment
 
 
@@ -36,6 +36,8 @@ def main() -> int:
     http_load.measure(report, bare_ms)
     print("... scale", file=sys.stderr)
     scale.measure(report)
+    print("... webhooks", file=sys.stderr)
+    webhooks.measure(report)
     report.details["seconds"] = round(time.perf_counter() - started, 1)
     report.details["machine"] = {"python": platform.python_version(), "cpus": __import__("os").cpu_count()}
     print(report.table())

@@ -1,4 +1,5 @@
-"""Scheduled sweep: re-enqueues overdue sends (no message is ever stranded) and reconciles deliveries."""
+"""Scheduled sweep: re-enqueues overdue sends, relays events the event queue never got and re-enqueues
+overdue webhook deliveries (no message and no event is ever stranded), and reconciles deliveries."""
 
 from dataclasses import asdict
 
@@ -6,7 +7,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from messaging import config
 from messaging.observability import logger, metrics, tracer
-from messaging.services import reconciliation, retries
+from messaging.services import reconciliation, retries, webhook_dispatch
 
 
 class RetrySweepSettings(
@@ -15,9 +16,10 @@ class RetrySweepSettings(
     config.RetryQueueSettings,
     config.ReconciliationSettings,
     config.ProviderMockSettings,
+    config.EventQueueSettings,
 ):
     """RetrySweepFunction: re-enqueues overdue sends, settles unconfirmed sends by asking the provider,
-    applies held receipts, and purges expired idempotency keys."""
+    applies held receipts, purges expired idempotency keys, and relays the outbox to EventQueue."""
 
 
 settings = config.FunctionSettings(RetrySweepSettings)  # cold start: fails naming a missing variable
@@ -34,8 +36,11 @@ def lambda_handler(event: dict, context: LambdaContext) -> dict:
         # Reconciliation needs only the database and the providers: an SQS outage that fails the re-enqueue
         # (the invocation still fails, and alarms) must not also stop receipts and lookups from settling.
         reconciled = reconciliation.reconcile()
+    relayed = webhook_dispatch.sweep_outbox()
     return {
         "requeued": len(report.requeued),
         "purged_idempotency_keys": report.purged_idempotency_keys,
         **asdict(reconciled),
+        "relayed_events": len(relayed.events),
+        "requeued_deliveries": len(relayed.deliveries),
     }

@@ -15,6 +15,7 @@ class SendRetrySettings(
     config.RetryQueueSettings,
     config.DeadLetterQueueSettings,
     config.ProviderMockSettings,
+    config.EventQueueSettings,
 ):
     """SendRetryFunction: retries sends, postpones early records, dead-letters sends that fail for good."""
 

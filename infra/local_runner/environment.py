@@ -63,6 +63,10 @@ def prepare(application: template.Application) -> LocalEnvironment:
     """Database (given or embedded, migrated), SQS (given or embedded, queues created) and os.environ."""
     for name, value in LOCAL_DEFAULTS.items():
         os.environ.setdefault(name, value)
+    # Locally, customer webhook endpoints are on this machine (a receiver on localhost): allow them, loudly.
+    os.environ.setdefault("WEBHOOK_ALLOW_PRIVATE_TARGETS", "true")
+    if os.environ["WEBHOOK_ALLOW_PRIVATE_TARGETS"] == "true":
+        log.warning("WEBHOOK_ALLOW_PRIVATE_TARGETS=true: webhook endpoints may be loopback and private addresses")
     logging.getLogger("werkzeug").setLevel(logging.WARNING)  # the embedded SQS server's access log
     warnings.filterwarnings("ignore", message="No application metrics to publish")
     stoppables: list[Any] = []

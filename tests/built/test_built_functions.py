@@ -35,8 +35,14 @@ FUNCTIONS = [
     "ConversationsFunction",
     "SendRetryFunction",
     "RetrySweepFunction",
+    "WebhookEndpointsFunction",
+    "EventDispatchFunction",
     "MockReceiptFunction",
 ]
+
+
+# Samples naming a row only a running system has (a webhook delivery): the built function answers 404.
+ABSENT_IN_A_FRESH_DATABASE = {"webhook_endpoints-retry.json"}
 
 
 def test_every_function_of_the_template_is_covered():
@@ -73,6 +79,9 @@ def environment():
             # The SMS provider refuses the first send (send_message-mms.json: message 5, failed at once), so
             # send_message-resend.json has a failed message to resend.
             "MOCK_SMS_FAULTS": "400",
+            "EVENT_QUEUE_URL": queues["EventQueue"],
+            "EVENT_DLQ_URL": queues["EventDLQ"],
+            "WEBHOOK_ALLOW_PRIVATE_TARGETS": "true",  # the sample endpoint's name need not resolve here
         },
     )
     status_webhook.shutdown()
@@ -132,5 +141,8 @@ def test_built_function_imports_from_the_build_and_handles_its_sample_events(env
         if origin is not None:
             assert origin.startswith(str(BUILD / "SharedLayer" / "python")), f"{package} came from {origin}"
     assert report["origins"]["messaging"] is not None
-    for result in report["results"]:
-        assert _succeeded(result), result
+    for event, result in zip(_events_of(function), report["results"], strict=True):
+        if event.name in ABSENT_IN_A_FRESH_DATABASE:
+            assert result["statusCode"] == 404, result
+        else:
+            assert _succeeded(result), result

@@ -239,6 +239,8 @@ def _every_route_event(route, query):
         "/api/webhooks/email": EMAIL,
         "/api/messages/sms": SEND_SMS,
         "/api/messages/email": SEND_EMAIL,
+        "/api/webhook-endpoints": {"url": "http://127.0.0.1:9/hook", "events": ["message.received"]},
+        "/api/webhook-endpoints/{endpoint_id}": {"enabled": True},
         "/api/webhooks/sms/status": {
             "messaging_provider_id": "x",
             "status": "delivered",

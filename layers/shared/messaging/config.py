@@ -116,12 +116,40 @@ class WebhookSignatureSettings(SettingsPiece):
     webhook_tolerance_seconds: int = Field(300, alias="WEBHOOK_TOLERANCE_SECONDS", ge=1, le=3600)
 
 
+class EventQueueSettings(SqsSettings):
+    """Where a transaction's new message_events are published after its commit (the outbox, DESIGN.md §4).
+    Optional on purpose: publishing is a best-effort shortcut, and the sweep relays every event the
+    dispatcher has not taken, so a writer without the queue (a test, a bench) delays events, never loses one."""
+
+    event_queue_url: str | None = Field(None, alias="EVENT_QUEUE_URL")
+
+
+class WebhookTargetSettings(SettingsPiece):
+    """Which addresses a customer webhook endpoint may point at (checked at registration and delivery)."""
+
+    webhook_allow_private_targets: bool = Field(False, alias="WEBHOOK_ALLOW_PRIVATE_TARGETS")
+
+
+class WebhookDeliverySettings(EventQueueSettings, WebhookTargetSettings):
+    """EventDispatchFunction: retries of failed deliveries, their dead-letter queue, outbound HTTP."""
+
+    event_dlq_url: str | None = Field(None, alias="EVENT_DLQ_URL")
+    event_retry_base_seconds: float = Field(5.0, alias="EVENT_RETRY_BASE_SECONDS", ge=0)
+    event_retry_max_seconds: float = Field(3600.0, alias="EVENT_RETRY_MAX_SECONDS", ge=0)
+    # How long a failing delivery keeps being retried before it is `failed` (at least a day in production).
+    event_retry_window_seconds: float = Field(24 * 3600, alias="EVENT_RETRY_WINDOW_SECONDS", ge=0)
+    event_endpoint_disable_after: int = Field(10, alias="EVENT_ENDPOINT_DISABLE_AFTER", ge=1)
+    webhook_connect_timeout_seconds: float = Field(3.0, alias="WEBHOOK_CONNECT_TIMEOUT_SECONDS", gt=0, le=30)
+    webhook_timeout_seconds: float = Field(10.0, alias="WEBHOOK_TIMEOUT_SECONDS", gt=0, le=60)
+
+
 class RequestLimitSettings(SettingsPiece):
     max_request_bytes: int = Field(256 * 1024, alias="MAX_REQUEST_BYTES", ge=1024)
 
 
-class ApiSettings(DatabaseSettings, RequestLimitSettings):
-    """What every HTTP API function reads: the database and the request limits."""
+class ApiSettings(DatabaseSettings, RequestLimitSettings, EventQueueSettings):
+    """What every HTTP API function reads: the database, the request limits, and the EventQueue its
+    transactions publish their new events to."""
 
 
 class ConfigurationError(RuntimeError):

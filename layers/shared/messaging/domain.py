@@ -159,3 +159,67 @@ class MessageFilters:
     since: datetime | None = None
     until: datetime | None = None
     q: str | None = None
+
+
+@dataclass(frozen=True)
+class OutboxEvent:
+    """A row of message_events as the webhook dispatcher sees it."""
+
+    id: int
+    type: str
+    message_id: int | None
+    conversation_id: int | None
+    status: str | None
+    occurred_at: datetime
+
+
+@dataclass(frozen=True)
+class WebhookEndpoint:
+    id: int
+    url: str
+    description: str | None
+    events: tuple[str, ...]
+    secret: str
+    enabled: bool
+    disabled_reason: str | None
+    consecutive_failures: int
+    created_at: datetime
+    updated_at: datetime
+
+
+@dataclass(frozen=True)
+class WebhookDelivery:
+    """One event to one endpoint, with what an attempt needs (the endpoint's URL and secret) and the body
+    every attempt sends (built once, so a retry carries the very same document)."""
+
+    id: int
+    event_id: int
+    event_type: str
+    endpoint_id: int
+    url: str
+    secret: str
+    endpoint_enabled: bool
+    status: str
+    payload: str
+    attempts: int
+    next_attempt_at: datetime | None
+    retry_until: datetime
+    last_status_code: int | None
+    last_error: str | None
+    created_at: datetime
+    completed_at: datetime | None
+    attempt_log: tuple[WebhookAttempt, ...] = ()
+
+
+@dataclass(frozen=True)
+class WebhookAttempt:
+    id: int
+    delivery_id: int
+    attempt: int
+    outcome: str
+    status_code: int | None
+    error: str | None
+    response_excerpt: str | None
+    duration_ms: int
+    next_attempt_at: datetime | None
+    attempted_at: datetime

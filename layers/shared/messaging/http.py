@@ -24,7 +24,7 @@ from messaging import config
 from messaging.config import RequestLimitSettings
 from messaging.errors import DomainError, ServiceUnavailable, UnsupportedMediaType
 from messaging.http_errors import ERROR_DESCRIPTIONS, error_body, error_headers, status_of, validation_error
-from messaging.http_requests import JSON_MEDIA_TYPE, check_envelope, check_query, request_headers
+from messaging.http_requests import JSON_MEDIA_TYPE, check_envelope, check_query, raw_body, request_headers
 from messaging.models import ErrorResponse
 from messaging.observability import logger
 from messaging.powertools_adapter import PowertoolsHttpResolver
@@ -103,13 +103,15 @@ class MessagingApi(PowertoolsHttpResolver):
         try:
             route = self.route_for(proxy)
             if route is not None:  # otherwise the resolver answers 404 or 405, before any body check
-                verifier = self._webhook_verifier() if self._webhook_verifier is not None else None
-                check_envelope(
-                    request,
-                    verifier,
-                    config.current(RequestLimitSettings).max_request_bytes,
-                    array_body=proxy.path in self._array_body_paths,
-                )
+                # An action without a body (POST /api/webhook-deliveries/{id}/retry) may come with none at all.
+                if route.dependant.body_params or raw_body(request).strip():
+                    verifier = self._webhook_verifier() if self._webhook_verifier is not None else None
+                    check_envelope(
+                        request,
+                        verifier,
+                        config.current(RequestLimitSettings).max_request_bytes,
+                        array_body=proxy.path in self._array_body_paths,
+                    )
                 check_query(proxy.query_string_parameters or {}, self.declared_query_parameters(route))
         except DomainError as error:
             return ResponseBuilder(self._domain_error(error)).build(proxy)

@@ -15,7 +15,7 @@ BODY_METHODS = {"POST", "PUT", "PATCH"}
 JSON_MEDIA_TYPE = "application/json"
 
 
-def _raw_body(event: dict[str, Any]) -> bytes:
+def raw_body(event: dict[str, Any]) -> bytes:
     body = event.get("body") or ""
     if event.get("isBase64Encoded"):
         try:
@@ -57,7 +57,7 @@ def check_envelope(
     method = event.get("requestContext", {}).get("http", {}).get("method", "GET").upper()
     if method not in BODY_METHODS:
         return
-    raw = _raw_body(event)
+    raw = raw_body(event)
     if len(raw) > max_request_bytes:
         raise PayloadTooLarge(f"request body is {len(raw)} bytes; the limit is {max_request_bytes}")
     headers = request_headers(event)

@@ -19,6 +19,7 @@ from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 
 from messaging import config, runtime
 from messaging.config import DatabaseSettings
+from messaging.db import events
 from messaging.errors import ServiceUnavailable
 
 PING_AFTER_IDLE_SECONDS = 10.0
@@ -104,6 +105,7 @@ def build_engine(settings: DatabaseSettings) -> Engine:
     _discard_connections_left_in_doubt(engine)
     _ping_connections_that_sat_idle(engine)
     _parse_timestamps_fast(engine)
+    event.listen(engine, "rollback", events.forget_written)
     return engine
 
 
@@ -197,9 +199,14 @@ def transaction() -> Iterator[Connection]:
     """One transaction: committed on success, rolled back on error. A database that cannot serve us right
     now (unreachable, shutting down, out of connections, a serialization failure...) or no free connection
     in the pool before the timeout (the database stalls and every connection waits on it) raises
-    ServiceUnavailable; any other database error is a defect and propagates unchanged."""
+    ServiceUnavailable; any other database error is a defect and propagates unchanged.
+
+    The one unit of work of the service, so it is also where the outbox is published: the message_events
+    rows the transaction wrote (see messaging.db.events) are handed to EventQueue once it has committed,
+    best effort (the sweep relays whatever this misses). Feature code never publishes events itself."""
     try:
         with get_engine().begin() as connection:
+            written = events.start_unit_of_work(connection)
             yield connection
     except DBAPIError as exc:
         if database_unavailable(exc):
@@ -207,6 +214,10 @@ def transaction() -> Iterator[Connection]:
         raise
     except PoolTimeoutError as exc:
         raise ServiceUnavailable("the database is busy; no connection came free in time; retry later") from exc
+    if written:
+        from messaging.event_queue import publish_events  # SQS is loaded only by units of work that need it
+
+        publish_events(list(written))
 
 
 # SQLSTATE classes and codes that say "the database cannot serve us right now", not "this request is wrong":

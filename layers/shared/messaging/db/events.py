@@ -1,15 +1,20 @@
-"""The contract between code that writes history rows and the relay that publishes them.
+"""The contract between code that writes history rows and the relay that publishes them (the outbox).
 
 Every repository function that inserts `message_events` rows hands the new rows' ids to `remember_written`
-on the connection it used; after the commit, whoever relays events to EventQueue reads them back from
-`connection.info`, so feature code never has to remember to publish (see WAVE2 and DESIGN.md §1).
+on the connection it used; after the commit, `messaging.db.engine.transaction` publishes them to EventQueue
+(best effort: the sweep relays whatever this misses), so feature code never has to remember to publish
+(see WAVE2 and DESIGN.md §1, §4). A rolled-back transaction forgets them.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import Any
 
-from sqlalchemy import Connection
+from sqlalchemy import Connection, Row, text
+from sqlalchemy.exc import SQLAlchemyError
+
+from messaging.domain import OutboxEvent
 
 WRITTEN_EVENT_IDS = "written_event_ids"
 
@@ -24,3 +29,95 @@ def remember_written(connection: Connection, ids: Iterable[int]) -> None:
 def written(connection: Connection) -> list[int]:
     """The ids noted so far on this connection (in insertion order)."""
     return list(connection.info.get(WRITTEN_EVENT_IDS, []))
+
+
+def start_unit_of_work(connection: Connection) -> list[int]:
+    """A fresh list for this transaction (connection.info outlives it: it belongs to the pooled connection)."""
+    written: list[int] = []
+    connection.info[WRITTEN_EVENT_IDS] = written
+    return written
+
+
+def forget_written(connection: Connection) -> None:
+    """On rollback: the rows are gone, so are their ids (cleared in place: the unit of work holds the list)."""
+    try:
+        written = connection.info.get(WRITTEN_EVENT_IDS)
+    except SQLAlchemyError:
+        return  # an invalidated connection: its transaction is failing, so nothing gets published anyway
+    if written:
+        written.clear()
+
+
+def _event(row: Row[Any]) -> OutboxEvent:
+    return OutboxEvent(
+        id=row.id,
+        type=row.type,
+        message_id=row.message_id,
+        conversation_id=row.conversation_id,
+        status=row.status,
+        occurred_at=row.occurred_at,
+    )
+
+
+_RECORD_EVENT = text(
+    "INSERT INTO message_events (type, message_id, conversation_id, status, previous_status, detail, source) "
+    "VALUES (:type, :message_id, :conversation_id, :status, :previous_status, :detail, :source) RETURNING id"
+)
+
+
+def record_event(
+    connection: Connection,
+    *,
+    type: str,
+    source: str,
+    message_id: int | None = None,
+    conversation_id: int | None = None,
+    status: str | None = None,
+    previous_status: str | None = None,
+    detail: str | None = None,
+) -> int:
+    """Write one event on its own (events that belong to a status change are folded into that statement)."""
+    event_id = int(
+        connection.execute(
+            _RECORD_EVENT,
+            {
+                "type": type,
+                "message_id": message_id,
+                "conversation_id": conversation_id,
+                "status": status,
+                "previous_status": previous_status,
+                "detail": detail,
+                "source": source,
+            },
+        ).scalar_one()
+    )
+    remember_written(connection, [event_id])
+    return event_id
+
+
+# The dispatcher received the event: it has been relayed, whoever enqueued it. Set in the transaction
+# that creates the event's deliveries, so "relayed" always means "its deliveries exist".
+_TAKE_EVENT = text(
+    "UPDATE message_events SET relayed_at = coalesce(relayed_at, now()) WHERE id = :event_id "
+    "RETURNING id, type, message_id, conversation_id, status, occurred_at"
+)
+
+
+def take_event(connection: Connection, event_id: int) -> OutboxEvent | None:
+    row = connection.execute(_TAKE_EVENT, {"event_id": event_id}).first()
+    return None if row is None else _event(row)
+
+
+_FIND_UNRELAYED = text(
+    "SELECT id FROM message_events WHERE relayed_at IS NULL"
+    " AND occurred_at < now() - make_interval(secs => :grace_seconds) ORDER BY id LIMIT :limit"
+)
+
+
+def find_unrelayed_events(connection: Connection, grace_seconds: float, limit: int) -> list[int]:
+    """Events the dispatcher has not received yet, though they were written a while ago (the enqueue after
+    commit failed, the process died first, or the queue lost the record). They stay unrelayed until the
+    dispatcher takes them (`take_event`, in the same transaction as their deliveries), so whatever
+    happens to a queue record the event is offered again: at least once, never lost."""
+    rows = connection.execute(_FIND_UNRELAYED, {"grace_seconds": grace_seconds, "limit": limit})
+    return [row.id for row in rows]

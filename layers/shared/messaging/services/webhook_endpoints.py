@@ -1,0 +1,122 @@
+"""Customer webhook endpoints: register (the secret is shown once), list, change, delete; their delivery
+attempts; and delivering one event again now."""
+
+from __future__ import annotations
+
+import base64
+import secrets
+
+from messaging import config, event_queue
+from messaging.config import WebhookTargetSettings
+from messaging.db import webhooks
+from messaging.db.engine import transaction
+from messaging.documents import (
+    webhook_delivery_document,
+    webhook_endpoint_created_document,
+    webhook_endpoint_document,
+)
+from messaging.errors import Conflict, InvalidInput, NotFound
+from messaging.models import Page
+from messaging.observability import logger
+from messaging.pagination import decode_cursor, encode_cursor
+from messaging.webhook_models import (
+    WebhookDeliveryOut,
+    WebhookEndpointCreated,
+    WebhookEndpointIn,
+    WebhookEndpointOut,
+    WebhookEndpointPatch,
+)
+from messaging.webhook_targets import check_url
+
+SECRET_BYTES = 32
+
+
+def new_secret() -> str:
+    """Standard Webhooks' secret format: whsec_ and 32 random bytes in base64."""
+    return "whsec_" + base64.b64encode(secrets.token_bytes(SECRET_BYTES)).decode()
+
+
+def _checked_url(url: str) -> str:
+    return check_url(url, allow_private=config.current(WebhookTargetSettings).webhook_allow_private_targets)
+
+
+def create_endpoint(payload: WebhookEndpointIn) -> WebhookEndpointCreated:
+    url = _checked_url(payload.url)
+    with transaction() as connection:
+        endpoint = webhooks.create_endpoint(connection, url, payload.description, payload.events, new_secret())
+    logger.info("webhook endpoint registered", extra={"endpoint_id": endpoint.id, "events": payload.events})
+    return webhook_endpoint_created_document(endpoint)
+
+
+def list_endpoints(limit: int, cursor: str | None) -> Page[WebhookEndpointOut]:
+    position = decode_cursor(cursor)
+    with transaction() as connection:
+        found = webhooks.list_endpoints(connection, limit + 1, position)
+    next_cursor = encode_cursor(found[limit - 1].created_at, found[limit - 1].id) if len(found) > limit else None
+    return Page[WebhookEndpointOut](
+        items=[webhook_endpoint_document(endpoint) for endpoint in found[:limit]], next_cursor=next_cursor
+    )
+
+
+def get_endpoint(endpoint_id: int) -> WebhookEndpointOut:
+    with transaction() as connection:
+        endpoint = webhooks.get_endpoint(connection, endpoint_id)
+    if endpoint is None:
+        raise NotFound(f"webhook endpoint {endpoint_id} does not exist", field="id")
+    return webhook_endpoint_document(endpoint)
+
+
+def update_endpoint(endpoint_id: int, payload: WebhookEndpointPatch) -> WebhookEndpointOut:
+    changes = payload.model_dump(exclude_unset=True)
+    for name in ("url", "events", "enabled"):
+        if name in changes and changes[name] is None:
+            raise InvalidInput(f"'{name}' cannot be null", field=name)
+    if not changes:
+        raise InvalidInput("give at least one of url, events, enabled", field="body")
+    if "url" in changes:
+        changes["url"] = _checked_url(changes["url"])
+    with transaction() as connection:
+        endpoint = webhooks.update_endpoint(connection, endpoint_id, **changes)
+    if endpoint is None:
+        raise NotFound(f"webhook endpoint {endpoint_id} does not exist", field="id")
+    logger.info("webhook endpoint changed", extra={"endpoint_id": endpoint_id, "fields": sorted(changes)})
+    return webhook_endpoint_document(endpoint)
+
+
+def delete_endpoint(endpoint_id: int) -> None:
+    with transaction() as connection:
+        deleted = webhooks.delete_endpoint(connection, endpoint_id)
+    if not deleted:
+        raise NotFound(f"webhook endpoint {endpoint_id} does not exist", field="id")
+    logger.info("webhook endpoint deleted", extra={"endpoint_id": endpoint_id})
+
+
+def list_deliveries(endpoint_id: int, limit: int, cursor: str | None) -> Page[WebhookDeliveryOut]:
+    position = decode_cursor(cursor)
+    with transaction() as connection:
+        found = webhooks.list_deliveries(connection, endpoint_id, limit + 1, position)
+        if not found and webhooks.get_endpoint(connection, endpoint_id) is None:
+            raise NotFound(f"webhook endpoint {endpoint_id} does not exist", field="id")
+    last = found[limit - 1] if len(found) > limit else None
+    return Page[WebhookDeliveryOut](
+        items=[webhook_delivery_document(delivery) for delivery in found[:limit]],
+        next_cursor=None if last is None else encode_cursor(last.created_at, last.id),
+    )
+
+
+def retry_delivery(delivery_id: int) -> WebhookDeliveryOut:
+    """Deliver that event to that endpoint again now (one more attempt; a pending delivery keeps its retry
+    window). If the enqueue fails the delivery is still due, and the sweep enqueues it."""
+    with transaction() as connection:
+        current = webhooks.get_delivery(connection, delivery_id)
+        if current is None:
+            raise NotFound(f"webhook delivery {delivery_id} does not exist", field="id")
+        if not current.endpoint_enabled:
+            raise Conflict(f"webhook endpoint {current.endpoint_id} is disabled; enable it first", field="id")
+        delivery = webhooks.retry_now(connection, delivery_id)
+    assert delivery is not None  # noqa: S101 - read in the same transaction
+    try:
+        event_queue.enqueue_deliveries([delivery_id])
+    except Exception:
+        logger.warning("could not enqueue a manual retry; the sweep will", extra={"delivery_id": delivery_id})
+    return webhook_delivery_document(delivery)

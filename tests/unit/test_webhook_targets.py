@@ -1,0 +1,115 @@
+"""SSRF: which webhook targets are refused, however the address is spelled or wherever the name points."""
+
+from __future__ import annotations
+
+import ipaddress
+
+import pytest
+
+from messaging import webhook_targets
+from messaging.errors import InvalidInput
+from messaging.webhook_targets import TargetRefused, check_url, is_public, resolve_target
+
+REFUSED_URLS = [
+    "https://127.0.0.1/hook",
+    "https://127.1/hook",  # short form
+    "https://2130706433/hook",  # decimal
+    "https://0177.0.0.1/hook",  # octal
+    "https://0x7f.0.0.1/hook",  # hexadecimal
+    "https://017700000001/hook",  # one octal number
+    "https://localhost/hook",
+    "https://10.0.0.8/hook",
+    "https://172.16.5.4/hook",
+    "https://192.168.1.1/hook",
+    "https://169.254.169.254/latest/meta-data/",  # the instance metadata service
+    "https://100.64.0.1/hook",  # shared address space (carrier NAT)
+    "https://0.0.0.0/hook",
+    "https://224.0.0.1/hook",  # multicast
+    "https://240.0.0.1/hook",  # reserved
+    "https://255.255.255.255/hook",
+    "https://198.18.0.1/hook",  # benchmarking
+    "https://[::1]/hook",
+    "https://[::]/hook",
+    "https://[::ffff:127.0.0.1]/hook",  # IPv4-mapped
+    "https://[::ffff:a9fe:a9fe]/hook",  # IPv4-mapped metadata service, in hex
+    "https://[fe80::1]/hook",  # link-local
+    "https://[fc00::1]/hook",  # unique local
+    "https://[ff02::1]/hook",  # multicast
+    "https://[64:ff9b::a9fe:a9fe]/hook",  # NAT64 of 169.254.169.254
+    "https://[2002:7f00:1::]/hook",  # 6to4 of 127.0.0.1
+]
+
+
+@pytest.mark.parametrize("url", REFUSED_URLS)
+def test_private_loopback_link_local_multicast_and_reserved_targets_are_refused(url):
+    with pytest.raises(InvalidInput) as refused:
+        check_url(url, allow_private=False)
+    assert refused.value.field == "url"
+
+
+@pytest.mark.parametrize(
+    "address", ["93.184.216.34", "8.8.8.8", "2606:4700:4700::1111", "64:ff9b::5db8:d822", "::ffff:93.184.216.34"]
+)
+def test_public_addresses_are_allowed(address):
+    assert is_public(ipaddress.ip_address(address))
+
+
+def test_a_public_literal_is_accepted():
+    assert check_url("https://93.184.216.34/hook?x=1", allow_private=False) == "https://93.184.216.34/hook?x=1"
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://93.184.216.34/hook",  # https only
+        "ftp://93.184.216.34/hook",
+        "https:///hook",
+        "https://user:secret@93.184.216.34/hook",
+        "https://93.184.216.34/ho ok",
+        "https://93.184.216.34:99999/hook",
+        "https://93.184.216.34/hook#fragment",
+        "https://93.184.216.34/" + "a" * 3000,
+    ],
+)
+def test_malformed_or_plain_http_urls_are_refused(url):
+    with pytest.raises(InvalidInput):
+        check_url(url, allow_private=False)
+
+
+def test_a_name_resolving_to_a_private_address_is_refused(monkeypatch):
+    monkeypatch.setattr(webhook_targets, "resolver", lambda _host, _port: ["10.1.2.3"])
+    with pytest.raises(InvalidInput, match="non-public"):
+        check_url("https://hooks.customer.example/x", allow_private=False)
+
+
+def test_a_name_resolving_to_a_public_and_a_private_address_is_refused(monkeypatch):
+    monkeypatch.setattr(webhook_targets, "resolver", lambda _host, _port: ["93.184.216.34", "127.0.0.1"])
+    with pytest.raises(TargetRefused):
+        resolve_target("https://hooks.customer.example/x", allow_private=False)
+
+
+def test_an_unresolvable_name_is_refused(monkeypatch):
+    def fail(_host, _port):
+        raise OSError("Name or service not known")
+
+    monkeypatch.setattr(webhook_targets, "resolver", fail)
+    with pytest.raises(InvalidInput, match="does not resolve"):
+        check_url("https://nowhere.invalid/x", allow_private=False)
+
+
+def test_allowing_private_targets_lifts_the_address_check_and_the_https_rule_only():
+    assert check_url("http://127.0.0.1:8080/hook", allow_private=True)
+    with pytest.raises(InvalidInput):
+        check_url("ftp://127.0.0.1/hook", allow_private=True)
+
+
+def test_a_delivery_to_a_refused_address_makes_no_connection():
+    result = webhook_targets.post(
+        "https://169.254.169.254/latest/meta-data/",
+        b"{}",
+        {},
+        allow_private=False,
+        connect_timeout=1,
+        total_timeout=1,
+    )
+    assert result.status_code is None and result.error is not None and result.error.startswith("refused")
