@@ -45,6 +45,27 @@ class Settings(BaseModel):
     email_webhook_secret_arn: str | None = Field(None, alias="EMAIL_WEBHOOK_SECRET_ARN")
     webhook_tolerance_seconds: int = Field(300, alias="WEBHOOK_TOLERANCE_SECONDS", ge=1, le=3600)
 
+    # Compliance (README "Keywords and suppressions", "Segments", "Throttling").
+    stop_reply_text: str = Field(
+        "You have been unsubscribed and will receive no further messages from this number. Reply START to"
+        " resubscribe.",
+        alias="STOP_REPLY_TEXT",
+        min_length=1,
+    )
+    start_reply_text: str = Field(
+        "You have been resubscribed to messages from this number. Reply STOP to unsubscribe, HELP for help.",
+        alias="START_REPLY_TEXT",
+        min_length=1,
+    )
+    help_reply_text: str = Field(
+        "Reply STOP to unsubscribe, START to resubscribe. Msg&data rates may apply.",
+        alias="HELP_REPLY_TEXT",
+        min_length=1,
+    )
+    max_sms_segments: int = Field(10, alias="MAX_SMS_SEGMENTS", ge=1, le=100)
+    # Messages per second each sender may hand to the provider; 0 means no limit.
+    sender_rate_per_second: float = Field(0.0, alias="SENDER_RATE_PER_SECOND", ge=0, le=10_000)
+
     # Request limits.
     max_request_bytes: int = Field(256 * 1024, alias="MAX_REQUEST_BYTES", ge=1024)
 

@@ -26,6 +26,8 @@ def message_document(message: Message) -> MessageOut:
             "last_error": message.last_error,
             "created_at": message.created_at,
             "updated_at": message.updated_at,
+            "encoding": message.encoding,
+            "segments": message.segments,
         }
     )
 

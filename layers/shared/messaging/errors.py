@@ -66,3 +66,9 @@ class RequestInFlight(Conflict):
 
     def headers(self) -> dict[str, str]:
         return {"Retry-After": "1"}
+
+
+class RecipientOptedOut(InvalidInput):
+    """The recipient is suppressed for this sender (opted out, bounced, complained, or blocked)."""
+
+    code = "recipient_opted_out"

@@ -43,6 +43,8 @@ def _message(row: Row[Any]) -> Message:
         last_error=row.last_error,
         created_at=row.created_at,
         updated_at=row.updated_at,
+        encoding=row.encoding,
+        segments=row.segments,
     )
 
 
@@ -117,12 +119,14 @@ _STORE_MESSAGE = text(
         ), inserted AS (
             INSERT INTO messages (
                 id, conversation_id, direction, type, from_address, to_address, body, attachments,
-                message_timestamp, status, provider, provider_message_id, next_attempt_at
+                message_timestamp, status, provider, provider_message_id, next_attempt_at,
+                encoding, segments
             )
             SELECT new_message.id, conversation.id, CAST(:direction AS text), CAST(:type AS text),
                    CAST(:from_address AS text), CAST(:to_address AS text), CAST(:body AS text),
                    CAST(:attachments AS jsonb), CAST(:timestamp AS timestamptz), CAST(:status AS text),
-                   CAST(:provider AS text), CAST(:provider_message_id AS text), CAST(:next_attempt_at AS timestamptz)
+                   CAST(:provider AS text), CAST(:provider_message_id AS text), CAST(:next_attempt_at AS timestamptz),
+                   CAST(:encoding AS text), CAST(:segments AS integer)
             FROM new_message, conversation
             ON CONFLICT (provider, provider_message_id) DO NOTHING
             RETURNING id, conversation_id
@@ -156,6 +160,8 @@ def store_message(connection: Connection, message: NewMessage) -> StoredMessage:
         "provider": message.provider,
         "provider_message_id": message.provider_message_id,
         "next_attempt_at": message.next_attempt_at,
+        "encoding": message.encoding,
+        "segments": message.segments,
     }
     row = connection.execute(_STORE_MESSAGE, parameters).first()
     if row is None:

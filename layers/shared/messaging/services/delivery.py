@@ -17,6 +17,7 @@ from messaging.domain import Message
 from messaging.observability import logger, metrics
 from messaging.providers import Accepted, OutboundEnvelope, ProviderError, provider_for
 from messaging.services.retry_policy import backoff_seconds
+from messaging.services.suppressions import OPTED_OUT, deliver_unless_suppressed
 
 
 class MessageVanished(LookupError):
@@ -38,10 +39,24 @@ def attempt(message: Message) -> Message:
     """One provider attempt for a leased pending message; returns the message with the outcome recorded."""
     provider = provider_for(message.type)
     try:
-        accepted = provider.send(envelope_of(message))
+        accepted = deliver_unless_suppressed(message, lambda: provider.send(envelope_of(message)))
     except ProviderError as error:
         return _record_failure(message, error)
+    if accepted is None:
+        return _record_opted_out(message)
     return _record_success(message, accepted)
+
+
+def _record_opted_out(message: Message) -> Message:
+    """The recipient opted out after the message was stored: it fails without reaching the provider (no
+    dead letter: redriving it could only fail again)."""
+    with transaction() as connection:
+        failed = repository.mark_failed(connection, message.id, OPTED_OUT)
+    if failed is None:
+        return _settled_elsewhere(message.id)
+    metrics.add_metric(name="MessagesFailed", unit="Count", value=1)
+    logger.warning("message failed: recipient opted out", extra={"message_id": message.id})
+    return failed
 
 
 def _record_success(message: Message, accepted: Accepted) -> Message:

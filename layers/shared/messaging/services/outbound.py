@@ -9,18 +9,24 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 
+from sqlalchemy import Connection
+
+from messaging import queue
 from messaging.config import get_settings
 from messaging.db import repository
+from messaging.db import suppressions as suppression_store
 from messaging.db.engine import transaction
 from messaging.documents import message_document
 from messaging.domain import IdempotencyRecord, NewMessage, StoredMessage
 from messaging.errors import Conflict, InvalidInput, RequestInFlight, ServiceUnavailable
 from messaging.models import MessageOut, MessageStatus, Provider, SendEmail, SendSms
 from messaging.observability import logger, metrics
+from messaging.segments import count_segments
 from messaging.services.delivery import attempt
+from messaging.services.suppressions import ensure_sendable
 
 # What may go wrong once the message is committed without the request failing: the database (or the network
 # to it) becoming unavailable. The message stays `queued`, and the retry consumer or the sweep finishes it.
@@ -39,7 +45,21 @@ class SendResult:
 
 
 def send_sms(payload: SendSms, idempotency_key: str | None = None) -> SendResult:
-    return _send(SMS_ROUTE, payload, _new_message(payload, payload.type, Provider.SMS), idempotency_key)
+    message = with_segments(_new_message(payload, payload.type, Provider.SMS))
+    limit = get_settings().max_sms_segments
+    if message.type == "sms" and (message.segments or 0) > limit:
+        raise InvalidInput(
+            f"body needs {message.segments} {message.encoding} segments; at most {limit} are allowed", field="body"
+        )
+    return _send(SMS_ROUTE, payload, message, idempotency_key)
+
+
+def with_segments(message: NewMessage) -> NewMessage:
+    """An SMS/MMS with its encoding and segment count (an MMS travels as one message whatever its body)."""
+    if message.type == "email":
+        return message
+    counted = count_segments(message.body)
+    return replace(message, encoding=counted.encoding, segments=1 if message.type == "mms" else counted.segments)
 
 
 def send_email(payload: SendEmail, idempotency_key: str | None = None) -> SendResult:
@@ -82,15 +102,62 @@ def _send(route: str, payload: SendSms | SendEmail, message: NewMessage, idempot
             if claimed is None:
                 twin = repository.find_idempotency_key(connection, route, idempotency_key)
                 return _replay(twin, fingerprint)
-        stored = repository.store_message(connection, message)
+        outbound = store_outbound(connection, message)
+        stored = outbound.stored
         if idempotency_key is not None:
             repository.link_idempotency_key(connection, route, idempotency_key, stored.id)
     logger.append_keys(message_id=stored.id, conversation_id=stored.conversation_id)
     metrics.add_metric(name="MessagesQueued", unit="Count", value=1)
-    document = _first_attempt(stored, message)
+    document = dispatch(outbound)
     if idempotency_key is not None:
         _remember_response(route, idempotency_key, document)
     return SendResult(message=document)
+
+
+@dataclass(frozen=True)
+class StoredOutbound:
+    message: NewMessage
+    stored: StoredMessage
+    throttled: bool  # waits for its sender's slot: no attempt now
+
+
+def store_outbound(connection: Connection, message: NewMessage) -> StoredOutbound:
+    """Store an outbound message in the caller's transaction: its sender's next slot (throttling) first,
+    then the suppression check, then the row. Locks are always taken in this order (sender slot, recipient,
+    conversation), by sends and by opt-out keywords alike, so they never deadlock."""
+    slot = reserve_slot(connection, message.from_address)
+    if slot is not None:
+        message = replace(message, next_attempt_at=slot)
+    ensure_sendable(connection, message)
+    return StoredOutbound(message, repository.store_message(connection, message), throttled=slot is not None)
+
+
+def reserve_slot(connection: Connection, sender: str) -> datetime | None:
+    """Beyond SENDER_RATE_PER_SECOND, the instant the sender's next message may go (None: now)."""
+    rate = get_settings().sender_rate_per_second
+    if rate <= 0:
+        return None
+    slot, now = suppression_store.reserve_sender_slot(connection, sender, 1.0 / rate)
+    return slot if slot > now else None
+
+
+def dispatch(outbound: StoredOutbound) -> MessageOut:
+    """After the commit: the first attempt now, or, for a throttled message, a retry due at its slot."""
+    if outbound.throttled:
+        return _schedule_throttled(outbound.stored, outbound.message)
+    return _first_attempt(outbound.stored, outbound.message)
+
+
+def _schedule_throttled(stored: StoredMessage, message: NewMessage) -> MessageOut:
+    pending = message.as_stored(stored.id, stored.conversation_id, at=datetime.now(UTC))
+    due = message.next_attempt_at or datetime.now(UTC)
+    try:
+        queue.schedule_retry(stored.id, (due - datetime.now(UTC)).total_seconds())
+    except Exception:
+        # Not lost: the message stays `queued` with its due time, and the sweep picks up overdue sends.
+        logger.exception("could not enqueue a throttled send; the sweep will pick it up")
+    metrics.add_metric(name="SendsThrottled", unit="Count", value=1)
+    return message_document(pending)
 
 
 def _first_attempt(stored: StoredMessage, message: NewMessage) -> MessageOut:
