@@ -2,6 +2,7 @@
 
 import json
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 
@@ -192,6 +193,7 @@ def test_concurrent_stop_and_sends_none_reaches_the_provider_after_the_stop_comm
     confirmation: list[int] = []
 
     def observed_send(self, envelope):
+        time.sleep(0.02)  # a provider takes a while: widens the window an opt-out could slip into
         accepted = original(self, envelope)
         committed = db.scalar("SELECT confirmation_message_id FROM suppressions")
         if committed is not None and str(committed) != envelope.idempotency_token:
