@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 import json
 import os
+import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -150,23 +151,48 @@ def sample_body(name: str) -> dict[str, Any]:
 
 @pytest.fixture
 def invoke(database_url: str, application: template.Application) -> Callable[..., dict[str, Any]]:
-    """Call a function's handler in-process, as Lambda would, and return its response."""
+    """Call a function's handler in this process, as Lambda would, and return its response.
+
+    The test process is one execution environment: one invocation at a time (Powertools keeps the
+    current request on a class shared by the process). Tests that invoke concurrently use
+    `concurrent_invoke`, whose environments are worker processes."""
 
     def call(function: str, event: dict[str, Any]) -> dict[str, Any]:
         spec = application.functions[function]
         context = LambdaContext(function_name=function, timeout_seconds=spec.timeout)
-        return _environments(application, function).invoke(event, context)
+        if not _IN_PROCESS.acquire(blocking=False):
+            raise RuntimeError("invoke is one invocation at a time: use concurrent_invoke from threads")
+        try:
+            return template.load_handler(spec)(event, context)
+        finally:
+            _IN_PROCESS.release()
 
     return call
 
 
-_ENVIRONMENTS: dict[str, template.ExecutionEnvironments] = {}
+_IN_PROCESS = threading.Lock()
 
 
-def _environments(application: template.Application, function: str) -> template.ExecutionEnvironments:
-    if function not in _ENVIRONMENTS:
-        _ENVIRONMENTS[function] = template.ExecutionEnvironments(application.functions[function])
-    return _ENVIRONMENTS[function]
+@pytest.fixture
+def concurrent_invoke(database_url: str, application: template.Application) -> Iterator[Callable[..., Any]]:
+    """Invoke a function in the runner's execution environments (worker processes, up to 4 per function)
+    from any number of threads. Each worker starts with this process's environment at that moment, so
+    call `configure` first."""
+    from infra.local_runner.sandbox import ExecutionEnvironments
+
+    environments: dict[str, ExecutionEnvironments] = {}
+    lock = threading.Lock()
+
+    def call(function: str, event: dict[str, Any]) -> Any:
+        spec = application.functions[function]
+        with lock:
+            if function not in environments:
+                environments[function] = ExecutionEnvironments(spec, limit=4)
+        return environments[function].invoke(event, LambdaContext(function_name=function, timeout_seconds=30))
+
+    yield call
+    for environment in environments.values():
+        environment.stop()
 
 
 def response_json(response: dict[str, Any]) -> Any:

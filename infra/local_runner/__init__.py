@@ -1,4 +1,5 @@
-"""Docker-free local runner: serves template.yaml's HttpApi routes and drives its SQS consumers in-process."""
+"""Docker-free local runner: serves template.yaml's HttpApi routes and drives its SQS consumers and schedules,
+invoking every function in execution environments that are worker processes, as Lambda does."""
 
 import sys
 from pathlib import Path

@@ -12,7 +12,7 @@ from types import FrameType
 from infra.local_runner import template
 from infra.local_runner.apigw import LambdaContext
 from infra.local_runner.environment import prepare
-from infra.local_runner.server import Gateway, LocalHttpServer
+from infra.local_runner.server import Gateway, serve
 from infra.local_runner.sqs import EventSourceMapping
 
 log = logging.getLogger("local_runner")
@@ -75,10 +75,9 @@ def main() -> int:
         )
 
     host, port = os.environ.get("HOST", "127.0.0.1"), int(os.environ.get("PORT", "8080"))
-    server = LocalHttpServer((host, port), gateway)
     for worker in workers:
         worker.start()
-    base = f"http://{host}:{server.server_address[1]}"
+    base = f"http://{host}:{port}"
     log.info(
         "serving %d routes on %s (Swagger UI: %s/swagger, OpenAPI: %s/openapi.json)",
         len(application.routes),
@@ -89,14 +88,15 @@ def main() -> int:
     log.info("database: %s", environment.database_url.split("@")[-1])
     log.info("SQS: %s", ", ".join(f"{name} {url}" for name, url in environment.queue_urls.items()))
     try:
-        server.serve_forever(poll_interval=0.5)
+        serve(gateway, host, port)
     except KeyboardInterrupt:
-        log.info("stopping")
+        pass  # uvicorn re-raises the signal that stopped it once it has shut down
     finally:
+        log.info("stopping")
         stop.set()
-        server.server_close()
         for worker in workers:
             worker.join(timeout=5)
+        gateway.stop()
         environment.close()
     return 0
 

@@ -1,4 +1,5 @@
-"""Embedded SQS (moto's threaded server) and Lambda's SQS event source mapping, driven in-process."""
+"""Embedded SQS (moto's threaded server) and Lambda's SQS event source mapping (invoking through the runner's
+execution environments)."""
 
 from __future__ import annotations
 

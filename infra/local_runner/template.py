@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
-import importlib.util
 import re
 import sys
-import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
 from typing import Any
 
 import yaml
+
+from infra.local_runner.worker import import_handler, module_name
 
 ROOT = Path(__file__).resolve().parents[2]
 TEMPLATE = ROOT / "template.yaml"
@@ -86,6 +86,7 @@ class Function:
     handler: str
     timeout: int
     environment: dict[str, Any] = field(default_factory=dict)
+    reserved_concurrency: int | None = None  # ReservedConcurrentExecutions: its most concurrent invocations
 
 
 @dataclass
@@ -111,6 +112,10 @@ def _rate_seconds(expression: str) -> float:
         raise ValueError(f"unsupported schedule expression {expression!r}")
     amount, unit = int(found.group(1)), found.group(2)
     return amount * {"second": 1, "minute": 60, "hour": 3600}[unit.rstrip("s")]
+
+
+def _optional_int(value: Any) -> int | None:
+    return int(value) if isinstance(value, (int, str)) else None  # a !Ref or !If stays unset
 
 
 def _ref_name(value: Any) -> str:
@@ -150,6 +155,7 @@ def load(template_path: Path = TEMPLATE) -> Application:
             handler=properties.get("Handler", function_globals.get("Handler", "app.lambda_handler")),
             timeout=int(properties.get("Timeout", function_globals.get("Timeout", 3))),
             environment=environment,
+            reserved_concurrency=_optional_int(properties.get("ReservedConcurrentExecutions")),
         )
         for event in (properties.get("Events") or {}).values():
             event_properties = event.get("Properties", {})
@@ -178,60 +184,11 @@ def load(template_path: Path = TEMPLATE) -> Application:
     return Application(functions, routes, sqs_sources, schedules, queues, parameter_defaults)
 
 
-_loading = threading.RLock()
-
-
-def load_handler(function: Function, environment_number: int = 1) -> Any:
-    """Import a function's handler from its CodeUri under a unique module name, with the layer importable.
-
-    Each `environment_number` is a separate import of the handler module, as each Lambda execution
-    environment has its own (Powertools' resolver keeps per-request state on its module-level app)."""
-    if str(LAYER) not in sys.path:
-        sys.path.insert(0, str(LAYER))
-    module_file, attribute = function.handler.rsplit(".", 1)
-    module_name = f"lambda_{function.name}_{module_file}" + (f"_{environment_number}" if environment_number > 1 else "")
-    with _loading:  # concurrent first invocations must not see a half-imported module
-        module = sys.modules.get(module_name)
-        if module is None:
-            spec = importlib.util.spec_from_file_location(module_name, function.code_uri / f"{module_file}.py")
-            assert spec is not None and spec.loader is not None
-            module = importlib.util.module_from_spec(spec)
-            sys.modules[module_name] = module  # before running it, as imports do (pydantic looks it up)
-            try:
-                spec.loader.exec_module(module)
-            except BaseException:
-                del sys.modules[module_name]
-                raise
-    return getattr(module, attribute)
-
-
-class ExecutionEnvironments:
-    """Invokes a function as Lambda does: one invocation at a time per execution environment, a new
-    environment (a fresh import of the handler module) when all existing ones are busy, reused afterwards."""
-
-    def __init__(self, function: Function) -> None:
-        self.function = function
-        self._idle: list[Any] = []
-        self._created = 0
-        self._lock = threading.Lock()
-
-    def invoke(self, event: Any, context: Any) -> Any:
-        handler = self._acquire()
-        try:
-            return handler(event, context)
-        finally:
-            with self._lock:
-                self._idle.append(handler)
-
-    def _acquire(self) -> Any:
-        with self._lock:
-            if self._idle:
-                return self._idle.pop()
-            self._created += 1
-            environment = self._created
-        return load_handler(self.function, environment)
+def load_handler(function: Function) -> Any:
+    """Import a function's handler into this process (one execution environment: one invocation at a time)."""
+    return import_handler(function.code_uri, function.handler, module_name(function.name, function.handler))
 
 
 def load_module(function: Function) -> ModuleType:
     load_handler(function)
-    return sys.modules[f"lambda_{function.name}_{function.handler.rsplit('.', 1)[0]}"]
+    return sys.modules[module_name(function.name, function.handler)]

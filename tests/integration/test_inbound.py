@@ -95,9 +95,9 @@ def test_the_same_provider_id_on_another_channel_is_a_different_message(invoke, 
     assert db.scalar("SELECT count(*) FROM messages") == 2
 
 
-def test_concurrent_first_messages_of_a_new_pair_create_one_conversation(invoke, db, wide_pool):
+def test_concurrent_first_messages_of_a_new_pair_create_one_conversation(concurrent_invoke, db):
     def send(index):
-        return webhook(invoke, "inbound_sms-sms", messaging_provider_id=f"burst-{index}")
+        return webhook(concurrent_invoke, "inbound_sms-sms", messaging_provider_id=f"burst-{index}")
 
     with ThreadPoolExecutor(max_workers=50) as pool:
         responses = list(pool.map(send, range(50)))
@@ -108,9 +108,9 @@ def test_concurrent_first_messages_of_a_new_pair_create_one_conversation(invoke,
     assert db.scalar("SELECT count(*) FROM messages") == 50
 
 
-def test_concurrent_identical_webhooks_store_one_message(invoke, db, wide_pool):
+def test_concurrent_identical_webhooks_store_one_message(concurrent_invoke, db):
     with ThreadPoolExecutor(max_workers=50) as pool:
-        responses = list(pool.map(lambda _: webhook(invoke, "inbound_sms-sms"), range(50)))
+        responses = list(pool.map(lambda _: webhook(concurrent_invoke, "inbound_sms-sms"), range(50)))
     assert {response["statusCode"] for response in responses} == {200}
     assert len({response_json(response)["id"] for response in responses}) == 1
     assert sum(not response_json(response)["duplicate"] for response in responses) == 1

@@ -5,6 +5,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from tests.conftest import response_json, sample_body, sample_event
+from tests.integration.conftest import sqs_event
 
 
 def crash(*_args, **_kwargs):
@@ -146,12 +147,17 @@ def test_duplicate_sqs_delivery_does_nothing(invoke, db, queues, configure, retr
     assert db.rows("SELECT replay_count FROM mock_provider_deliveries") == [{"replay_count": 0}]
 
 
-def test_concurrent_duplicate_retries_attempt_once(invoke, db, queues, configure, retry_consumer):
+def test_concurrent_duplicate_retries_attempt_once(invoke, concurrent_invoke, db, queues, configure):
     configure(MOCK_SMS_FAULTS="500", RETRY_BASE_SECONDS=0, RETRY_MAX_SECONDS=0)
     message = response_json(send(invoke))
     make_due(db, message["id"])
+    configure(MOCK_SMS_FAULTS=None)  # a fault script runs in each execution environment: the retries succeed
     with ThreadPoolExecutor(max_workers=8) as pool:
-        list(pool.map(lambda _: retry_consumer([retry_record(message["id"])]), range(8)))
+        list(
+            pool.map(
+                lambda _: concurrent_invoke("SendRetryFunction", sqs_event([retry_record(message["id"])])), range(8)
+            )
+        )
     assert db.scalar("SELECT attempts FROM messages") == 2
     assert db.rows("SELECT replay_count FROM mock_provider_deliveries") == [{"replay_count": 0}]
 
@@ -228,7 +234,7 @@ def test_consumer_dying_after_provider_acceptance_is_redelivered_without_a_secon
 
 
 def test_chaos_every_message_ends_sent_or_failed_and_each_sent_one_is_delivered_once(
-    invoke, db, queues, configure, drain
+    concurrent_invoke, db, queues, configure, drain
 ):
     configure(
         MOCK_SMS_FAULTS="429=0.3,500=0.1",
@@ -244,7 +250,7 @@ def test_chaos_every_message_ends_sent_or_failed_and_each_sent_one_is_delivered_
     def one(index):
         name = names[index % 3]
         recipient = {"to": f"+1415555{index:04d}"} if name != "send_message-email" else {"to": f"c{index}@example.com"}
-        return send(invoke, name, **recipient)
+        return send(concurrent_invoke, name, **recipient)
 
     with ThreadPoolExecutor(max_workers=8) as pool:
         responses = list(pool.map(one, range(210)))
@@ -321,9 +327,9 @@ def test_expired_idempotency_key_starts_afresh(invoke, db, queues):
     assert db.scalar("SELECT count(*) FROM idempotency_keys") == 1
 
 
-def test_concurrent_sends_with_one_idempotency_key_make_one_message(invoke, db, queues, wide_pool):
+def test_concurrent_sends_with_one_idempotency_key_make_one_message(concurrent_invoke, db, queues):
     with ThreadPoolExecutor(max_workers=50) as pool:
-        responses = list(pool.map(lambda _: send(invoke, headers={"Idempotency-Key": "burst"}), range(50)))
+        responses = list(pool.map(lambda _: send(concurrent_invoke, headers={"Idempotency-Key": "burst"}), range(50)))
     statuses = sorted({response["statusCode"] for response in responses})
     assert set(statuses) <= {202, 409}
     assert 202 in statuses

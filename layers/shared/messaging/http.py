@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import base64
 import json
-import threading
 from collections.abc import Callable, Mapping
 from http import HTTPStatus
 from typing import Any
@@ -192,23 +191,8 @@ def _field_of(location: tuple[Any, ...]) -> str | None:
     return ".".join(str(part) for part in location) or None
 
 
-_request = threading.local()
-
-
 class MessagingApi(APIGatewayHttpResolver):
     """The HTTP API resolver every function uses: validation on, one JSON error shape everywhere."""
-
-    # Powertools keeps the current event on its BaseRouter class, shared by every resolver in the process.
-    # Lambda runs one invocation at a time per process, but the local runner and the tests invoke handlers
-    # from many threads at once: the event is kept per thread, so concurrent requests never read each
-    # other's body, path or headers.
-    @property
-    def current_event(self) -> Any:
-        return _request.event
-
-    @current_event.setter
-    def current_event(self, value: Any) -> None:
-        _request.event = value
 
     def __init__(self, webhook_verifier: Callable[[], WebhookVerifier | None] | None = None) -> None:
         """`webhook_verifier` gives the signature verifier of a webhook function (None: unsigned)."""
@@ -223,17 +207,15 @@ class MessagingApi(APIGatewayHttpResolver):
 
     def resolve(self, event: Mapping[str, Any], context: Any) -> dict[str, Any]:
         request = dict(event)
-        _request.event = self._to_proxy_event(request)
+        proxy_event: Any = self._to_proxy_event(request)
         try:
-            route = self._route_for(_request.event)
+            route = self._route_for(proxy_event)
             if route is not None:  # otherwise the resolver answers 404 or 405, before any body check
                 verifier = self._webhook_verifier() if self._webhook_verifier is not None else None
                 _check_envelope(request, verifier)
-                _check_query(_request.event, route)
+                _check_query(proxy_event, route)
         except DomainError as error:
-            return ResponseBuilder(self._domain_error(error)).build(_request.event)
-        if request != event:  # a base64 body was decoded, or headers canonicalized: the event must say so
-            _request.event = self._to_proxy_event(request)
+            return ResponseBuilder(self._domain_error(error)).build(proxy_event)
         return super().resolve(request, context)
 
     def _route_for(self, event: Any) -> Any:
