@@ -1,7 +1,6 @@
 """Keywords, suppressions on every send, the STOP/send race, encoding and segments, per-sender throttling."""
 
 import json
-import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
@@ -190,7 +189,6 @@ def test_concurrent_stop_and_sends_none_reaches_the_provider_after_the_stop_comm
 
     original = MockProvider.send
     late: list[int] = []
-    confirmation: list[int] = []
 
     def observed_send(self, envelope):
         time.sleep(0.02)  # a provider takes a while: widens the window an opt-out could slip into
@@ -201,7 +199,6 @@ def test_concurrent_stop_and_sends_none_reaches_the_provider_after_the_stop_comm
         return accepted
 
     monkeypatch.setattr(MockProvider, "send", observed_send)
-    start = threading.Barrier(9)
 
     def one_send(index):
         if index == 20:
@@ -211,7 +208,6 @@ def test_concurrent_stop_and_sends_none_reaches_the_provider_after_the_stop_comm
 
     with ThreadPoolExecutor(max_workers=8) as pool:
         responses = [r for r in pool.map(one_send, range(51)) if r is not None]
-    del start, confirmation
     assert late == []
     statuses = {response["statusCode"] for response in responses}
     assert statuses <= {202, 422}
@@ -292,7 +288,7 @@ def test_a_burst_from_one_sender_is_spread_at_its_rate(invoke, db, queues, confi
     queued = burst[1:]
     assert {message["status"] for message in queued} == {"queued"}
     due = [datetime.fromisoformat(message["next_attempt_at"]) for message in queued]
-    assert [(later - earlier).total_seconds() for earlier, later in zip(due, due[1:])] == [0.5] * 48
+    assert [(later - earlier).total_seconds() for earlier, later in zip(due, due[1:], strict=False)] == [0.5] * 48
     stored = [
         row["next_attempt_at"]
         for row in db.rows("SELECT next_attempt_at FROM messages WHERE status = 'queued' ORDER BY id")

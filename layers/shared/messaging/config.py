@@ -47,8 +47,7 @@ class Settings(BaseModel):
 
     # Compliance (README "Keywords and suppressions", "Segments", "Throttling").
     stop_reply_text: str = Field(
-        "You have been unsubscribed and will receive no further messages from this number. Reply START to"
-        " resubscribe.",
+        "You have been unsubscribed and will receive no further messages from this number. Reply START to resubscribe.",
         alias="STOP_REPLY_TEXT",
         min_length=1,
     )

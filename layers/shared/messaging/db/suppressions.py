@@ -15,6 +15,7 @@ from typing import Any
 from sqlalchemy import Connection, Row, delete, select, text
 
 from messaging.db.events import remember_written
+from messaging.db.repository import _compact
 from messaging.db.schema import message_events, suppressions
 from messaging.domain import Suppression
 
@@ -44,7 +45,7 @@ def lock_address(connection: Connection, address: str, *, exclusive: bool) -> No
 
 
 _BLOCKING = text(
-    " ".join(
+    _compact(
         """
     SELECT * FROM suppressions
     WHERE address = :address AND (sender IS NULL OR sender = :sender)
@@ -53,7 +54,7 @@ _BLOCKING = text(
           WHERE confirmed.address = :address AND confirmed.confirmation_message_id = CAST(:message_id AS bigint)
       )
     ORDER BY id LIMIT 1
-    """.split()
+    """
     )
 )
 
@@ -68,14 +69,14 @@ def blocking_suppression(
 
 
 _ADD = text(
-    " ".join(
+    _compact(
         """
     INSERT INTO suppressions AS s (address, sender, source, reason, confirmation_message_id)
     VALUES (:address, :sender, :source, :reason, CAST(:confirmation_message_id AS bigint))
     ON CONFLICT (address, sender) DO UPDATE
         SET confirmation_message_id = COALESCE(EXCLUDED.confirmation_message_id, s.confirmation_message_id)
     RETURNING *, (xmax = 0) AS created
-    """.split()
+    """
     )
 )
 
@@ -169,14 +170,14 @@ def record_suppression_event(
 
 
 _RESERVE_SLOT = text(
-    " ".join(
+    _compact(
         """
     INSERT INTO sender_slots AS s (sender, next_free_at)
     VALUES (:sender, clock_timestamp() + make_interval(secs => :spacing))
     ON CONFLICT (sender) DO UPDATE
         SET next_free_at = GREATEST(s.next_free_at, clock_timestamp()) + make_interval(secs => :spacing)
     RETURNING s.next_free_at - make_interval(secs => :spacing) AS slot, clock_timestamp() AS now
-    """.split()
+    """
     )
 )
 
