@@ -234,12 +234,17 @@ def test_rules_over_several_fields_name_the_field_at_fault(invoke, db, name, cha
 
 def _every_route_event(route, query):
     path = re.sub(r"\{\w+\}", "1", route.path)
-    body = {
-        "/api/webhooks/sms": SMS,
-        "/api/webhooks/email": EMAIL,
-        "/api/messages/sms": SEND_SMS,
-        "/api/messages/email": SEND_EMAIL,
-    }.get(route.path)
+    body = (
+        {
+            "/api/webhooks/sms": SMS,
+            "/api/webhooks/email": EMAIL,
+            "/api/messages/sms": SEND_SMS,
+            "/api/messages/email": SEND_EMAIL,
+            "/api/suppressions": {"address": "+18045551234"},
+        }.get(route.path)
+        if route.method == "POST"
+        else None
+    )
     path_parameters = dict.fromkeys(re.findall(r"\{(\w+)\}", route.path), "1")
     return http_api_event(
         route.method,
