@@ -45,14 +45,15 @@ browser-deps:
 		fi; \
 	fi
 
-# The suite's second run: every database it creates has the ICU collation en-US (as managed servers often
-# default to), so nothing may depend on the database sorting text by code point. The embedded PostgreSQL is
-# built without ICU, so this run needs a server with it: TEST_COLLATION_DATABASE_URL, else TEST_DATABASE_URL,
-# else the machine's PostgreSQL on 127.0.0.1:5432.
+# The suite's second run: every database it creates has en-US's collation by default (as managed servers often
+# do), so nothing may depend on the database sorting text by code point. Without a server named, that is the
+# embedded PostgreSQL (built without ICU) with glibc's en_US.UTF-8, compiled under .local/locale; on the
+# server in TEST_COLLATION_DATABASE_URL, else TEST_DATABASE_URL, it is ICU en-US, or glibc's en_US.UTF-8
+# where the server has no ICU.
 TEST_COLLATION ?= en-US
-TEST_COLLATION_DATABASE_URL ?= $(or $(TEST_DATABASE_URL),postgresql://postgres@127.0.0.1:5432/postgres)
+TEST_COLLATION_DATABASE_URL ?= $(TEST_DATABASE_URL)
 
-test: setup browser-deps ## Run every test against a real PostgreSQL (embedded unless TEST_DATABASE_URL) and moto's SQS; then again on an ICU en-US database
+test: setup browser-deps ## Run every test against a real PostgreSQL (embedded unless TEST_DATABASE_URL) and moto's SQS; then again on en-US-collated databases
 	$(PY) -m pytest $(PYTEST_ARGS)
 	TEST_DATABASE_URL='$(TEST_COLLATION_DATABASE_URL)' TEST_DATABASE_COLLATION='$(TEST_COLLATION)' $(PY) -m pytest $(PYTEST_ARGS)
 

@@ -1,9 +1,10 @@
 """Cold start: importing each handler in a fresh interpreter, against importing only what it truly needs.
 
-The floor of a function is the set of libraries it needs at cold start (Powertools' resolver or batch
-utility, Logger/Tracer with the X-Ray SDK/Metrics, pydantic, SQLAlchemy). Address parsing, boto3 and the
-database driver are loaded on first use, so neither side imports them. Both are timed in the same run,
-alternating, several times; medians compared.
+The floor of a function is the set of libraries it cannot do without: pydantic, SQLAlchemy, the pg8000
+driver and Powertools' resolver (or, for an SQS consumer, its batch utility). Logging and metrics come with
+Powertools; tracing (the X-Ray SDK and botocore) is loaded only where tracing is on, and its extra cost is
+reported separately. Address parsing, boto3 and the driver are loaded on first use by the handlers. Both
+sides are timed in the same run, alternating, several times; medians compared.
 """
 
 from __future__ import annotations
@@ -16,10 +17,6 @@ from typing import Any
 from bench.common import ROOT, Figure, Report, median
 
 COMMON_FLOOR = [
-    "aws_lambda_powertools.logging",
-    "aws_lambda_powertools.metrics",
-    "aws_lambda_powertools.tracing",
-    "aws_xray_sdk.core",
     # `import pydantic` alone loads almost nothing (its attributes are lazy): the floor loads what the
     # code uses, models with fields and validators.
     "pydantic.main",
@@ -27,6 +24,7 @@ COMMON_FLOOR = [
     "pydantic.functional_validators",
     "sqlalchemy",
     "sqlalchemy.dialects.postgresql",
+    "pg8000",
 ]
 HTTP_FLOOR = [
     "aws_lambda_powertools.event_handler",
@@ -44,6 +42,7 @@ FLOORS = {
 }
 # Loaded on first use, not at cold start, by design: address parsing, the SQS client, the database driver.
 LAZY = ("phonenumbers", "email_validator", "boto3", "pg8000")
+TRACING = ("aws_xray_sdk", "aws_xray_sdk.core", "botocore.session")
 NEVER_SQS = {"inbound_sms", "inbound_email", "conversations"}
 
 _PROBE = """
@@ -56,9 +55,14 @@ print(json.dumps({{"seconds": elapsed, "loaded": sorted(name for name in {watche
 """
 
 
-def _probe(paths: list[str], imports: str) -> dict[str, Any]:
-    code = _PROBE.format(paths=paths, imports=imports, watched=[*LAZY, "alembic"])
+# What Lambda sets that turns Powertools' tracing on (it is off outside Lambda).
+TRACING_ON = {"LAMBDA_TASK_ROOT": "/var/task", "POWERTOOLS_TRACE_DISABLED": "false"}
+
+
+def _probe(paths: list[str], imports: str, environment_extra: dict[str, str] | None = None) -> dict[str, Any]:
+    code = _PROBE.format(paths=paths, imports=imports, watched=[*LAZY, *TRACING, "alembic"])
     environment = {"PATH": "/usr/bin:/bin", "AWS_DEFAULT_REGION": "us-east-1", "POWERTOOLS_SERVICE_NAME": "bench"}
+    environment.update(environment_extra or {})
     output = subprocess.run(  # noqa: S603 - our own probe
         [sys.executable, "-c", code], capture_output=True, text=True, check=True, env=environment, cwd=ROOT
     ).stdout
@@ -69,13 +73,14 @@ def measure(report: Report, repetitions: int = 9) -> None:
     layer = str(ROOT / "layers" / "shared")
     for function, floor in FLOORS.items():
         folder = str(ROOT / "functions" / function)
-        handler_times, floor_times = [], []
+        handler_times, floor_times, traced_times = [], [], []
         loaded: list[str] = []
         for _ in range(repetitions):
             probe = _probe([folder, layer], "import app")
             loaded = probe["loaded"]
             handler_times.append(float(probe["seconds"]) * 1000)
             floor_times.append(float(_probe([layer], "\n".join(f"import {name}" for name in floor))["seconds"]) * 1000)
+            traced_times.append(float(_probe([folder, layer], "import app", TRACING_ON)["seconds"]) * 1000)
         handler_ms, floor_ms = median(handler_times), median(floor_times)
         report.add(
             Figure(
@@ -88,11 +93,12 @@ def measure(report: Report, repetitions: int = 9) -> None:
                 handler_ms <= 1.15 * floor_ms,
             )
         )
+        report.add(Figure("cold start", f"{function}: with tracing on, vs floor", median(traced_times), "ms", floor_ms))
         lazy_loaded = [name for name in loaded if name != "boto3" or function in NEVER_SQS]
         report.add(
             Figure(
                 "cold start",
-                f"{function}: boto3/driver/alembic at cold start",
+                f"{function}: boto3/driver/alembic/X-Ray at cold start",
                 float(len(lazy_loaded)),
                 "",
                 None,

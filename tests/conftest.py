@@ -39,29 +39,56 @@ TABLES = ("messages", "conversations", "mock_provider_deliveries")
 OTHER_TABLES = ("suppressions", "sender_slots")
 
 
-# An ICU locale (such as en-US) for the default collation of every database the tests create; unset, the
-# server's default. `make test` runs the suite both ways: managed servers often default to a collation
-# that does not sort by code point, and the service must not depend on it.
+# A language (such as en-US) whose collation every database the tests create has by default; unset, the
+# server's default. `make test` runs the suite both ways: managed servers often default to a collation that
+# does not sort by code point (ICU en-US, or glibc's en_US.UTF-8), and the service must not depend on it.
 DATABASE_COLLATION = os.environ.get("TEST_DATABASE_COLLATION") or None
 
 
+def collations(language: str) -> tuple[postgres.Collation, postgres.Collation]:
+    """The two kinds of collation a server may give `language`: ICU's and glibc's (en-US: en_US.UTF-8)."""
+    return postgres.Collation("icu", language), postgres.Collation("libc", f"{language.replace('-', '_')}.UTF-8")
+
+
+def _given_server_url() -> str | None:
+    return os.environ.get("TEST_DATABASE_URL") or os.environ.get("DATABASE_URL") or None
+
+
 def _server_url() -> str:
-    given = os.environ.get("TEST_DATABASE_URL") or os.environ.get("DATABASE_URL")
-    return given or postgres.embedded_server_url("test-postgres")
+    given = _given_server_url()
+    if given:
+        return given
+    if DATABASE_COLLATION is None:
+        return postgres.embedded_server_url("test-postgres")
+    # The embedded PostgreSQL is built without ICU: its own server, started with glibc's locale compiled
+    # under .local/locale (the machine need not have generated it).
+    glibc = collations(DATABASE_COLLATION)[1]
+    return postgres.embedded_server_url(f"test-postgres-{glibc.locale}", locales=[glibc.locale])
 
 
 def create_test_database(server_url: str, name: str) -> str:
-    """(Re)create a database for tests, with the collation of TEST_DATABASE_COLLATION; return its URL."""
+    """(Re)create a database for tests, with the collation of TEST_DATABASE_COLLATION; return its URL. On a
+    server given by URL that is ICU's when the server has ICU, else glibc's; on the embedded one, glibc's."""
     from sqlalchemy.exc import DBAPIError
 
+    if DATABASE_COLLATION is None:
+        return postgres.recreate_database(server_url, name)
+    icu, glibc = collations(DATABASE_COLLATION)
+    if _given_server_url():
+        try:
+            return postgres.recreate_database(server_url, name, icu)
+        except DBAPIError as error:
+            if "ICU is not supported" not in str(error.orig):
+                raise
     try:
-        return postgres.recreate_database(server_url, name, icu_locale=DATABASE_COLLATION)
+        return postgres.recreate_database(server_url, name, glibc)
     except DBAPIError as error:
-        if DATABASE_COLLATION is None or "ICU" not in str(error.orig):
+        if "locale" not in str(error.orig):
             raise
         raise pytest.UsageError(
-            f"TEST_DATABASE_COLLATION={DATABASE_COLLATION} needs a PostgreSQL built with ICU (the embedded one "
-            f"is not): point TEST_DATABASE_URL at one. The server said: {error.orig}"
+            f"TEST_DATABASE_COLLATION={DATABASE_COLLATION}: the server has neither ICU nor the {glibc.locale} "
+            f"locale; name one that has either with TEST_DATABASE_URL, or unset it to use the embedded "
+            f"PostgreSQL. The server said: {error.orig}"
         ) from error
 
 

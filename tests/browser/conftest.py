@@ -30,12 +30,13 @@ CHROMIUM_ARGS = [
     "--disable-component-update",
     "--disable-sync",
 ]
-# The runner's providers, scripted: the first outbound email meets a 429 asking for 8 s, so a thread can be
-# watched going from `retrying` to `sent`; the first outbound SMS is refused (400) and ends `failed`.
+# The runner's providers, scripted (each execution environment runs its own script): the first outbound email
+# meets a 429 asking for 15 s, so a thread can be watched going from `retrying` to `sent`; the first outbound
+# SMS is refused (400) and ends `failed`.
 CONSOLE_RUNNER_ENVIRONMENT = {
     "MOCK_EMAIL_FAULTS": "429",
     "MOCK_SMS_FAULTS": "400",
-    "MOCK_RETRY_AFTER_SECONDS": "8",
+    "MOCK_RETRY_AFTER_SECONDS": "15",
 }
 
 

@@ -1,32 +1,56 @@
 """Participants are ordered by code point everywhere, whatever the database's default collation.
 
-`make test` also runs the suite on a database whose default collation is ICU en-US (TEST_DATABASE_COLLATION),
-where en-US and code-point order disagree for the pairs below; there, before the columns were COLLATE "C",
-such an email was a 500 and was lost (the CHECK participant_a < participant_b sorted by the database)."""
+`make test` also runs the suite on databases whose default collation is en-US's (TEST_DATABASE_COLLATION): ICU
+en-US on a server with ICU, glibc's en_US.UTF-8 on the embedded one. Each orders some of the pairs below
+otherwise than code point does; there, before the columns were COLLATE "C", such an email was a 500 and was
+lost (the CHECK participant_a < participant_b sorted by the database)."""
 
 import pytest
 
-from tests.conftest import DATABASE_COLLATION, response_json, sample_event
+from tests.conftest import DATABASE_COLLATION, collations, response_json, sample_event
 
-# Pairs in code-point order whose en-US order is the reverse: punctuation against punctuation, digits against
-# punctuation, accented letters against plain ones. (Case cannot reach a pair: addresses are lower-cased.)
+# Pairs in code-point order. (Case cannot reach a pair: addresses are lower-cased.)
+ACCENTED = ("zed@x.com", "ángel@x.com")  # every linguistic collation puts á with a
 PAIRS = [
+    # ICU orders punctuation and symbols among themselves otherwise, and before digits.
     ("a-b@x.com", "a_b@x.com"),
     ("a.b@x.com", "a_b@x.com"),
     ("a+b@x.com", "a-b@x.com"),
     ("a1@x.com", "a@x.com"),
-    ("zed@x.com", "ángel@x.com"),
+    # glibc compares letters and digits first, punctuation only to break ties.
+    ("a-c@x.com", "ab@x.com"),
+    ("a_c@x.com", "ab@x.com"),
+    ACCENTED,
 ]
 
 
 def test_the_database_has_the_collation_the_run_asked_for(db):
-    provider, locale = db.rows(
-        "SELECT datlocprovider AS provider, daticulocale AS locale FROM pg_database WHERE datname = current_database()"
-    )[0].values()
+    # datlocale since PostgreSQL 17, daticulocale before.
+    database = db.rows(
+        "SELECT datlocprovider AS provider, datcollate AS collate, datctype AS ctype, "
+        "coalesce(to_jsonb(d) ->> 'datlocale', to_jsonb(d) ->> 'daticulocale') AS locale "
+        "FROM pg_database d WHERE datname = current_database()"
+    )[0]
     if DATABASE_COLLATION is None:
-        assert provider != "i"
+        assert database["provider"] != "i"
+        return
+    icu, glibc = collations(DATABASE_COLLATION)
+    if database["provider"] == "i":
+        assert database["locale"] == icu.locale
     else:
-        assert (provider, locale) == ("i", DATABASE_COLLATION)
+        assert (database["provider"], database["collate"], database["ctype"]) == ("c", glibc.locale, glibc.locale)
+
+
+@pytest.mark.skipif(DATABASE_COLLATION is None, reason="the database's default collation is the server's")
+def test_the_default_collation_orders_some_pairs_otherwise_than_code_point(db):
+    """Else the tests below would pass on a database that sorts as "C" does, proving nothing."""
+    reversed_pairs = [
+        (first, second)
+        for first, second in PAIRS
+        if db.scalar("SELECT CAST(:second AS text) < CAST(:first AS text)", first=first, second=second)
+    ]
+    assert ACCENTED in reversed_pairs
+    assert len(reversed_pairs) >= 2, reversed_pairs
 
 
 def test_the_participant_columns_and_their_unique_key_sort_by_code_point(db):

@@ -3,20 +3,21 @@
 
 from concurrent.futures import ThreadPoolExecutor
 
+from infra.local_runner.apigw import LambdaContext
+from infra.local_runner.sandbox import ExecutionEnvironments
 from tests.conftest import response_json, sample_event
 from tests.integration.test_cursor_safety import read
 
 ROUNDS = 6
 BURST = 64
+ENVIRONMENTS = 8  # concurrent writers: execution environments (worker processes) serving the burst
 
 
 def test_concurrent_messages_with_one_timestamp_keep_the_summary_on_the_lists_last_message(
-    invoke, db, wide_pool, configure
+    invoke, db, configure, application
 ):
-    from messaging.db import engine
-
-    configure(DATABASE_TIMEOUT_SECONDS=60)  # 64 writers queue on one row lock on a busy test machine
-    engine.reset_engine()
+    configure(DATABASE_TIMEOUT_SECONDS=60)  # the writers queue on one row lock on a busy test machine
+    environments = ExecutionEnvironments(application.functions["InboundSmsFunction"], limit=ENVIRONMENTS)
 
     def webhook(round_number: int, index: int):
         body = {
@@ -28,7 +29,8 @@ def test_concurrent_messages_with_one_timestamp_keep_the_summary_on_the_lists_la
             "attachments": None,
             "timestamp": "2024-11-01T14:00:00Z",
         }
-        return invoke("InboundSmsFunction", sample_event("inbound_sms-sms", payload=body))
+        context = LambdaContext(function_name="InboundSmsFunction", timeout_seconds=120)
+        return environments.invoke(sample_event("inbound_sms-sms", payload=body), context)
 
     disagreements = []
     with ThreadPoolExecutor(max_workers=BURST) as pool:
@@ -43,4 +45,5 @@ def test_concurrent_messages_with_one_timestamp_keep_the_summary_on_the_lists_la
             stored = db.rows("SELECT last_message_id FROM conversations WHERE id = :id", id=conversation_id)[0]
             if (stored["last_message_id"], summary["last_message_preview"]) != (listed[-1]["id"], listed[-1]["body"]):
                 disagreements.append((round_number, stored["last_message_id"], listed[-1]["id"]))
+    environments.stop()
     assert disagreements == []

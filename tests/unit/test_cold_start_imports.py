@@ -1,0 +1,20 @@
+"""What a cold start imports (not how long it takes: that is measured in bench/). Each handler is imported in a
+fresh interpreter with the environment Lambda would give it."""
+
+import pytest
+
+from bench.cold_start import FLOORS, ROOT, TRACING, TRACING_ON, _probe
+
+LAYER = str(ROOT / "layers" / "shared")
+
+
+@pytest.mark.parametrize("function", sorted(FLOORS))
+def test_no_aws_sdk_driver_or_tracing_is_imported_at_cold_start_when_tracing_is_off(function):
+    loaded = _probe([str(ROOT / "functions" / function), LAYER], "import app")["loaded"]
+    assert loaded == [], f"{function} imports {loaded} at cold start"
+
+
+def test_tracing_on_loads_the_x_ray_sdk():
+    """The other side of the switch: where Lambda turns tracing on, Powertools' Tracer (and X-Ray) is there."""
+    loaded = _probe([str(ROOT / "functions" / "inbound_sms"), LAYER], "import app", TRACING_ON)["loaded"]
+    assert set(TRACING) & set(loaded)
