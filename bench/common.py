@@ -58,15 +58,13 @@ def scratch_database(name: str, migrate: bool = True) -> Iterator[str]:
 
 def use_database(url: str | None) -> None:
     """Point the service's settings and engine at `url` (None: forget it)."""
-    from messaging.config import get_settings
-    from messaging.db.engine import reset_engine
+    from messaging import runtime
 
     if url is None:
         os.environ.pop("DATABASE_URL", None)
     else:
         os.environ["DATABASE_URL"] = url
-    get_settings.cache_clear()
-    reset_engine()
+    runtime.reset()
 
 
 def event(name: str, **body_changes: Any) -> dict[str, Any]:

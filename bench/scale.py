@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import time
 from typing import Any
+from urllib.parse import unquote
 
 from sqlalchemy import create_engine, text
 
@@ -16,34 +17,40 @@ from messaging.pagination import encode_cursor
 
 _LOAD = [
     # Conversations first: their last_message_id points at messages inserted below (the key is deferred).
+    # Every conversation holds SMS, one in 10 an MMS too; one in 4 is archived.
     """
     INSERT INTO conversations (id, participant_a, participant_b, message_count, last_message_at,
-                               last_message_id, last_message_preview, created_at)
+                               last_message_id, last_message_preview, created_at, has_sms, has_mms, archived)
     SELECT c, '+1415' || lpad(c::text, 7, '0'), '+1646' || lpad(c::text, 7, '0'),
            CASE WHEN c = 1 THEN {per} + {deep} ELSE {per} END,
            timestamptz '2024-01-01' + c * interval '1 minute' + (CASE WHEN c = 1 THEN {per} + {deep} ELSE {per} END)
                * interval '1 millisecond',
            CASE WHEN c = 1 THEN {conversations} * {per} + {deep} ELSE c * {per} END,
-           'message ' || c, now()
+           'message ' || c, now(), true, c % 10 = 0, c % 4 = 0
     FROM generate_series(1, {conversations}) AS c
     """,
+    # Every body says "message"; one message in 10,000 mentions an invoice (a rare word to search for).
     """
     INSERT INTO messages (id, conversation_id, direction, type, from_address, to_address, body, attachments,
-                          message_timestamp, status, provider, provider_message_id)
-    SELECT (c - 1) * {per} + k, c, 'inbound', 'sms',
-           '+1415' || lpad(c::text, 7, '0'), '+1646' || lpad(c::text, 7, '0'), 'message ' || c, '[]'::jsonb,
-           timestamptz '2024-01-01' + c * interval '1 minute' + k * interval '1 millisecond',
-           'received', 'mock-sms', 'gen-' || ((c - 1) * {per} + k)
-    FROM generate_series(1, {conversations}) AS c, generate_series(1, {per}) AS k
+                          message_timestamp, status, provider, provider_message_id, search_vector)
+    SELECT id, c, 'inbound', CASE WHEN k = 1 AND c % 10 = 0 THEN 'mms' ELSE 'sms' END, a, b, body, '[]'::jsonb,
+           at, 'received', 'mock-sms', 'gen-' || id, to_tsvector('simple', body)
+    FROM (
+        SELECT (c - 1) * {per} + k AS id, c, k, '+1415' || lpad(c::text, 7, '0') AS a,
+               '+1646' || lpad(c::text, 7, '0') AS b,
+               timestamptz '2024-01-01' + c * interval '1 minute' + k * interval '1 millisecond' AS at,
+               'message ' || c || CASE WHEN ((c - 1) * {per} + k) % 10000 = 0 THEN ' invoice' ELSE '' END AS body
+        FROM generate_series(1, {conversations}) AS c, generate_series(1, {per}) AS k
+    ) AS generated
     """,
     # Conversation 1 is long, for deep cursor pages.
     """
     INSERT INTO messages (id, conversation_id, direction, type, from_address, to_address, body, attachments,
-                          message_timestamp, status, provider, provider_message_id)
+                          message_timestamp, status, provider, provider_message_id, search_vector)
     SELECT {conversations} * {per} + k, 1, 'outbound', 'sms', '+16460000001', '+14150000001',
            'reply ' || k, '[]'::jsonb,
            timestamptz '2024-01-01' + interval '1 minute' + ({per} + k) * interval '1 millisecond',
-           'sent', 'mock-sms', NULL
+           'sent', 'mock-sms', NULL, to_tsvector('simple', 'reply ' || k)
     FROM generate_series(1, {deep}) AS k
     """,
     "SELECT setval(pg_get_serial_sequence('messages', 'id'), (SELECT max(id) FROM messages))",
@@ -70,17 +77,20 @@ def load(database_url: str, conversations: int, per_conversation: int, deep: int
     return time.perf_counter() - started
 
 
+def _with_query(name: str, query: str) -> dict[str, Any]:
+    document = sample(name)
+    document["rawQueryString"] = query
+    pairs = (pair.split("=", 1) for pair in query.split("&"))
+    document["queryStringParameters"] = {key: unquote(value) for key, value in pairs}
+    return document
+
+
 def _reads(conversations: int, per_conversation: int, deep: int) -> dict[str, Any]:
     read = handler("ConversationsFunction")
     deep_position = encode_cursor(_timestamp_of_message_in_conversation_1(int(deep * 0.9)), 0)
     list_position = _conversation_cursor(conversations // 2)
 
-    def with_query(name: str, query: str) -> dict[str, Any]:
-        document = sample(name)
-        document["rawQueryString"] = query
-        document["queryStringParameters"] = dict(pair.split("=", 1) for pair in query.split("&"))
-        return document
-
+    with_query = _with_query
     return {
         "messages: first page": lambda: read(with_query("conversations-messages", "limit=50")),
         "messages: deep cursor page": lambda: read(
@@ -91,7 +101,72 @@ def _reads(conversations: int, per_conversation: int, deep: int) -> dict[str, An
         "conversations: deep cursor page": lambda: read(
             with_query("conversations-list", f"limit=20&cursor={list_position}")
         ),
+        **_filtered_reads(read, with_query, conversations),
     }
+
+
+def _filtered_reads(read: Any, with_query: Any, conversations: int) -> dict[str, Any]:
+    """The filters of issue 14, first and deep pages (a deep page starts halfway down its list)."""
+    unarchived = _position(
+        "SELECT last_message_at AS at, id FROM conversations WHERE NOT archived "
+        "ORDER BY last_message_at DESC, id DESC OFFSET :index LIMIT 1",
+        conversations * 3 // 8,
+    )
+    sms = _position(
+        "SELECT last_message_at AS at, id FROM conversations WHERE has_sms "
+        "ORDER BY last_message_at DESC, id DESC OFFSET :index LIMIT 1",
+        conversations // 2,
+    )
+    halfway = _position(
+        "SELECT message_timestamp AS at, id FROM messages ORDER BY message_timestamp, id OFFSET :index LIMIT 1",
+        conversations * 5,
+    )
+    received = _position(
+        "SELECT message_timestamp AS at, id FROM messages WHERE status = 'received' "
+        "ORDER BY message_timestamp, id OFFSET :index LIMIT 1",
+        conversations * 4,
+    )
+    pages: dict[str, tuple[str, str]] = {
+        "conversations by participant": ("conversations-list", "limit=20&participant=%2B14150000001"),
+        "conversations by channel (mms)": ("conversations-list", "limit=20&channel=mms"),
+        "conversations by channel (sms)": ("conversations-list", "limit=20&channel=sms"),
+        "conversations by channel (sms): deep": ("conversations-list", f"limit=20&channel=sms&cursor={sms}"),
+        "conversations not archived": ("conversations-list", "limit=20&archived=false"),
+        "conversations not archived: deep": ("conversations-list", f"limit=20&archived=false&cursor={unarchived}"),
+        "all messages": ("conversations-find-messages", "limit=50"),
+        "all messages: deep": ("conversations-find-messages", f"limit=50&cursor={halfway}"),
+        "messages received": ("conversations-find-messages", "limit=50&status=received"),
+        "messages received: deep": ("conversations-find-messages", f"limit=50&status=received&cursor={received}"),
+        "messages inbound sms": ("conversations-find-messages", "limit=50&direction=inbound&type=sms"),
+        "messages inbound sms: deep": (
+            "conversations-find-messages",
+            f"limit=50&direction=inbound&type=sms&cursor={received}",
+        ),
+        "messages of type sms (both directions)": ("conversations-find-messages", "limit=50&type=sms"),
+        "messages since/until": (
+            "conversations-find-messages",
+            "limit=50&since=2024-01-01T00:10:00Z&until=2025-01-01T00:00:00Z",
+        ),
+    }
+    return {
+        label: (lambda name=name, query=query: read(with_query(name, query))) for label, (name, query) in pages.items()
+    }
+
+
+def _search_reads(read: Any, with_query: Any) -> dict[str, Any]:
+    """Full-text search: a rare word (1 message in 10,000) and a word in every message."""
+    return {
+        f"search q={word}": (lambda word=word: read(with_query("conversations-find-messages", f"limit=50&q={word}")))
+        for word in ("invoice", "message", "message%20-invoice")
+    }
+
+
+def _position(sql: str, index: int) -> str:
+    from messaging.db.engine import get_engine
+
+    with get_engine().connect() as connection:
+        row = connection.execute(text(sql), {"index": index}).one()
+    return encode_cursor(row.at, row.id)
 
 
 def _timestamp_of_message_in_conversation_1(index: int):
@@ -129,7 +204,16 @@ def _measure_database(name: str, conversations: int, per: int, deep: int, repeat
                 action()
         latencies = {label: median(timed(action, repeat)) * 1000 for label, action in reads.items()}
         plans = {label: explain(action) for label, action in reads.items()}
-        return {"load_seconds": seconds, "latency_ms": latencies, "plans": plans}
+        searches = _search_reads(handler("ConversationsFunction"), _with_query)
+        search_ms = {label: median(timed(action, repeat)) * 1000 for label, action in searches.items()}
+        search_plans = {label: explain(action) for label, action in searches.items()}
+        return {
+            "load_seconds": seconds,
+            "latency_ms": latencies,
+            "plans": plans,
+            "search_ms": search_ms,
+            "search_plans": search_plans,
+        }
 
 
 def measure(report: Report, repeat: int = 100) -> None:
@@ -149,6 +233,13 @@ def measure(report: Report, repeat: int = 100) -> None:
         report.add(
             Figure("scale", f"{label}: large vs small", large_ms, "ms", small_ms, "<=1.3x", large_ms <= 1.3 * small_ms)
         )
+    # Full-text search is reported, not compared: its cost follows how many messages hold the words.
+    for label, large_ms in large["search_ms"].items():
+        plan = "; ".join(
+            ",".join(summary["node_types"]) + " via " + ",".join(summary["indexes"])
+            for summary in large["search_plans"][label]
+        )
+        report.add(Figure("search", f"{label} at {messages:,} messages", large_ms, "ms", note=plan))
     for label, summaries in large["plans"].items():
         ok = all(uses_indexes_only(summary) for summary in summaries)
         nodes = "; ".join(

@@ -19,6 +19,13 @@ os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "testing")
 os.environ["POWERTOOLS_TRACE_DISABLED"] = "true"
 os.environ.setdefault("POWERTOOLS_LOG_LEVEL", "WARNING")
 os.environ.setdefault("POWERTOOLS_METRICS_NAMESPACE", "UnifiedMessaging")
+# template.yaml gives the send functions the retry queues' URLs (required at cold start). A test without the
+# `queues` fixture (moto) gets queues behind a closed local port: an enqueue fails at once, as with SQS down.
+os.environ.setdefault("SQS_ENDPOINT_URL", "http://127.0.0.1:9")
+os.environ.setdefault("SEND_RETRY_QUEUE_URL", "http://127.0.0.1:9/000000000000/SendRetryQueue")
+os.environ.setdefault("SEND_RETRY_DLQ_URL", "http://127.0.0.1:9/000000000000/SendRetryDLQ")
+# MockReceiptFunction's API (a !Sub of the deployed API in the template; the runner sets its own URL).
+os.environ.setdefault("API_BASE_URL", "http://127.0.0.1:9")
 
 from hypothesis import HealthCheck  # noqa: E402
 from hypothesis import settings as hypothesis_settings  # noqa: E402
@@ -95,7 +102,7 @@ def create_test_database(server_url: str, name: str) -> str:
 @pytest.fixture(scope="session")
 def database_url(worker_id: str) -> Iterator[str]:
     """A freshly created and migrated database for this test worker."""
-    from messaging.config import get_settings
+    from messaging import runtime
     from messaging.db import engine as engine_module
     from messaging.db.migrate import upgrade
 
@@ -103,11 +110,10 @@ def database_url(worker_id: str) -> Iterator[str]:
     name = f"messaging_test_{worker_id}_{os.getpid()}"
     url = create_test_database(server_url, name)
     os.environ["DATABASE_URL"] = url
-    get_settings.cache_clear()
-    engine_module.reset_engine()
+    runtime.reset()
     upgrade(engine_module.get_engine())
     yield url
-    engine_module.reset_engine()
+    runtime.reset()
     postgres.drop_database(server_url, name)
 
 

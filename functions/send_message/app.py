@@ -1,16 +1,33 @@
-"""POST /api/messages/sms and /api/messages/email: store, attempt once, hand failures to the retry queue."""
+"""POST /api/messages/sms, /api/messages/email and /api/messages/{id}/resend: store, attempt once, hand failures
+to the retry queue."""
 
 from typing import Annotated
 
-from aws_lambda_powertools.event_handler.openapi.params import Body, Header
+from aws_lambda_powertools.event_handler.openapi.params import Body, Header, Path
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from messaging import config
 from messaging.http import BODY_ERRORS, MessagingApi, documented, json_response
-from messaging.models import MessageOut, SendEmail, SendSms
+from messaging.models import MessageOut, ResendRequest, SendEmail, SendSms
 from messaging.observability import logger, metrics, tracer
 from messaging.services import outbound
 
+
+class SendMessageSettings(
+    config.ApiSettings,
+    config.RetryPolicySettings,
+    config.IdempotencySettings,
+    config.RetryQueueSettings,
+    config.DeadLetterQueueSettings,
+    config.ProviderMockSettings,
+    config.SegmentSettings,
+    config.ThrottleSettings,
+):
+    """SendMessageFunction: stores, makes the first attempt, enqueues the first retry or dead-letters."""
+
+
+settings = config.FunctionSettings(SendMessageSettings)  # cold start: fails naming a missing variable
 app = MessagingApi()
 
 IdempotencyKey = Annotated[
@@ -45,8 +62,25 @@ def send_email(payload: Annotated[SendEmail, Body()], idempotency_key: Idempoten
     return _accepted(outbound.send_email(payload, idempotency_key))
 
 
+@app.post(
+    "/api/messages/<message_id>/resend",
+    summary="Send a failed message's content again, as a new message recording resent_from",
+    responses=documented(
+        202, MessageOut, "Accepted: the new message, stored and attempted; see `status`", (*BODY_ERRORS, 404, 409)
+    ),
+)
+@tracer.capture_method
+def resend(
+    message_id: Annotated[int, Path(ge=1, le=2**63 - 1)],
+    payload: Annotated[ResendRequest, Body()],
+    idempotency_key: IdempotencyKey = None,
+):
+    return _accepted(outbound.resend(message_id, idempotency_key))
+
+
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP, clear_state=True)
 @tracer.capture_lambda_handler
 @metrics.log_metrics(capture_cold_start_metric=True)
+@settings.bind
 def lambda_handler(event: dict, context: LambdaContext) -> dict:
     return app.resolve(event, context)

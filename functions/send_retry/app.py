@@ -4,10 +4,22 @@ from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, pro
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from messaging import queue
+from messaging import config, queue
 from messaging.observability import logger, metrics, tracer
 from messaging.services import retries
 
+
+class SendRetrySettings(
+    config.DatabaseSettings,
+    config.RetryPolicySettings,
+    config.RetryQueueSettings,
+    config.DeadLetterQueueSettings,
+    config.ProviderMockSettings,
+):
+    """SendRetryFunction: retries sends, postpones early records, dead-letters sends that fail for good."""
+
+
+settings = config.FunctionSettings(SendRetrySettings)  # cold start: fails naming a missing variable
 processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
 
 
@@ -21,5 +33,6 @@ def retry_record(record: SQSRecord) -> str:
 @logger.inject_lambda_context(clear_state=True)
 @tracer.capture_lambda_handler
 @metrics.log_metrics(capture_cold_start_metric=True)
+@settings.bind
 def lambda_handler(event: dict, context: LambdaContext) -> dict:
     return process_partial_response(event=event, record_handler=retry_record, processor=processor, context=context)

@@ -75,9 +75,15 @@ def main() -> int:
         )
 
     host, port = os.environ.get("HOST", "127.0.0.1"), int(os.environ.get("PORT", "8080"))
+    base = f"http://{host}:{port}"
+    # The API's own URL, which AWS gives MockReceiptFunction from the template: mock receipts come back here.
+    # Set before any execution environment starts, so every one of them inherits it.
+    os.environ.setdefault("API_BASE_URL", base)
+    from messaging import runtime
+
+    runtime.reset()
     for worker in workers:
         worker.start()
-    base = f"http://{host}:{port}"
     log.info(
         "serving %d routes on %s (Swagger UI: %s/swagger, OpenAPI: %s/openapi.json)",
         len(application.routes),

@@ -50,15 +50,12 @@ def _database_url() -> str:
 
 
 def _function_environment(application: template.Application, queue_urls: dict[str, str]) -> dict[str, str]:
-    """Every function's template environment with its references resolved locally (unresolvable ones dropped)."""
+    """Every function's template environment with its references resolved locally (unresolvable ones dropped).
+    os.environ gets the union; each function sees only its own part (template.FunctionEnvironment)."""
+    references = {**application.parameter_defaults, **queue_urls}
     resolved: dict[str, str] = {}
     for function in application.functions.values():
-        for name, value in function.environment.items():
-            if isinstance(value, dict) and "Ref" in value:
-                reference = value["Ref"]
-                value = queue_urls.get(reference, application.parameter_defaults.get(reference))
-            if value is not None and not isinstance(value, dict):
-                resolved[name] = str(value)
+        resolved.update(function.resolved_environment(references))
     return resolved
 
 
@@ -84,10 +81,10 @@ def prepare(application: template.Application) -> LocalEnvironment:
     for name, value in _function_environment(application, queue_urls).items():
         os.environ.setdefault(name, value)
 
-    from messaging.config import get_settings
+    from messaging import runtime
     from messaging.db.engine import get_engine
     from messaging.db.migrate import upgrade
 
-    get_settings.cache_clear()
+    runtime.reset()  # whatever was read before the environment above was complete
     upgrade(get_engine())
     return LocalEnvironment(application, database_url, sqs_client, queue_urls, stoppables)

@@ -10,6 +10,10 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from aws_lambda_powertools.event_handler.openapi import swagger_ui
+from aws_lambda_powertools.event_handler.openapi.merge import OpenAPIMerge
+from aws_lambda_powertools.event_handler.openapi.models import Server
+
 from infra.local_runner import template
 
 TITLE = "Unified messaging service"
@@ -21,29 +25,24 @@ DESCRIPTION = (
 
 
 def combined_openapi(application: template.Application) -> dict[str, Any]:
-    document: dict[str, Any] = {
-        "openapi": "3.1.0",
-        "info": {"title": TITLE, "version": VERSION, "description": DESCRIPTION},
-        "servers": [{"url": "/"}],
-        "paths": {},
-        "components": {"schemas": {}},
-    }
-    api_functions = sorted({route.function for route in application.routes})
-    for name in api_functions:
+    """Powertools' OpenAPIMerge over every API function's resolver. Its file discovery (`discover`, and
+    so `configure_openapi_merge` and `enable_swagger` on a merged schema) imports handler files on its own;
+    ours are imported by the runner, each under its function's environment (their settings are validated at
+    import), so the resolvers' schemas are handed to it with `add_schema`."""
+    merge = OpenAPIMerge(
+        title=TITLE, version=VERSION, description=DESCRIPTION, servers=[Server(url="/")], on_conflict="error"
+    )
+    for name in sorted({route.function for route in application.routes}):
         module = template.load_module(application.functions[name])
-        part = json.loads(module.app.get_openapi_json_schema(title=TITLE, version=VERSION))
-        for path, operations in part.get("paths", {}).items():
-            document["paths"].setdefault(path, {}).update(operations)
-        document["components"]["schemas"].update(part.get("components", {}).get("schemas", {}))
-    return document
+        merge.add_schema(json.loads(module.app.get_openapi_json_schema(title=TITLE, version=VERSION)))
+    return merge.get_openapi_schema()
 
 
 def swagger_html(document: dict[str, Any]) -> str:
-    """Swagger UI with its assets inlined (Powertools ships them), so it works offline."""
-    from aws_lambda_powertools.event_handler.openapi.swagger_ui.html import generate_swagger_html
-
-    assets = Path(generate_swagger_html.__code__.co_filename).parent
-    return generate_swagger_html(
+    """Swagger UI with Powertools' bundled assets inlined, so it works offline. (`enable_swagger` serves
+    one resolver's schema from inside a function; the runner serves the merged one.)"""
+    assets = Path(swagger_ui.__file__).parent
+    return swagger_ui.generate_swagger_html(
         spec=json.dumps(document),
         swagger_js=(assets / "swagger-ui-bundle.min.js").read_text(),
         swagger_css=(assets / "swagger-ui.min.css").read_text(),

@@ -118,7 +118,8 @@ class ExecutionEnvironments:
     """A function's environments: an idle one serves the next invocation; when all are busy a new one
     starts (a cold start) until the concurrency limit, beyond which invocations wait for one to free up.
 
-    `environ` is what each worker process starts with (default: the runner's environment at that moment)."""
+    `environ` is what each worker process starts with (default: the runner's environment at that moment, less
+    the variables template.yaml gives only to other functions: template.FunctionEnvironment)."""
 
     def __init__(self, function: Function, limit: int | None = None, environ: dict[str, str] | None = None) -> None:
         self.function = function
@@ -167,7 +168,7 @@ class ExecutionEnvironments:
                     break
                 self._changed.wait()
         try:
-            return Environment(self.function, dict(os.environ) if self._environ is None else self._environ)
+            return Environment(self.function, dict(self.function.environ()) if self._environ is None else self._environ)
         except BaseException:
             self._release(None, False)
             raise

@@ -19,6 +19,7 @@ from infra.local_runner import console, template
 from infra.local_runner.apigw import LambdaContext, http_api_event
 from infra.local_runner.openapi import combined_openapi, swagger_html
 from infra.local_runner.sandbox import ExecutionEnvironments, FunctionError
+from messaging.http_errors import error_body
 
 log = logging.getLogger("local_runner.http")
 
@@ -29,7 +30,7 @@ BODY_TIMEOUT_SECONDS = 30.0  # and its body this soon after the head (API Gatewa
 
 
 def _error_document(code: str, message: str, field: str | None = None) -> bytes:
-    return json.dumps({"error": {"code": code, "message": message, "field": field}}).encode()
+    return error_body(code, message, field).encode()  # the functions' own error shape
 
 
 class Gateway:

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import functools
+import os
 import re
 import sys
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
@@ -86,7 +89,47 @@ class Function:
     handler: str
     timeout: int
     environment: dict[str, Any] = field(default_factory=dict)
+    # Variables the template gives other functions but not this one: hidden from it (see FunctionEnvironment).
+    withheld: frozenset[str] = frozenset()
     reserved_concurrency: int | None = None  # ReservedConcurrentExecutions: its most concurrent invocations
+
+    def environ(self) -> FunctionEnvironment:
+        return FunctionEnvironment(self.withheld)
+
+    def resolved_environment(self, references: Mapping[str, str]) -> dict[str, str]:
+        """The function's template variables with `!Ref`s resolved from `references` (queue URLs, parameter
+        defaults); a variable whose reference cannot be resolved here is left out, as an unset one."""
+        resolved: dict[str, str] = {}
+        for name, value in self.environment.items():
+            if isinstance(value, dict) and "Ref" in value:
+                value = references.get(value["Ref"])
+            if value is not None and not isinstance(value, dict):
+                resolved[name] = str(value)
+        return resolved
+
+
+class FunctionEnvironment(Mapping[str, str]):
+    """What one function's execution environment sees of the process environment: every variable except
+    those the template gives only to other functions. The runner's process holds the union of every
+    function's template variables in os.environ; without this view a variable missing from one
+    function in template.yaml would go unnoticed locally and fail in AWS. Variables no function of the
+    template names (DATABASE_URL, SQS_ENDPOINT_URL, MOCK_* set in the shell) reach every function. A live
+    view: a variable changed later is seen after `messaging.runtime.reset()`. Worker processes (sandbox.py)
+    start with this view as their whole environment."""
+
+    def __init__(self, withheld: frozenset[str]) -> None:
+        self._withheld = withheld
+
+    def __getitem__(self, name: str) -> str:
+        if name in self._withheld:
+            raise KeyError(name)
+        return os.environ[name]
+
+    def __iter__(self) -> Iterator[str]:
+        return (name for name in list(os.environ) if name not in self._withheld)
+
+    def __len__(self) -> int:
+        return sum(1 for _ in self)
 
 
 @dataclass
@@ -174,6 +217,9 @@ def load(template_path: Path = TEMPLATE) -> Application:
                 )
             elif event["Type"] in ("Schedule", "ScheduleV2"):
                 schedules.append(Schedule(name, _rate_seconds(event_properties["ScheduleExpression"])))
+    named_anywhere = {name for function in functions.values() for name in function.environment}
+    for function in functions.values():
+        function.withheld = frozenset(named_anywhere - set(function.environment))
     # Literal routes before parameterized ones, as API Gateway prefers the most specific match.
     routes.sort(key=lambda route: (route.path.count("{"), -len(route.path)))
     parameter_defaults = {
@@ -185,8 +231,22 @@ def load(template_path: Path = TEMPLATE) -> Application:
 
 
 def load_handler(function: Function) -> Any:
-    """Import a function's handler into this process (one execution environment: one invocation at a time)."""
-    return import_handler(function.code_uri, function.handler, module_name(function.name, function.handler))
+    """Import a function's handler into this process (one execution environment: one invocation at a time).
+
+    The import (the function's cold start, where it validates its settings) and every invocation read
+    settings from the function's own environment (Function.environ), not the whole process's."""
+    from messaging.config import environment_of_function
+
+    environ = function.environ()
+    with environment_of_function(environ):
+        handler = import_handler(function.code_uri, function.handler, module_name(function.name, function.handler))
+
+    @functools.wraps(handler)
+    def invoke(event: Any, context: Any) -> Any:
+        with environment_of_function(environ):
+            return handler(event, context)
+
+    return invoke
 
 
 def load_module(function: Function) -> ModuleType:

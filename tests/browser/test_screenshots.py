@@ -38,7 +38,7 @@ def test_screenshots_of_the_inbox_and_a_thread(browser, demo_runner, tmp_path):
         page.wait_for_selector("#conversation-list a[data-id]")
         page.screenshot(path=str(target / "console-inbox.png"))
         page.click("#conversation-list a:has-text('alice@example.org')")
-        page.wait_for_selector("li.message[data-status='sent']")
+        page.wait_for_selector("li.message[data-status='sent'], li.message[data-status='delivered']")
         page.wait_for_selector("iframe.email-body")
         page.screenshot(path=str(target / "console-thread.png"))
     finally:

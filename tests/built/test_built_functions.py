@@ -5,10 +5,12 @@ and invoked with its sample events against PostgreSQL and an SQS endpoint (moto'
 Run with `make build test-build` (CI does); skipped when there is no build output.
 """
 
+import http.server
 import json
 import os
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import boto3
@@ -33,6 +35,7 @@ FUNCTIONS = [
     "ConversationsFunction",
     "SendRetryFunction",
     "RetrySweepFunction",
+    "MockReceiptFunction",
 ]
 
 
@@ -48,24 +51,48 @@ def environment():
     sqs_server, endpoint = start_embedded_sqs()
     client = boto3.client("sqs", endpoint_url=endpoint, region_name="us-east-1")
     queues = create_queues(client, template.load())
-    yield {
-        "PATH": os.environ.get("PATH", ""),
-        "DATABASE_URL": database_url,
-        "SQS_ENDPOINT_URL": endpoint,
-        "SEND_RETRY_QUEUE_URL": queues["SendRetryQueue"],
-        "SEND_RETRY_DLQ_URL": queues["SendRetryDLQ"],
-        "AWS_DEFAULT_REGION": "us-east-1",
-        "AWS_ACCESS_KEY_ID": "build-test",
-        "AWS_SECRET_ACCESS_KEY": "build-test",
-        "POWERTOOLS_SERVICE_NAME": "unified-messaging",
-        "POWERTOOLS_METRICS_NAMESPACE": "UnifiedMessaging",
-        "POWERTOOLS_TRACE_DISABLED": "true",
-        "POWERTOOLS_LOG_LEVEL": "WARNING",
-        "RETRY_BASE_SECONDS": "0",
-        "RETRY_MAX_SECONDS": "0",
-    }
+    status_webhook = _AcceptEverything(("127.0.0.1", 0), _Ok)  # where MockReceiptFunction posts its receipt
+    threading.Thread(target=status_webhook.serve_forever, daemon=True).start()
+    yield (
+        queues,
+        {
+            "PATH": os.environ.get("PATH", ""),
+            "DATABASE_URL": database_url,
+            # The template gives MockReceiptFunction the deployed API's URL (a !Sub); here, a local receiver.
+            "API_BASE_URL": f"http://127.0.0.1:{status_webhook.server_address[1]}",
+            "SQS_ENDPOINT_URL": endpoint,
+            "AWS_DEFAULT_REGION": "us-east-1",
+            "AWS_ACCESS_KEY_ID": "build-test",
+            "AWS_SECRET_ACCESS_KEY": "build-test",
+            "POWERTOOLS_SERVICE_NAME": "unified-messaging",
+            "POWERTOOLS_METRICS_NAMESPACE": "UnifiedMessaging",
+            "POWERTOOLS_TRACE_DISABLED": "true",
+            "POWERTOOLS_LOG_LEVEL": "WARNING",
+            "RETRY_BASE_SECONDS": "0",
+            "RETRY_MAX_SECONDS": "0",
+            # The SMS provider refuses the first send (send_message-mms.json: message 5, failed at once), so
+            # send_message-resend.json has a failed message to resend.
+            "MOCK_SMS_FAULTS": "400",
+        },
+    )
+    status_webhook.shutdown()
     sqs_server.stop()
     postgres.drop_database(server_url, database)
+
+
+class _AcceptEverything(http.server.ThreadingHTTPServer):
+    daemon_threads = True
+
+
+class _Ok(http.server.BaseHTTPRequestHandler):
+    def do_POST(self) -> None:  # noqa: N802 - the http.server interface
+        self.rfile.read(int(self.headers.get("Content-Length", 0)))
+        self.send_response(200)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    def log_message(self, *_args: object) -> None:
+        pass
 
 
 def _events_of(function: str) -> list[Path]:
@@ -85,9 +112,14 @@ def _succeeded(result):
 
 @pytest.mark.parametrize("function", FUNCTIONS)
 def test_built_function_imports_from_the_build_and_handles_its_sample_events(environment, function):
+    # Each function gets only what template.yaml gives it (queue references resolved to the test's queues),
+    # plus the local stand-ins for AWS: a variable missing from one function in the template fails here.
+    queues, local = environment
+    application = template.load()
+    given = application.functions[function].resolved_environment({**application.parameter_defaults, **queues})
     completed = subprocess.run(  # noqa: S603 - our own driver
         [sys.executable, "-I", "-S", str(DRIVER), str(BUILD), function, *map(str, _events_of(function))],
-        env=environment,
+        env={**given, **local},
         capture_output=True,
         text=True,
         timeout=120,

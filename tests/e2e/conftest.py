@@ -49,23 +49,32 @@ class Runner:
         self.url = f"http://127.0.0.1:{self.port}"
         self.log = ROOT / ".local" / f"{self.database}.log"
         self.log.parent.mkdir(exist_ok=True)
-        child_environment = {
+        self.environment = {
             **{key: value for key, value in os.environ.items() if not key.startswith(("MOCK_", "SEND_RETRY"))},
             **RUNNER_ENVIRONMENT,
             **(environment or {}),
             "DATABASE_URL": self.database_url,
             "PORT": str(self.port),
         }
-        child_environment.pop("SQS_ENDPOINT_URL", None)
-        with self.log.open("wb") as log:
+        self.environment.pop("SQS_ENDPOINT_URL", None)
+        self.start()
+
+    def start(self) -> None:
+        """Start the runner process (again, after `kill`: same database and port, fresh embedded SQS)."""
+        with self.log.open("ab") as log:
             self.process = subprocess.Popen(  # noqa: S603 - our own module
-                [sys.executable, "-m", "infra.local_runner"], cwd=ROOT, env=child_environment, stdout=log, stderr=log
+                [sys.executable, "-m", "infra.local_runner"], cwd=ROOT, env=self.environment, stdout=log, stderr=log
             )
         try:
             self._wait_until_healthy()
         except BaseException:
             self.stop()
             raise
+
+    def kill(self) -> None:
+        """kill -9: no clean shutdown, whatever was in flight (including the embedded SQS) is lost."""
+        self.process.kill()
+        self.process.wait()
 
     def _wait_until_healthy(self, timeout: float = 60) -> None:
         deadline = time.monotonic() + timeout

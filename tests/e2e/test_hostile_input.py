@@ -385,7 +385,7 @@ HARDENING_II_CASES = [
         {"Content-Type": "application/json; charset=iso-8859-1"},
         "Content-Type",
     ),
-    ("query-participant", "GET", "/api/conversations?participant=%2B12016661234", None, {}, "participant"),
+    ("query-participant", "GET", "/api/conversations?participant=%2B1201666ABCD", None, {}, "participant"),
     ("query-direction", "GET", "/api/conversations/1/messages?direction=inbound", None, {}, "direction"),
     ("query-page", "GET", "/api/conversations?page=2", None, {}, "page"),
     ("query-on-message", "GET", "/api/messages/1?expand=all", None, {}, "expand"),

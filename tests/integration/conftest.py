@@ -15,22 +15,12 @@ from infra.local_runner.apigw import LambdaContext
 
 
 def _refresh_configuration(changed: set[str] | None = None) -> None:
-    """Make the service read its settings again; rebuild only what depends on what changed (None: all)."""
-    from messaging import queue
-    from messaging.config import get_settings
-    from messaging.providers import reset_providers
-    from messaging.signatures import reset_verifiers
+    """Make the service read its settings again. The mock providers (external systems, with a fault script
+    that runs across calls) start over only when their own settings changed (None: everything changed)."""
+    from messaging import runtime
 
-    def touched(marker: str) -> bool:
-        return changed is None or any(marker in name for name in changed)
-
-    get_settings.cache_clear()
-    if touched("MOCK_"):
-        reset_providers()
-    if touched("WEBHOOK"):
-        reset_verifiers()
-    if touched("SQS_ENDPOINT"):
-        queue.reset_client()
+    mocks_changed = changed is None or any(name.startswith("MOCK_") for name in changed)
+    runtime.reset(keep=lambda key: not mocks_changed and isinstance(key, tuple) and key[0] == "provider")
 
 
 @pytest.fixture

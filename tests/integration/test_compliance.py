@@ -63,14 +63,17 @@ def outbound_bodies(db):
     ["stop", " Stop. ", "STOP", "StopAll!", "unsubscribe", "Cancel", "end", "QUIT", "optout", "revoke", "\tSTOP\n"],
 )
 def test_stop_keywords_opt_out_and_are_confirmed_in_the_conversation(invoke, db, queues, body):
-    from messaging.config import get_settings
+    from messaging import config
+    from messaging.config import KeywordReplySettings
+
+    replies = config.current(KeywordReplySettings)
 
     received = text_in(invoke, body)
     suppression = db.rows("SELECT * FROM suppressions")
     assert [(row["address"], row["sender"], row["source"]) for row in suppression] == [(SUBSCRIBER, NUMBER, "keyword")]
     reply = db.rows("SELECT * FROM messages WHERE direction = 'outbound'")
     assert len(reply) == 1
-    assert reply[0]["body"] == get_settings().stop_reply_text
+    assert reply[0]["body"] == replies.stop_reply_text
     assert (reply[0]["from_address"], reply[0]["to_address"]) == (NUMBER, SUBSCRIBER)
     assert reply[0]["conversation_id"] == received["conversation_id"]
     assert reply[0]["status"] == "sent"  # the confirmation goes out although the recipient just opted out
@@ -102,13 +105,16 @@ def test_a_repeated_stop_webhook_applies_once(invoke, db, queues):
 
 @pytest.mark.parametrize("body", ["start", "UNSTOP", " yes! ", "optin"])
 def test_start_after_stop_opts_back_in(invoke, db, queues, body):
-    from messaging.config import get_settings
+    from messaging import config
+    from messaging.config import KeywordReplySettings
+
+    replies = config.current(KeywordReplySettings)
 
     text_in(invoke, "STOP")
     assert_opted_out(send(invoke))
     text_in(invoke, body)
     assert db.scalar("SELECT count(*) FROM suppressions") == 0
-    assert outbound_bodies(db) == [get_settings().stop_reply_text, get_settings().start_reply_text]
+    assert outbound_bodies(db) == [replies.stop_reply_text, replies.start_reply_text]
     types = [
         row["type"] for row in db.rows("SELECT type FROM message_events WHERE suppression_id IS NOT NULL ORDER BY id")
     ]
@@ -168,6 +174,50 @@ def test_email_suppression_and_bounce(invoke, db, queues):
     assert db.scalar("SELECT count(*) FROM message_events WHERE type = 'recipient.opted_out'") == 2
 
 
+def email_events(invoke, events):
+    return invoke("InboundEmailFunction", sample_event("inbound_email-events", payload=events))
+
+
+@pytest.mark.parametrize(("event", "source"), [("bounce", "bounce"), ("spamreport", "complaint")])
+def test_a_hard_bounce_or_spam_report_webhook_suppresses_the_recipient(invoke, db, queues, event, source):
+    email = sample_body("send_message-email")
+    sent = response_json(invoke("SendMessageFunction", sample_event("send_message-email")))
+    provider_id = db.scalar("SELECT provider_message_id FROM messages WHERE id = :id", id=sent["id"])
+    report = {"event_id": f"ev-{event}", "xillio_id": provider_id, "event": event, "timestamp": email["timestamp"]}
+    batch = [{**report, "reason": "550 no such user"}, {**report, "reason": "550 no such user"}]  # a duplicate too
+    assert email_events(invoke, batch)["statusCode"] == 200
+    rows = db.rows("SELECT address, sender, source FROM suppressions")
+    assert [(row["address"], row["sender"], row["source"]) for row in rows] == [(email["to"], None, source)]
+    assert db.scalar("SELECT count(*) FROM message_events WHERE type = 'recipient.opted_out'") == 1
+    assert_opted_out(invoke("SendMessageFunction", sample_event("send_message-email")))
+
+
+def test_delivered_and_dropped_email_events_suppress_nothing(invoke, db, queues):
+    email = sample_body("send_message-email")
+    sent = response_json(invoke("SendMessageFunction", sample_event("send_message-email")))
+    provider_id = db.scalar("SELECT provider_message_id FROM messages WHERE id = :id", id=sent["id"])
+    batch = [
+        {"event_id": f"ev-{name}", "xillio_id": provider_id, "event": name, "timestamp": email["timestamp"]}
+        for name in ("dropped", "delivered")
+    ]
+    assert email_events(invoke, batch)["statusCode"] == 200
+    assert db.scalar("SELECT count(*) FROM suppressions") == 0
+
+
+def test_a_resend_to_a_suppressed_recipient_is_refused_and_writes_nothing(invoke, db, queues, configure):
+    configure(MOCK_SMS_FAULTS="400")
+    failed = response_json(send(invoke))
+    assert failed["status"] == "failed"
+    configure(MOCK_SMS_FAULTS=None)
+    text_in(invoke, "STOP")
+    before = db.scalar("SELECT count(*) FROM messages")
+    event = sample_event("send_message-resend")
+    event["rawPath"] = event["requestContext"]["http"]["path"] = f"/api/messages/{failed['id']}/resend"
+    event["pathParameters"] = {"message_id": str(failed["id"])}
+    assert_opted_out(invoke("SendMessageFunction", event))
+    assert db.scalar("SELECT count(*) FROM messages") == before
+
+
 def test_a_retry_rechecks_and_fails_with_recipient_opted_out(invoke, db, queues, configure, drain):
     configure(MOCK_SMS_FAULTS="500", RETRY_BASE_SECONDS=0, RETRY_MAX_SECONDS=0)
     message = response_json(send(invoke))
@@ -175,8 +225,12 @@ def test_a_retry_rechecks_and_fails_with_recipient_opted_out(invoke, db, queues,
     text_in(invoke, "STOP")
     configure(MOCK_SMS_FAULTS="")
     drain()
-    row = db.rows("SELECT status, last_error FROM messages WHERE id = :id", id=message["id"])[0]
-    assert (row["status"], row["last_error"]) == ("failed", "recipient_opted_out")
+    row = db.rows("SELECT status, last_error, status_detail FROM messages WHERE id = :id", id=message["id"])[0]
+    assert (row["status"], row["last_error"], row["status_detail"]) == ("failed", *["recipient_opted_out"] * 2)
+    failed = db.rows(
+        "SELECT detail FROM message_events WHERE message_id = :id AND type = 'message.failed'", id=message["id"]
+    )
+    assert [event["detail"] for event in failed] == ["recipient_opted_out"]
     tokens = [row["idempotency_token"] for row in db.rows("SELECT idempotency_token FROM mock_provider_deliveries")]
     assert str(message["id"]) not in tokens  # only the STOP confirmation reached the provider
 
@@ -184,7 +238,6 @@ def test_a_retry_rechecks_and_fails_with_recipient_opted_out(invoke, db, queues,
 def test_concurrent_stop_and_sends_none_reaches_the_provider_after_the_stop_commits(db, queues, configure, monkeypatch):
     """Every provider call checks, as it finishes, whether the opt-out had committed: it never has. Driven
     in-process from threads (the provider is observed here), like concurrent execution environments."""
-    from messaging.db import engine
     from messaging.errors import RecipientOptedOut
     from messaging.models import InboundSms, SendSms
     from messaging.providers.mock import MockProvider
@@ -202,8 +255,7 @@ def test_concurrent_stop_and_sends_none_reaches_the_provider_after_the_stop_comm
         return accepted
 
     monkeypatch.setattr(MockProvider, "send", observed_send)
-    configure(DATABASE_POOL_SIZE=10)
-    engine.reset_engine()
+    configure(DATABASE_POOL_SIZE=10)  # the service reads its settings again: a pool for 8 threads
 
     def one(index):
         if index == 20:
@@ -222,7 +274,6 @@ def test_concurrent_stop_and_sends_none_reaches_the_provider_after_the_stop_comm
             results = list(pool.map(one, range(51)))
     finally:
         configure(DATABASE_POOL_SIZE=None)
-        engine.reset_engine()
     assert late == []
     assert len(results) == 51
     # Whatever was stored before the opt-out either reached the provider before it committed or failed.

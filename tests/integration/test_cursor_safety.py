@@ -172,10 +172,8 @@ def one_connection_engine(configure):
     from messaging.db import engine
 
     configure(DATABASE_POOL_SIZE=1)
-    engine.reset_engine()
     yield engine.get_engine()
     configure(DATABASE_POOL_SIZE=None)
-    engine.reset_engine()
 
 
 def test_an_error_mid_statement_that_is_not_the_databases_discards_the_connection(one_connection_engine):

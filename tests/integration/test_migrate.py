@@ -5,15 +5,13 @@ from tests.conftest import _server_url, create_test_database, sample_event
 
 
 def test_migrate_function_upgrades_an_empty_database_to_head(invoke, database_url, monkeypatch):
-    from messaging.config import get_settings
-    from messaging.db import engine as engine_module
+    from messaging import runtime
     from messaging.db.engine import sqlalchemy_url
 
     server = _server_url()
     empty = create_test_database(server, f"migrate_test_{id(monkeypatch)}")
     monkeypatch.setenv("DATABASE_URL", empty)
-    get_settings.cache_clear()
-    engine_module.reset_engine()
+    runtime.reset()
     try:
         first = invoke("MigrateFunction", sample_event("migrate-upgrade"))
         again = invoke("MigrateFunction", sample_event("migrate-upgrade"))
@@ -22,8 +20,7 @@ def test_migrate_function_upgrades_an_empty_database_to_head(invoke, database_ur
         inspector_engine.dispose()
     finally:
         monkeypatch.undo()
-        get_settings.cache_clear()
-        engine_module.reset_engine()
+        runtime.reset()
         postgres.drop_database(server, empty.rsplit("/", 1)[-1].split("?")[0])
     assert first["before"] is None
     assert first["after"] == again["before"] == again["after"]

@@ -37,15 +37,12 @@ def assert_unavailable(response):
 @pytest.fixture
 def point_database_at(configure, database_url):
     """Point the service at another database URL (1 s timeouts); the real one is restored afterwards."""
-    from messaging.db import engine
 
     def point(url: str) -> None:
         configure(DATABASE_URL=url, DATABASE_TIMEOUT_SECONDS=1)
-        engine.reset_engine()
 
     yield point
     configure(DATABASE_URL=database_url)
-    engine.reset_engine()
 
 
 @pytest.fixture
@@ -201,10 +198,8 @@ def test_connection_lost_during_a_read_is_503(invoke, db, terminate_backend, fun
 def test_a_stalled_database_mid_transaction_is_503_and_commits_nothing(invoke, db, admin_engine, configure):
     """The database stops answering in the middle of the transaction (here: a lock held elsewhere): the
     request times out with a 503, and once the database moves again the cut-off transaction never commits."""
-    from messaging.db import engine
 
     configure(DATABASE_TIMEOUT_SECONDS=1)
-    engine.reset_engine()
     blocker = admin_engine.connect()
     transaction = blocker.begin()
     blocker.execute(text("LOCK TABLE messages IN ACCESS EXCLUSIVE MODE"))
@@ -223,7 +218,6 @@ def test_a_stalled_database_mid_transaction_is_503_and_commits_nothing(invoke, d
         time.sleep(0.1)
     assert db.counts() == EMPTY
     configure(DATABASE_TIMEOUT_SECONDS=None)
-    engine.reset_engine()
     assert invoke("InboundSmsFunction", sample_event("inbound_sms-sms"))["statusCode"] == 200
 
 
@@ -241,10 +235,8 @@ def small_pool(configure):
     from messaging.db import engine
 
     configure(DATABASE_POOL_SIZE=1, DATABASE_TIMEOUT_SECONDS=1)
-    engine.reset_engine()
     yield engine.get_engine()
     configure(DATABASE_POOL_SIZE=None, DATABASE_TIMEOUT_SECONDS=None)
-    engine.reset_engine()
 
 
 @pytest.mark.parametrize(("function", "event_name"), INBOUND + READS)

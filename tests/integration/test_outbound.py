@@ -351,15 +351,12 @@ def test_malformed_idempotency_keys_are_rejected(invoke, db, queues, key):
 
 
 def test_database_down_before_storing_is_503_and_nothing_is_sent(invoke, db, queues, configure, database_url):
-    from messaging.db import engine
 
     configure(DATABASE_URL="postgresql://postgres@127.0.0.1:1/none", DATABASE_TIMEOUT_SECONDS=1)
-    engine.reset_engine()
     try:
         response = send(invoke)
     finally:
         configure(DATABASE_URL=database_url)
-        engine.reset_engine()
     assert response["statusCode"] == 503
     assert response["headers"]["Retry-After"]
     assert response_json(response)["error"]["code"] == "service_unavailable"
@@ -386,17 +383,14 @@ def test_database_failing_while_recording_a_throttled_attempt_loses_nothing(
 
 
 def test_consumer_with_the_database_down_keeps_the_record(invoke, db, queues, configure, retry_consumer, database_url):
-    from messaging.db import engine
 
     configure(MOCK_SMS_FAULTS="500", RETRY_BASE_SECONDS=0, RETRY_MAX_SECONDS=0)
     message = response_json(send(invoke))
     configure(DATABASE_URL="postgresql://postgres@127.0.0.1:1/unreachable", DATABASE_TIMEOUT_SECONDS=1)
-    engine.reset_engine()
     try:
         result = retry_consumer([retry_record(message["id"])])
     finally:
         configure(DATABASE_URL=database_url)
-        engine.reset_engine()
     assert result["batchItemFailures"] == [{"itemIdentifier": "test-0"}]
     assert db.scalar("SELECT status FROM messages") == "retrying"
     make_due(db, message["id"])

@@ -113,7 +113,8 @@ export class Inbox {
   render() {
     const focusedId = document.activeElement && document.activeElement.closest("#conversation-list") ? document.activeElement.dataset.id : null;
     const items = this.hits ? this.hits.map((message) => this.hitItem(message)) : this.visibleConversations().map((c) => this.conversationItem(c));
-    const filtered = Object.values(this.filters).some(Boolean);
+    // With archiving, the inbox hides archived conversations: an empty list then means "nothing matches".
+    const filtered = Object.values(this.filters).some(Boolean) || Boolean(this.capabilities.filters.archived);
     this.status.textContent = items.length
       ? `${items.length}${this.nextCursor && !this.hits ? "+" : ""} ${this.hits ? "matching messages" : "conversations"}`
       : "";

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from messaging.domain import Conversation, Message
-from messaging.models import ConversationOut, MessageOut
+from messaging.domain import Conversation, Message, MessageEvent
+from messaging.models import ConversationOut, MessageEventOut, MessageOut
 
 
 def message_document(message: Message) -> MessageOut:
@@ -24,10 +24,12 @@ def message_document(message: Message) -> MessageOut:
             "attempts": message.attempts,
             "next_attempt_at": message.next_attempt_at,
             "last_error": message.last_error,
+            "status_detail": message.status_detail,
             "created_at": message.created_at,
             "updated_at": message.updated_at,
             "encoding": message.encoding,
             "segments": message.segments,
+            "resent_from": message.resent_from,
         }
     )
 
@@ -40,4 +42,21 @@ def conversation_document(conversation: Conversation) -> ConversationOut:
         last_message_at=conversation.last_message_at,
         last_message_preview=conversation.last_message_preview,
         created_at=conversation.created_at,
+        archived=conversation.archived,
+        unread_count=conversation.unread_count,
+    )
+
+
+def event_document(event: MessageEvent) -> MessageEventOut:
+    return MessageEventOut.model_validate(
+        {
+            "id": event.id,
+            "type": event.type,
+            "status": event.status,
+            "previous_status": event.previous_status,
+            "attempt": event.attempt,
+            "detail": event.detail,
+            "source": event.source,
+            "occurred_at": event.occurred_at,
+        }
     )

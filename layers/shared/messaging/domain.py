@@ -34,6 +34,7 @@ class NewMessage:
     next_attempt_at: datetime | None = None
     encoding: str | None = None  # SMS/MMS: "GSM-7" | "UCS-2"
     segments: int | None = None
+    resent_from: int | None = None  # the failed message this one resends
 
     def as_stored(self, message_id: int, conversation_id: int, at: datetime) -> Message:
         """The message as the row just stored at `at` holds it (no attempt made yet)."""
@@ -57,6 +58,7 @@ class NewMessage:
             updated_at=at,
             encoding=self.encoding,
             segments=self.segments,
+            resent_from=self.resent_from,
         )
 
 
@@ -90,11 +92,29 @@ class Message:
     updated_at: datetime
     encoding: str | None = None
     segments: int | None = None
+    status_detail: str | None = None  # the provider's reason or code (a receipt's error, a failure)
+    resent_from: int | None = None
 
     @property
     def pending(self) -> bool:
         """True while the provider has not settled the send (it may still be attempted)."""
         return self.status in PENDING_STATUSES
+
+
+@dataclass(frozen=True)
+class MessageEvent:
+    """One row of the history: a status transition of a message, or another event customers subscribe to."""
+
+    id: int
+    type: str
+    message_id: int | None
+    conversation_id: int | None
+    status: str | None
+    previous_status: str | None
+    attempt: int | None
+    detail: str | None
+    source: str
+    occurred_at: datetime
 
 
 @dataclass(frozen=True)
@@ -106,6 +126,8 @@ class Conversation:
     last_message_id: int | None
     last_message_preview: str | None
     created_at: datetime
+    archived: bool = False
+    unread_count: int = 0  # inbound messages after the read horizon
 
 
 @dataclass(frozen=True)
@@ -132,3 +154,26 @@ class Suppression:
     source: str  # SuppressionSource
     reason: str | None
     created_at: datetime
+
+
+@dataclass(frozen=True)
+class ConversationFilters:
+    """What a conversation list is narrowed to; None: any."""
+
+    participant: str | None = None  # a normalized address
+    channel: str | None = None  # a message type the conversation holds at least one message of
+    archived: bool | None = None
+
+
+@dataclass(frozen=True)
+class MessageFilters:
+    """What a list of messages across conversations is narrowed to; None: any. `since` is inclusive,
+    `until` exclusive; `q` is a full-text query (websearch syntax)."""
+
+    conversation_id: int | None = None
+    status: str | None = None
+    direction: str | None = None
+    type: str | None = None
+    since: datetime | None = None
+    until: datetime | None = None
+    q: str | None = None

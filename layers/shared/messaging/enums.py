@@ -20,6 +20,19 @@ class MessageStatus(StrEnum):
     RETRYING = "retrying"
     SENT = "sent"
     FAILED = "failed"
+    DELIVERED = "delivered"
+    UNDELIVERED = "undelivered"
+
+
+# The status each provider receipt outcome settles a message in (SMS receipts say delivered/undelivered;
+# email events also bounce, dropped and spamreport, which comes from a recipient who got the mail).
+RECEIPT_OUTCOME_STATUS = {
+    "delivered": MessageStatus.DELIVERED,
+    "undelivered": MessageStatus.UNDELIVERED,
+    "bounce": MessageStatus.UNDELIVERED,
+    "dropped": MessageStatus.UNDELIVERED,
+    "spamreport": MessageStatus.DELIVERED,
+}
 
 
 class Provider(StrEnum):

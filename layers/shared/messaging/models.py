@@ -7,10 +7,19 @@ from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, Generic, Literal, TypeVar
 from urllib.parse import urlsplit
 
-from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StrictBool,
+    StrictInt,
+    model_validator,
+)
 from pydantic_core import PydanticCustomError
 
-from messaging.enums import Direction, MessageStatus, MessageType, Provider
+from messaging.enums import Direction, EventSource, EventType, MessageStatus, MessageType, Provider
 
 MAX_ATTACHMENTS = 10
 MAX_ATTACHMENT_URL_LENGTH = 2048
@@ -100,12 +109,22 @@ def _instant(value: datetime) -> datetime:
     return value
 
 
+def _utc(value: datetime) -> datetime:
+    try:
+        return value.astimezone(UTC)
+    except OverflowError:
+        raise ValueError("timestamp is out of range once converted to UTC") from None
+
+
 PhoneNumber = Annotated[str, Field(min_length=1, max_length=64), AfterValidator(_phone)]
 DeliveredPhoneNumber = Annotated[str, Field(min_length=1, max_length=64), AfterValidator(_delivered_phone)]
 EmailAddress = Annotated[str, Field(min_length=1, max_length=700), AfterValidator(_email)]
 AttachmentUrl = Annotated[str, Field(min_length=1), AfterValidator(_attachment_url)]
 Attachments = Annotated[list[AttachmentUrl] | None, Field(max_length=MAX_ATTACHMENTS)]
 Instant = Annotated[datetime, BeforeValidator(_iso_instant_text), AfterValidator(_instant)]
+# A bound of a query (since/until): any instant, written as unambiguously as a message's timestamp.
+QueryInstant = Annotated[datetime, BeforeValidator(_iso_instant_text), AfterValidator(_utc)]
+SearchText = Annotated[str, AfterValidator(_storable_text)]
 ProviderMessageId = Annotated[
     str, Field(min_length=1, max_length=MAX_PROVIDER_ID_LENGTH, pattern=r"^\S+$"), AfterValidator(_storable_text)
 ]
@@ -221,10 +240,70 @@ class MessageOut(BaseModel):
     attempts: int
     next_attempt_at: datetime | None
     last_error: str | None
+    status_detail: str | None = Field(None, description="The provider's reason or code for the status.")
     created_at: datetime
     updated_at: datetime
     encoding: Literal["GSM-7", "UCS-2"] | None = Field(description="SMS/MMS: how the body travels; null for email.")
     segments: int | None = Field(description="SMS/MMS: segments the body costs (an MMS is one); null for email.")
+    resent_from: int | None = Field(default=None, description="The failed message this one resends.")
+
+
+MAX_EMAIL_EVENTS = 100
+ReceiptDetail = Annotated[
+    str, Field(min_length=1, max_length=1000, pattern=r"^[^\x00-\x1f\x7f]+$"), AfterValidator(_storable_text)
+]
+
+
+class SmsReceipt(BaseModel):
+    """A delivery receipt from the SMS provider (POST /api/webhooks/sms/status). Unknown fields are rejected."""
+
+    model_config = ConfigDict(extra="forbid")
+    messaging_provider_id: ProviderMessageId
+    status: Literal["delivered", "undelivered"]
+    error_code: Annotated[str, Field(max_length=64)] | None = None
+    timestamp: Instant
+
+    @model_validator(mode="after")
+    def _code_is_printable(self) -> Any:
+        if self.error_code is not None and (not self.error_code.strip() or not self.error_code.isprintable()):
+            raise ValueError("error_code must be printable, non-empty text")
+        return self
+
+
+class EmailEvent(BaseModel):
+    """One event of the email provider's batch (POST /api/webhooks/email/events). Unknown fields are rejected."""
+
+    model_config = ConfigDict(extra="forbid")
+    event_id: ProviderMessageId
+    xillio_id: ProviderMessageId
+    event: Literal["delivered", "bounce", "dropped", "spamreport"]
+    reason: ReceiptDetail | None = None
+    timestamp: Instant
+
+
+class ReceiptResult(BaseModel):
+    outcome: Literal["applied", "held", "duplicate", "ignored"] = Field(
+        description="applied: the message moved; held: no message carries this provider id yet (applied when one "
+        "does); duplicate: already received; ignored: the message's status was already final."
+    )
+    message_id: int | None
+
+
+class ReceiptResults(BaseModel):
+    results: list[ReceiptResult] = Field(description="One per event, in the order received.")
+
+
+class MessageEventOut(BaseModel):
+    """One row of a message's history."""
+
+    id: int
+    type: EventType
+    status: str | None
+    previous_status: str | None
+    attempt: int | None
+    detail: str | None
+    source: EventSource
+    occurred_at: datetime
 
 
 class ConversationOut(BaseModel):
@@ -234,6 +313,35 @@ class ConversationOut(BaseModel):
     last_message_at: datetime | None
     last_message_preview: str | None
     created_at: datetime
+    archived: bool = Field(description="Hidden from the inbox until a new inbound message arrives.")
+    unread_count: int = Field(description="Inbound messages after the read horizon (POST .../read).")
+
+
+class ConversationChange(BaseModel):
+    """PATCH /api/conversations/{id}. Unknown fields are rejected."""
+
+    model_config = ConfigDict(extra="forbid")
+    archived: StrictBool = Field(
+        description="True hides the conversation from the inbox; a new inbound message un-archives it."
+    )
+
+
+class ReadHorizon(BaseModel):
+    """POST /api/conversations/{id}/read. Unknown fields are rejected."""
+
+    model_config = ConfigDict(extra="forbid")
+    through_message_id: StrictInt | None = Field(
+        default=None,
+        ge=1,
+        le=2**63 - 1,
+        description="Mark read up to this message of the conversation (in list order); omitted: everything so far.",
+    )
+
+
+class ResendRequest(BaseModel):
+    """POST /api/messages/{id}/resend: the body is an empty object (the content is the failed message's)."""
+
+    model_config = ConfigDict(extra="forbid")
 
 
 class InboundAccepted(BaseModel):

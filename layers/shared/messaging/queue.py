@@ -4,39 +4,28 @@ from __future__ import annotations
 
 import json
 import math
-import threading
 from typing import Any
 
-from messaging.config import get_settings
+from messaging import config, runtime
+from messaging.config import DeadLetterQueueSettings, ProviderReceiptSettings, RetryQueueSettings, SqsSettings
 
 MAX_SQS_DELAY_SECONDS = 900
 MAX_VISIBILITY_SECONDS = 12 * 3600
 
-_client: Any = None
-_client_lock = threading.Lock()
-
 
 def sqs_client() -> Any:
-    global _client
-    if _client is None:
-        with _client_lock:
-            if _client is None:
-                import boto3
-                from botocore.config import Config
-
-                settings = get_settings()
-                _client = boto3.client(
-                    "sqs",
-                    endpoint_url=settings.sqs_endpoint_url,
-                    config=Config(connect_timeout=2, read_timeout=5, retries={"max_attempts": 2, "mode": "standard"}),
-                )
-    return _client
+    return runtime.once("sqs client", _build_client)
 
 
-def reset_client() -> None:
-    global _client
-    with _client_lock:
-        _client = None
+def _build_client() -> Any:
+    import boto3
+    from botocore.config import Config
+
+    return boto3.client(
+        "sqs",
+        endpoint_url=config.current(SqsSettings).sqs_endpoint_url,
+        config=Config(connect_timeout=2, read_timeout=5, retries={"max_attempts": 2, "mode": "standard"}),
+    )
 
 
 def retry_body(message_id: int) -> str:
@@ -52,10 +41,7 @@ def parse_retry_body(body: str) -> int:
 
 
 def _queue_url() -> str:
-    url = get_settings().send_retry_queue_url
-    if not url:
-        raise RuntimeError("SEND_RETRY_QUEUE_URL is not configured")
-    return url
+    return config.current(RetryQueueSettings).send_retry_queue_url
 
 
 def schedule_retry(message_id: int, delay_seconds: float) -> None:
@@ -77,11 +63,8 @@ def schedule_retries_now(message_ids: list[int]) -> None:
 
 
 def dead_letter(message_id: int, reason: str) -> None:
-    url = get_settings().send_retry_dlq_url
-    if not url:
-        raise RuntimeError("SEND_RETRY_DLQ_URL is not configured")
     sqs_client().send_message(
-        QueueUrl=url,
+        QueueUrl=config.current(DeadLetterQueueSettings).send_retry_dlq_url,
         MessageBody=retry_body(message_id),
         MessageAttributes={"failure_reason": {"DataType": "String", "StringValue": reason[:1000] or "failed"}},
     )
@@ -94,3 +77,14 @@ def postpone(receipt_handle: str, seconds: float) -> None:
         ReceiptHandle=receipt_handle,
         VisibilityTimeout=min(MAX_VISIBILITY_SECONDS, max(0, math.ceil(seconds))),
     )
+
+
+def schedule_provider_receipt(body: dict[str, Any], delay_seconds: float) -> bool:
+    """The mock providers' receipt, due after the delay on ProviderReceiptQueue. False when no queue is
+    configured (receipts are then not emitted; reconciliation still settles the message by lookup)."""
+    url = config.current(ProviderReceiptSettings).provider_receipt_queue_url
+    if not url:
+        return False
+    delay = min(MAX_SQS_DELAY_SECONDS, max(0, math.ceil(delay_seconds)))
+    sqs_client().send_message(QueueUrl=url, MessageBody=json.dumps(body), DelaySeconds=delay)
+    return True

@@ -32,7 +32,8 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from messaging.config import Settings, get_settings
+from messaging import config, runtime
+from messaging.config import WebhookSignatureSettings
 from messaging.errors import ServiceUnavailable, Unauthorized
 from messaging.observability import logger
 
@@ -122,16 +123,16 @@ def secrets_from_secret_string(value: str) -> list[str]:
     return []
 
 
-def _secret_list(provider: str, settings: Settings) -> str:
+def _secret_list(provider: str, settings: WebhookSignatureSettings) -> str:
     """The environment's list as configured ("" when unset: settings_from drops empty variables)."""
     return settings.sms_webhook_secrets if provider == "sms" else settings.email_webhook_secrets
 
 
-def _listed_secrets(provider: str, settings: Settings) -> list[str]:
+def _listed_secrets(provider: str, settings: WebhookSignatureSettings) -> list[str]:
     return [secret.strip() for secret in _secret_list(provider, settings).split(",") if secret.strip()]
 
 
-def _secret_arn(provider: str, settings: Settings) -> str | None:
+def _secret_arn(provider: str, settings: WebhookSignatureSettings) -> str | None:
     return settings.sms_webhook_secret_arn if provider == "sms" else settings.email_webhook_secret_arn
 
 
@@ -150,13 +151,17 @@ class _Cached:
     refresh_at: float  # time.monotonic(); infinite for secrets from the environment
 
 
-_cache: dict[str, _Cached] = {}
 _lock = threading.Lock()
+
+
+def _cache() -> dict[str, _Cached]:
+    """The verifiers built so far in this execution environment, by provider."""
+    return runtime.once("webhook verifiers", dict)
 
 
 def announce(provider: str) -> None:
     """At cold start: warn once when this provider's webhooks will not be verified (no secret configured)."""
-    settings = get_settings()
+    settings = config.current(WebhookSignatureSettings)
     if _secret_arn(provider, settings):
         return
     if _secret_list(provider, settings) and not _listed_secrets(provider, settings):
@@ -177,14 +182,14 @@ def verifier_for(provider: str) -> WebhookVerifier | None:
     Raises ServiceUnavailable when a configured secret list or Secrets Manager secret names no secret, or
     the Secrets Manager secret cannot be read: configured means verified, never open by accident.
     """
-    cached = _cache.get(provider)
+    cached = _cache().get(provider)
     if cached is not None and time.monotonic() < cached.refresh_at:
         return cached.verifier
     with _lock:
-        cached = _cache.get(provider)
+        cached = _cache().get(provider)
         if cached is not None and time.monotonic() < cached.refresh_at:
             return cached.verifier
-        settings = get_settings()
+        settings = config.current(WebhookSignatureSettings)
         secret_arn = _secret_arn(provider, settings)
         if not secret_arn:
             secrets = _listed_secrets(provider, settings)
@@ -192,15 +197,15 @@ def verifier_for(provider: str) -> WebhookVerifier | None:
                 logger.error("the webhook secret list names no secret", extra={"provider": provider})
                 raise ServiceUnavailable("webhook verification is unavailable; retry later")
             verifier = WebhookVerifier(tuple(secrets[:MAX_ACTIVE_SECRETS]), settings.webhook_tolerance_seconds)
-            _cache[provider] = _Cached(verifier if secrets else None, math.inf)
-            return _cache[provider].verifier
+            _cache()[provider] = _Cached(verifier if secrets else None, math.inf)
+            return _cache()[provider].verifier
         try:
             secrets = _read_secret(secret_arn)
         except Exception:
             if cached is not None and cached.verifier is not None:
                 # Secrets Manager is unreachable: keep verifying with the secrets we have, try again soon.
                 logger.warning("could not refresh the webhook signing secret", extra={"provider": provider})
-                _cache[provider] = _Cached(cached.verifier, time.monotonic() + 30)
+                _cache()[provider] = _Cached(cached.verifier, time.monotonic() + 30)
                 return cached.verifier
             logger.exception("could not read the webhook signing secret", extra={"provider": provider})
             raise ServiceUnavailable("webhook verification is unavailable; retry later") from None
@@ -208,11 +213,5 @@ def verifier_for(provider: str) -> WebhookVerifier | None:
             logger.error("the webhook signing secret names no secret", extra={"provider": provider})
             raise ServiceUnavailable("webhook verification is unavailable; retry later")
         verifier = WebhookVerifier(tuple(secrets[:MAX_ACTIVE_SECRETS]), settings.webhook_tolerance_seconds)
-        _cache[provider] = _Cached(verifier, time.monotonic() + SECRET_REFRESH_SECONDS)
+        _cache()[provider] = _Cached(verifier, time.monotonic() + SECRET_REFRESH_SECONDS)
         return verifier
-
-
-def reset_verifiers() -> None:
-    """Forget cached verifiers (tests and the local runner, when the configuration changes)."""
-    with _lock:
-        _cache.clear()

@@ -1,10 +1,10 @@
-"""One SQLAlchemy engine per execution environment, created lazily on first use and then reused."""
+"""One SQLAlchemy engine per execution environment (kept by messaging.runtime), and the one rule of what
+means "the database is unavailable"."""
 
 from __future__ import annotations
 
 import functools
 import json
-import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -14,16 +14,14 @@ from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
 
 from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.engine import ExceptionContext
-from sqlalchemy.exc import DBAPIError, DisconnectionError, OperationalError
+from sqlalchemy.exc import DBAPIError, DisconnectionError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 
-from messaging.config import Settings, get_settings
+from messaging import config, runtime
+from messaging.config import DatabaseSettings
 from messaging.errors import ServiceUnavailable
 
 PING_AFTER_IDLE_SECONDS = 10.0
-
-_engine: Engine | None = None
-_engine_lock = threading.Lock()
 
 
 def sqlalchemy_url(url: str) -> str:
@@ -78,7 +76,7 @@ def _cache_paramstyle_conversion() -> None:
     pg8000.legacy.convert_paramstyle = convert_paramstyle
 
 
-def build_engine(settings: Settings) -> Engine:
+def build_engine(settings: DatabaseSettings) -> Engine:
     connect_args: dict[str, object] = {"timeout": settings.database_timeout_seconds}
     if settings.database_url:
         url = sqlalchemy_url(settings.database_url)
@@ -191,44 +189,49 @@ def _ping_connections_that_sat_idle(engine: Engine) -> None:
 
 
 def get_engine() -> Engine:
-    global _engine
-    if _engine is None:
-        with _engine_lock:
-            if _engine is None:
-                _engine = build_engine(get_settings())
-    return _engine
-
-
-def reset_engine() -> None:
-    """Dispose of the engine (tests and the local runner use this when the configuration changes)."""
-    global _engine
-    with _engine_lock:
-        if _engine is not None:
-            _engine.dispose()
-        _engine = None
+    return runtime.once("engine", lambda: build_engine(config.current(DatabaseSettings)), Engine.dispose)
 
 
 @contextmanager
 def transaction() -> Iterator[Connection]:
-    """One transaction: committed on success, rolled back on error; an unreachable database, or no free
-    connection in the pool before the timeout (the database stalls and every connection waits on it), is
-    a 503."""
+    """One transaction: committed on success, rolled back on error. A database that cannot serve us right
+    now (unreachable, shutting down, out of connections, a serialization failure...) or no free connection
+    in the pool before the timeout (the database stalls and every connection waits on it) raises
+    ServiceUnavailable; any other database error is a defect and propagates unchanged."""
     try:
         with get_engine().begin() as connection:
             yield connection
-    except (OperationalError, DBAPIError) as exc:
-        if _is_connectivity_error(exc):
+    except DBAPIError as exc:
+        if database_unavailable(exc):
             raise ServiceUnavailable("the database is unavailable; retry later") from exc
         raise
     except PoolTimeoutError as exc:
         raise ServiceUnavailable("the database is busy; no connection came free in time; retry later") from exc
 
 
-def _is_connectivity_error(exc: DBAPIError) -> bool:
-    if exc.connection_invalidated:
+# SQLSTATE classes and codes that say "the database cannot serve us right now", not "this request is wrong":
+# connection exception, insufficient resources (too many connections), operator intervention (shutdown,
+# starting up, statement timeout), transaction rollback (serialization failure, deadlock), invalid
+# authorization (credentials being rotated), unknown database, lock not available, read-only transaction
+# (connected to a reader after a failover).
+_UNAVAILABLE_SQLSTATE_CLASSES = ("08", "53", "57", "40", "28")
+_UNAVAILABLE_SQLSTATES = {"3D000", "55P03", "25006"}
+
+
+def database_unavailable(error: DBAPIError) -> bool:
+    """True when a driver error means the database is unavailable (retry later), not a defect."""
+    if error.connection_invalidated:
         return True
-    original = exc.orig
+    original = error.orig
     if isinstance(original, OSError | ConnectionError | TimeoutError):
         return True
-    name = type(original).__name__ if original is not None else ""
-    return name in ("InterfaceError", "OperationalError")
+    if type(original).__name__ in ("InterfaceError", "OperationalError"):
+        return True
+    state = _sqlstate(original)
+    return state[:2] in _UNAVAILABLE_SQLSTATE_CLASSES or state in _UNAVAILABLE_SQLSTATES
+
+
+def _sqlstate(original: BaseException | None) -> str:
+    arguments = getattr(original, "args", ())
+    details = arguments[0] if arguments else None
+    return str(details.get("C", "")) if isinstance(details, dict) else ""

@@ -1,7 +1,8 @@
-"""The ids of the message_events rows a transaction wrote, so they can be published once it commits.
+"""The contract between code that writes history rows and the relay that publishes them.
 
-Every repository function that inserts message_events rows passes their ids here; the customer-webhooks
-work relays them to EventQueue after the commit, generically (the sweep relays whatever was missed).
+Every repository function that inserts `message_events` rows hands the new rows' ids to `remember_written`
+on the connection it used; after the commit, whoever relays events to EventQueue reads them back from
+`connection.info`, so feature code never has to remember to publish (see WAVE2 and DESIGN.md §1).
 """
 
 from __future__ import annotations
@@ -14,4 +15,12 @@ WRITTEN_EVENT_IDS = "written_event_ids"
 
 
 def remember_written(connection: Connection, ids: Iterable[int]) -> None:
-    connection.info.setdefault(WRITTEN_EVENT_IDS, []).extend(ids)
+    """Note history rows this connection's transaction inserted (ids of `message_events`)."""
+    written = [int(event_id) for event_id in ids if event_id is not None]
+    if written:
+        connection.info.setdefault(WRITTEN_EVENT_IDS, []).extend(written)
+
+
+def written(connection: Connection) -> list[int]:
+    """The ids noted so far on this connection (in insertion order)."""
+    return list(connection.info.get(WRITTEN_EVENT_IDS, []))

@@ -5,21 +5,48 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, Row, bindparam, func, select, text, update
+from sqlalchemy import (
+    ColumnElement,
+    Connection,
+    Row,
+    Select,
+    Table,
+    bindparam,
+    func,
+    literal,
+    literal_column,
+    select,
+    text,
+    tuple_,
+    union_all,
+    update,
+)
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 
-from messaging.db.schema import PENDING_CONDITION, conversations, idempotency_keys, messages
+from messaging.db.events import remember_written
+from messaging.db.receipts import RECEIPT_MAY_MOVE
+from messaging.db.schema import (
+    PENDING_CONDITION,
+    SEARCH_CONFIGURATION,
+    conversations,
+    idempotency_keys,
+    message_events,
+    messages,
+)
 from messaging.domain import (
-    PENDING_STATUSES,
     Conversation,
+    ConversationFilters,
     IdempotencyRecord,
     Message,
+    MessageEvent,
+    MessageFilters,
     NewMessage,
     StoredMessage,
 )
-from messaging.enums import MessageStatus
+from messaging.enums import Direction, EventSource, MessageStatus, MessageType
 from messaging.grouping import participant_pair
+from messaging.search_text import searchable_text
 
 PREVIEW_LENGTH = 140
 
@@ -41,10 +68,12 @@ def _message(row: Row[Any]) -> Message:
         attempts=row.attempts,
         next_attempt_at=row.next_attempt_at,
         last_error=row.last_error,
+        status_detail=row.status_detail,
         created_at=row.created_at,
         updated_at=row.updated_at,
         encoding=row.encoding,
         segments=row.segments,
+        resent_from=row.resent_from,
     )
 
 
@@ -57,6 +86,8 @@ def _conversation(row: Row[Any]) -> Conversation:
         last_message_id=row.last_message_id,
         last_message_preview=row.last_message_preview,
         created_at=row.created_at,
+        archived=row.archived,
+        unread_count=row.unread_count,
     )
 
 
@@ -85,9 +116,11 @@ def _compact(sql: str) -> str:
 
 # One statement: reserve the message id, upsert the conversation with its summary already folded in
 # (the upsert locks the row, so one pair's messages are serialized and concurrent first messages make one
-# conversation), then insert the message. A repeated provider message id inserts nothing and returns the
-# original row; the caller then rolls back, undoing the summary change (the deferred foreign key from
-# conversations.last_message_id would refuse the commit anyway).
+# conversation), insert the message, and write its history: `message.received` or `message.queued`, after
+# `conversation.created` when the pair's conversation is new (xmax = 0: the upsert inserted it).
+# A repeated provider message id inserts nothing and returns the original row; the caller then rolls back,
+# undoing the summary change (the deferred foreign key from conversations.last_message_id would refuse the
+# commit anyway).
 #
 # The summary's last message is the last in the messages list's own order, (timestamp, id), so the
 # conversation and the last item of its list always agree. Comparing timestamps alone is not enough: the id
@@ -96,6 +129,22 @@ def _compact(sql: str) -> str:
 _NEWER_THAN_LAST = (
     "(EXCLUDED.last_message_at, EXCLUDED.last_message_id) > (c.last_message_at, COALESCE(c.last_message_id, 0))"
 )
+# What finding things needs on the conversation row, kept by this same statement (no later scan): the
+# channels it holds, archived (a new inbound message un-archives it: someone is writing again), and the
+# unread count, the inbound messages after the read horizon (a position in list order; NULL: nothing read).
+_FINDING_COLUMNS = "has_sms, has_mms, has_email, unread_count"
+_FINDING_VALUES = (
+    "CAST(:type AS text) = 'sms', CAST(:type AS text) = 'mms', CAST(:type AS text) = 'email', "
+    "CASE WHEN CAST(:direction AS text) = 'inbound' THEN 1 ELSE 0 END"
+)
+_FINDING_UPDATES = (
+    "has_sms = c.has_sms OR EXCLUDED.has_sms, has_mms = c.has_mms OR EXCLUDED.has_mms, "
+    "has_email = c.has_email OR EXCLUDED.has_email, "
+    "archived = c.archived AND CAST(:direction AS text) <> 'inbound', "
+    "unread_count = c.unread_count + CASE WHEN EXCLUDED.unread_count = 1 AND (c.read_through_at IS NULL OR "
+    "(EXCLUDED.last_message_at, EXCLUDED.last_message_id) > (c.read_through_at, c.read_through_id)) THEN 1 ELSE 0 END"
+)
+_SEARCH_VECTOR = f"to_tsvector('{SEARCH_CONFIGURATION}', CAST(:search_text AS text))"
 _STORE_MESSAGE = text(
     _compact(
         f"""
@@ -103,10 +152,12 @@ _STORE_MESSAGE = text(
             SELECT nextval(pg_get_serial_sequence('messages', 'id')) AS id
         ), conversation AS (
             INSERT INTO conversations AS c (
-                participant_a, participant_b, message_count, last_message_at, last_message_id, last_message_preview
+                participant_a, participant_b, message_count, last_message_at, last_message_id, last_message_preview,
+                {_FINDING_COLUMNS}
             )
             SELECT CAST(:participant_a AS text), CAST(:participant_b AS text), 1, CAST(:timestamp AS timestamptz),
-                   new_message.id, left(CAST(:body AS text), {PREVIEW_LENGTH})
+                   new_message.id, left(CAST(:body AS text), {PREVIEW_LENGTH}),
+                   {_FINDING_VALUES}
             FROM new_message
             ON CONFLICT (participant_a, participant_b) DO UPDATE SET
                 message_count = c.message_count + 1,
@@ -114,26 +165,42 @@ _STORE_MESSAGE = text(
                 last_message_id = CASE WHEN {_NEWER_THAN_LAST}
                                        THEN EXCLUDED.last_message_id ELSE c.last_message_id END,
                 last_message_preview = CASE WHEN {_NEWER_THAN_LAST}
-                                            THEN EXCLUDED.last_message_preview ELSE c.last_message_preview END
-            RETURNING c.id
+                                            THEN EXCLUDED.last_message_preview ELSE c.last_message_preview END,
+                {_FINDING_UPDATES}
+            RETURNING c.id, (c.xmax = 0) AS created
         ), inserted AS (
             INSERT INTO messages (
                 id, conversation_id, direction, type, from_address, to_address, body, attachments,
                 message_timestamp, status, provider, provider_message_id, next_attempt_at,
-                encoding, segments
+                search_vector, resent_from, encoding, segments
             )
             SELECT new_message.id, conversation.id, CAST(:direction AS text), CAST(:type AS text),
                    CAST(:from_address AS text), CAST(:to_address AS text), CAST(:body AS text),
                    CAST(:attachments AS jsonb), CAST(:timestamp AS timestamptz), CAST(:status AS text),
                    CAST(:provider AS text), CAST(:provider_message_id AS text), CAST(:next_attempt_at AS timestamptz),
+                   {_SEARCH_VECTOR}, CAST(:resent_from AS bigint),
                    CAST(:encoding AS text), CAST(:segments AS integer)
             FROM new_message, conversation
             ON CONFLICT (provider, provider_message_id) DO NOTHING
-            RETURNING id, conversation_id
+            RETURNING id, conversation_id, status
+        ), events AS (
+            INSERT INTO message_events (type, message_id, conversation_id, status, attempt, source)
+            SELECT event.type, event.message_id, inserted.conversation_id, event.status, event.attempt,
+                   CAST(:event_source AS text)
+            FROM inserted, conversation
+            CROSS JOIN LATERAL (VALUES
+                (1, 'conversation.created', NULL::bigint, NULL::text, NULL::integer),
+                (2, CASE inserted.status WHEN 'received' THEN 'message.received' ELSE 'message.queued' END,
+                    inserted.id, inserted.status, 0)
+            ) AS event(ordinal, type, message_id, status, attempt)
+            WHERE event.ordinal = 2 OR conversation.created
+            ORDER BY event.ordinal
+            RETURNING id
         )
-        SELECT id, conversation_id, true AS created FROM inserted
+        SELECT id, conversation_id, true AS created, ARRAY(SELECT id FROM events ORDER BY id) AS event_ids
+        FROM inserted
         UNION ALL
-        SELECT id, conversation_id, false AS created FROM messages
+        SELECT id, conversation_id, false AS created, ARRAY[]::bigint[] AS event_ids FROM messages
         WHERE provider = CAST(:provider AS text) AND provider_message_id = CAST(:provider_message_id AS text)
           AND NOT EXISTS (SELECT 1 FROM inserted)
         """
@@ -162,6 +229,10 @@ def store_message(connection: Connection, message: NewMessage) -> StoredMessage:
         "next_attempt_at": message.next_attempt_at,
         "encoding": message.encoding,
         "segments": message.segments,
+        # Who stores a message: the provider's webhook an inbound one, a client's request an outbound one.
+        "event_source": (EventSource.WEBHOOK if message.direction == Direction.INBOUND else EventSource.API).value,
+        "search_text": searchable_text(message.type, message.body),
+        "resent_from": message.resent_from,
     }
     row = connection.execute(_STORE_MESSAGE, parameters).first()
     if row is None:
@@ -173,6 +244,7 @@ def store_message(connection: Connection, message: NewMessage) -> StoredMessage:
             )
         ).one()
         return StoredMessage(id=row.id, conversation_id=row.conversation_id, created=False)
+    remember_written(connection, row.event_ids)
     return StoredMessage(id=row.id, conversation_id=row.conversation_id, created=row.created)
 
 
@@ -185,34 +257,181 @@ def get_conversation(connection: Connection, conversation_id: int) -> Conversati
     return None if row is None else _conversation(row)
 
 
-def list_conversations(connection: Connection, limit: int, before: tuple[datetime, int] | None) -> list[Conversation]:
-    """Most recent activity first; keyset on (last_message_at, id) served by ix_conversations_last_activity."""
-    query = select(conversations).order_by(conversations.c.last_message_at.desc(), conversations.c.id.desc())
+def _in_list_order(
+    table: Table,
+    branches: list[list[ColumnElement[bool]]],
+    common: list[ColumnElement[bool]],
+    limit: int,
+    newest_first: bool,
+) -> Select[Any]:
+    """Rows of `table` matching `common` and any one of `branches` (disjoint), in (timestamp, id) order.
+
+    Each branch is an equality prefix of an index that ends with the list's sort key, so each is an ordered
+    index scan stopping after `limit` rows. Several branches (a filter left unset, say archived: either
+    value) are a UNION ALL of those ordered, limited legs, which PostgreSQL merges in order (Merge Append),
+    never sorts. (Without each leg's own ORDER BY and LIMIT it sorts the whole union instead.)"""
+    at = table.c.last_message_at if table is conversations else table.c.message_timestamp
+
+    def in_order(columns: tuple[Any, Any]) -> list[Any]:
+        return [column.desc() if newest_first else column.asc() for column in columns]
+
+    legs = [
+        select(table).where(*common, *branch).order_by(*in_order((at, table.c.id))).limit(limit) for branch in branches
+    ]
+    if len(legs) == 1:
+        return legs[0]
+    found = union_all(*legs).subquery("found")
+    return select(found).order_by(*in_order((found.c[at.name], found.c.id))).limit(limit)
+
+
+def list_conversations(
+    connection: Connection, filters: ConversationFilters, limit: int, before: tuple[datetime, int] | None
+) -> list[Conversation]:
+    """Most recent activity first; keyset on (last_message_at, id). Unfiltered: ix_conversations_last_activity;
+    by participant: ix_conversations_participant_{a,b}_activity merged (a channel filters those rows: the
+    participant's conversations); by channel: its partial index; by archived: ix_conversations_archived_activity."""
+    c = conversations.c
+    common: list[ColumnElement[bool]] = []
     if before is not None:
-        query = query.where(
-            text("(conversations.last_message_at, conversations.id) < (:cursor_at, :cursor_id)").bindparams(
-                cursor_at=before[0], cursor_id=before[1]
-            )
-        )
-    return [_conversation(row) for row in connection.execute(query.limit(limit))]
+        common.append(tuple_(c.last_message_at, c.id) < tuple_(literal(before[0]), literal(before[1])))
+    if filters.channel is not None:
+        common.append(c[f"has_{filters.channel}"])  # the channel's partial index predicate, word for word
+    # Every filtered index has archived after its participant (if any): unset, it is one leg per value.
+    archived = [
+        c.archived == literal(value) for value in ((False, True) if filters.archived is None else (filters.archived,))
+    ]
+    branches: list[list[ColumnElement[bool]]] = [[]]
+    if filters.participant is not None:
+        sides = (c.participant_a == filters.participant, c.participant_b == filters.participant)
+        branches = [[side, value] for side in sides for value in archived]
+    elif filters.channel is not None or filters.archived is not None:
+        branches = [[value] for value in archived]
+    query = _in_list_order(conversations, branches, common, limit, newest_first=True)
+    return [_conversation(row) for row in connection.execute(query)]
 
 
 def list_messages(
     connection: Connection, conversation_id: int, limit: int, after: tuple[datetime, int] | None
 ) -> list[Message]:
     """Chronological; keyset on (message_timestamp, id) served by ix_messages_conversation_timeline."""
-    query = (
-        select(messages)
-        .where(messages.c.conversation_id == conversation_id)
-        .order_by(messages.c.message_timestamp, messages.c.id)
-    )
+    return find_messages(connection, MessageFilters(conversation_id=conversation_id), limit, after)
+
+
+def find_messages(
+    connection: Connection, filters: MessageFilters, limit: int, after: tuple[datetime, int] | None
+) -> list[Message]:
+    """Messages across conversations, chronological; keyset on (message_timestamp, id).
+
+    Each filter is an index's equality prefix where it can be: the conversation's timeline, the status
+    timeline (other filters filter its rows), or the direction-and-type timeline, whose unset column becomes
+    one merged branch per value. `q` matches the full-text index; PostgreSQL then chooses between reading
+    the GIN index's matches (sorting only those) and walking a timeline filtering by the text, whichever
+    its statistics say is cheaper for the words (a rare word: the matches; a common one: the timeline)."""
+    m = messages.c
+    common: list[ColumnElement[bool]] = []
     if after is not None:
-        query = query.where(
-            text("(messages.message_timestamp, messages.id) > (:cursor_at, :cursor_id)").bindparams(
-                cursor_at=after[0], cursor_id=after[1]
-            )
+        common.append(tuple_(m.message_timestamp, m.id) > tuple_(literal(after[0]), literal(after[1])))
+    if filters.since is not None:
+        common.append(m.message_timestamp >= filters.since)
+    if filters.until is not None:
+        common.append(m.message_timestamp < filters.until)
+    if filters.conversation_id is not None:
+        common.append(m.conversation_id == filters.conversation_id)
+    if filters.status is not None:
+        common.append(m.status == filters.status)
+    if filters.q is not None:
+        common.append(m.search_vector.bool_op("@@")(func.websearch_to_tsquery(_SEARCH_CONFIGURATION, filters.q)))
+    direction = filters.direction
+    branches: list[list[ColumnElement[bool]]] = [[]]
+    if filters.conversation_id is not None or filters.status is not None or filters.q is not None:
+        common.extend(_equal(m.direction, direction) + _equal(m.type, filters.type))
+    elif direction is not None or filters.type is not None:
+        directions = [direction] if direction is not None else [value.value for value in Direction]
+        types = [filters.type] if filters.type is not None else [value.value for value in MessageType]
+        branches = [[m.direction == one, m.type == kind] for one in directions for kind in types]
+    query = _in_list_order(messages, branches, common, limit, newest_first=False)
+    return [_message(row) for row in connection.execute(query)]
+
+
+def _equal(column: Any, value: str | None) -> list[ColumnElement[bool]]:
+    return [] if value is None else [column == value]
+
+
+_SEARCH_CONFIGURATION: ColumnElement[Any] = literal_column(f"'{SEARCH_CONFIGURATION}'::regconfig")
+
+
+def set_archived(connection: Connection, conversation_id: int, archived: bool) -> Conversation | None:
+    row = connection.execute(
+        update(conversations)
+        .where(conversations.c.id == conversation_id)
+        .values(archived=archived)
+        .returning(*conversations.c)
+    ).first()
+    return None if row is None else _conversation(row)
+
+
+def mark_all_read(connection: Connection, conversation_id: int) -> Conversation | None:
+    """Move the read horizon to the conversation's last message: nothing is unread. One statement: the row's
+    latest version is the one updated (a concurrent message waits on the row lock, then counts after it)."""
+    c = conversations.c
+    row = connection.execute(
+        update(conversations)
+        .where(c.id == conversation_id)
+        .values(read_through_at=c.last_message_at, read_through_id=c.last_message_id, unread_count=0)
+        .returning(*conversations.c)
+    ).first()
+    return None if row is None else _conversation(row)
+
+
+_LOCK_FOR_READ = text(
+    _compact(
+        """
+    SELECT c.*, m.message_timestamp AS through_at, m.id AS through_id
+    FROM conversations c
+    LEFT JOIN messages m ON m.id = :message_id AND m.conversation_id = c.id
+    WHERE c.id = :conversation_id
+    FOR UPDATE OF c
+    """
+    )
+)
+
+_READ_THROUGH = text(
+    _compact(
+        """
+    UPDATE conversations SET read_through_at = :at, read_through_id = :message_id,
+        unread_count = (
+            SELECT count(*) FROM messages
+            WHERE conversation_id = :conversation_id AND direction = 'inbound'
+              AND (message_timestamp, id) > (CAST(:at AS timestamptz), CAST(:message_id AS bigint))
         )
-    return [_message(row) for row in connection.execute(query.limit(limit))]
+    WHERE id = :conversation_id
+      AND (read_through_at IS NULL
+           OR (read_through_at, read_through_id) < (CAST(:at AS timestamptz), CAST(:message_id AS bigint)))
+    RETURNING *
+    """
+    )
+)
+
+
+class NotInConversation(Exception):
+    """The message named as the read horizon is not one of the conversation's."""
+
+
+def mark_read_through(connection: Connection, conversation_id: int, message_id: int) -> Conversation | None:
+    """Move the read horizon forward to a message of the conversation (never back) and count what is after it.
+
+    Two statements: the first locks the row, so the count that follows (a new snapshot, taken once every
+    message stored before the lock is committed) sees exactly the messages whose store statement counted
+    them; messages stored later wait for the lock and count themselves against the new horizon."""
+    locked = connection.execute(_LOCK_FOR_READ, {"conversation_id": conversation_id, "message_id": message_id}).first()
+    if locked is None:
+        return None
+    if locked.through_id is None:
+        raise NotInConversation(message_id)
+    row = connection.execute(
+        _READ_THROUGH, {"conversation_id": conversation_id, "message_id": message_id, "at": locked.through_at}
+    ).first()
+    return _conversation(row if row is not None else locked)
 
 
 def conversation_exists(connection: Connection, conversation_id: int) -> bool:
@@ -225,48 +444,229 @@ def ping(connection: Connection) -> None:
     connection.exec_driver_sql("SELECT 1")
 
 
-# The outcomes of a provider attempt. Each counts the attempt and applies only to a pending send, so a
-# status never moves backwards; None means the message was no longer pending (another worker settled it).
+# The outcomes of a provider attempt. Each counts the attempt, applies only to a pending send (so a status
+# never moves backwards) and writes its history row in the same statement; None means the message was no
+# longer pending (another worker settled it).
+
+_MOVED_COLUMNS = "m.*, current.status AS previous_status"
+
+# Accepted: `sent` with the provider's id. Receipts the provider sent before we knew that id (held in
+# provider_receipts) are applied in the same statement: the message goes straight on to their verdict, and
+# the history shows `message.sent` then `message.delivered`/`message.undelivered`.
+_MARK_SENT = text(
+    _compact(
+        f"""
+        WITH current AS (
+            SELECT id, status, provider FROM messages WHERE id = :message_id AND {PENDING_CONDITION} FOR UPDATE
+        ), held AS (
+            SELECT r.id, r.status, r.detail FROM provider_receipts AS r, current
+            WHERE r.provider = current.provider AND r.provider_message_id = CAST(:provider_message_id AS text)
+              AND r.applied_at IS NULL
+            FOR UPDATE OF r
+        ), verdict AS (
+            SELECT status, detail FROM held ORDER BY id LIMIT 1
+        ), moved AS (
+            UPDATE messages AS m
+            SET status = COALESCE((SELECT status FROM verdict), 'sent'), status_detail = (SELECT detail FROM verdict),
+                provider_message_id = CAST(:provider_message_id AS text), attempts = m.attempts + 1,
+                next_attempt_at = NULL, last_error = NULL, updated_at = now()
+            FROM current WHERE m.id = current.id
+            RETURNING {_MOVED_COLUMNS}
+        ), claimed AS (
+            UPDATE provider_receipts AS r SET applied_at = now(), message_id = moved.id
+            FROM held, moved WHERE r.id = held.id
+        ), events AS (
+            INSERT INTO message_events (
+                type, message_id, conversation_id, status, previous_status, attempt, detail, source
+            )
+            SELECT event.type, moved.id, moved.conversation_id, event.status, event.previous_status, moved.attempts,
+                   event.detail, event.source
+            FROM moved CROSS JOIN LATERAL (VALUES
+                (1, 'message.sent', 'sent', moved.previous_status, NULL::text, CAST(:source AS text)),
+                (2, 'message.' || moved.status, moved.status, 'sent', moved.status_detail, 'receipt')
+            ) AS event(ordinal, type, status, previous_status, detail, source)
+            WHERE event.ordinal = 1 OR moved.status <> 'sent'
+            ORDER BY event.ordinal
+            RETURNING id
+        )
+        SELECT moved.*, ARRAY(SELECT id FROM events ORDER BY id) AS event_ids FROM moved
+        """
+    )
+)
+
+# Not accepted: `retrying` (due again after the delay, on the database's clock) or `failed`.
+_MARK_UNACCEPTED = text(
+    _compact(
+        f"""
+        WITH current AS (
+            SELECT id, status FROM messages WHERE id = :message_id AND {PENDING_CONDITION} FOR UPDATE
+        ), moved AS (
+            UPDATE messages AS m
+            SET status = CAST(:status AS text), attempts = m.attempts + 1, last_error = CAST(:error AS text),
+                status_detail = CASE WHEN CAST(:status AS text) = 'failed' THEN CAST(:error AS text) END,
+                next_attempt_at = CASE WHEN CAST(:status AS text) = 'retrying'
+                                       THEN now() + make_interval(secs => CAST(:delay_seconds AS double precision)) END,
+                updated_at = now()
+            FROM current WHERE m.id = current.id
+            RETURNING {_MOVED_COLUMNS}
+        ), events AS (
+            INSERT INTO message_events (
+                type, message_id, conversation_id, status, previous_status, attempt, detail, source
+            )
+            SELECT 'message.' || status, id, conversation_id, status, previous_status, attempts, last_error,
+                   CAST(:source AS text)
+            FROM moved
+            RETURNING id
+        )
+        SELECT moved.*, ARRAY(SELECT id FROM events) AS event_ids FROM moved
+        """
+    )
+)
 
 
-def mark_sent(connection: Connection, message_id: int, provider_message_id: str) -> Message | None:
-    """The provider accepted the send."""
-    return _record_attempt(
+def _moved(connection: Connection, statement: Any, parameters: dict[str, Any]) -> Message | None:
+    row = connection.execute(statement, parameters).first()
+    if row is None:
+        return None
+    remember_written(connection, row.event_ids)
+    return _message(row)
+
+
+def mark_sent(connection: Connection, message_id: int, provider_message_id: str, source: EventSource) -> Message | None:
+    """The provider accepted the send (receipts held for its provider id are applied too)."""
+    return _moved(
         connection,
-        message_id,
-        status=MessageStatus.SENT.value,
-        provider_message_id=provider_message_id,
-        next_attempt_at=None,
-        last_error=None,
+        _MARK_SENT,
+        {"message_id": message_id, "provider_message_id": provider_message_id, "source": source.value},
     )
 
 
-def schedule_retry(connection: Connection, message_id: int, delay_seconds: float, error: str) -> Message | None:
+def schedule_retry(
+    connection: Connection, message_id: int, delay_seconds: float, error: str, source: EventSource
+) -> Message | None:
     """The attempt failed but may succeed later: due again `delay_seconds` from now (the database's clock)."""
-    return _record_attempt(
+    return _moved(
         connection,
-        message_id,
-        status=MessageStatus.RETRYING.value,
-        next_attempt_at=func.now() + func.make_interval(0, 0, 0, 0, 0, 0, delay_seconds),
-        last_error=error,
+        _MARK_UNACCEPTED,
+        {
+            "message_id": message_id,
+            "status": MessageStatus.RETRYING.value,
+            "error": error,
+            "delay_seconds": delay_seconds,
+            "source": source.value,
+        },
     )
 
 
-def mark_failed(connection: Connection, message_id: int, error: str) -> Message | None:
-    """The provider never accepted the send, and no attempt is left."""
-    return _record_attempt(
-        connection, message_id, status=MessageStatus.FAILED.value, next_attempt_at=None, last_error=error
+def mark_failed(connection: Connection, message_id: int, error: str, source: EventSource) -> Message | None:
+    """The provider never accepted the send (its lookup says so too), and no attempt is left."""
+    return _moved(
+        connection,
+        _MARK_UNACCEPTED,
+        {
+            "message_id": message_id,
+            "status": MessageStatus.FAILED.value,
+            "error": error,
+            "delay_seconds": 0,
+            "source": source.value,
+        },
     )
 
 
-def _record_attempt(connection: Connection, message_id: int, **values: Any) -> Message | None:
-    statement = (
-        update(messages)
-        .where(messages.c.id == message_id, messages.c.status.in_([status.value for status in PENDING_STATUSES]))
-        .values(attempts=messages.c.attempts + 1, updated_at=text("now()"), **values)
-        .returning(*messages.c)
+# Reconciliation: a `sent` message whose receipt never came, settled by what the provider's lookup says.
+_RECORD_LOOKUP_VERDICT = text(
+    _compact(
+        f"""
+        WITH current AS (
+            SELECT id, status FROM messages WHERE id = :message_id AND status IN {RECEIPT_MAY_MOVE} FOR UPDATE
+        ), moved AS (
+            UPDATE messages AS m
+            SET status = CAST(:status AS text), status_detail = CAST(:detail AS text), next_attempt_at = NULL,
+                provider_message_id = COALESCE(m.provider_message_id, CAST(:provider_message_id AS text)),
+                updated_at = now()
+            FROM current WHERE m.id = current.id
+            RETURNING {_MOVED_COLUMNS}
+        ), events AS (
+            INSERT INTO message_events (
+                type, message_id, conversation_id, status, previous_status, attempt, detail, source
+            )
+            SELECT 'message.' || status, id, conversation_id, status, previous_status, attempts, status_detail,
+                   'reconciliation'
+            FROM moved
+            RETURNING id
+        )
+        SELECT moved.*, ARRAY(SELECT id FROM events) AS event_ids FROM moved
+        """
     )
-    return _first_message(connection.execute(statement))
+)
+
+
+def record_lookup_verdict(
+    connection: Connection, message_id: int, status: str, detail: str | None, provider_message_id: str | None
+) -> Message | None:
+    """The provider's lookup says the message was delivered or undelivered."""
+    return _moved(
+        connection,
+        _RECORD_LOOKUP_VERDICT,
+        {"message_id": message_id, "status": status, "detail": detail, "provider_message_id": provider_message_id},
+    )
+
+
+_CLAIM_AWAITING_RECEIPT = text(
+    _compact(
+        """
+        UPDATE messages SET updated_at = now()
+        WHERE id IN (
+            SELECT id FROM messages
+            WHERE status = 'sent' AND updated_at < now() - make_interval(secs => :timeout_seconds)
+            ORDER BY updated_at
+            LIMIT :limit
+            FOR UPDATE SKIP LOCKED
+        )
+        RETURNING *
+        """
+    )
+)
+
+
+def claim_awaiting_receipt(connection: Connection, timeout_seconds: float, limit: int) -> list[Message]:
+    """`sent` messages without a receipt for longer than the timeout; their clock restarts, so each is looked
+    up at most once per timeout, whatever the answer."""
+    rows = connection.execute(_CLAIM_AWAITING_RECEIPT, {"timeout_seconds": timeout_seconds, "limit": limit})
+    return [_message(row) for row in rows]
+
+
+def list_message_events(
+    connection: Connection, message_id: int, limit: int, after_id: int | None
+) -> list[MessageEvent]:
+    """Oldest first; keyset on id served by ix_message_events_message."""
+    query = (
+        select(message_events)
+        .where(message_events.c.message_id == message_id)
+        .order_by(message_events.c.id)
+        .limit(limit)
+    )
+    if after_id is not None:
+        query = query.where(message_events.c.id > after_id)
+    return [
+        MessageEvent(
+            id=row.id,
+            type=row.type,
+            message_id=row.message_id,
+            conversation_id=row.conversation_id,
+            status=row.status,
+            previous_status=row.previous_status,
+            attempt=row.attempt,
+            detail=row.detail,
+            source=row.source,
+            occurred_at=row.occurred_at,
+        )
+        for row in connection.execute(query)
+    ]
+
+
+def message_exists(connection: Connection, message_id: int) -> bool:
+    return connection.execute(select(messages.c.id).where(messages.c.id == message_id)).first() is not None
 
 
 _CLAIM_DUE_SEND = text(

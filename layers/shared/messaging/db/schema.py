@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from sqlalchemy import (
     BigInteger,
+    Boolean,
     CheckConstraint,
     Column,
     DateTime,
@@ -17,11 +18,16 @@ from sqlalchemy import (
     func,
     text,
 )
-from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.dialects.postgresql import JSONB, TSVECTOR
 
 from messaging.domain import PENDING_STATUSES
 
 metadata = MetaData()
+
+# The text search configuration of message search: 'simple' lower-cases words and neither stems them nor
+# drops stop words, so a search finds exactly the words written, in any language (names, codes, numbers).
+SEARCH_CONFIGURATION = "simple"
+CHANNELS = ("sms", "mms", "email")  # the message types, each a channel a conversation may hold
 
 # The rows of pending sends, as SQL: the statements that look for them repeat the partial index's predicate
 # word for word, so the planner can use the index.
@@ -46,12 +52,45 @@ conversations = Table(
     ),
     Column("last_message_preview", Text),
     Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    # Kept by the statement that stores a message (see repository._STORE_MESSAGE) and by the read route.
+    *(Column(f"has_{channel}", Boolean, nullable=False, server_default=text("false")) for channel in CHANNELS),
+    Column("archived", Boolean, nullable=False, server_default=text("false")),
+    Column("unread_count", Integer, nullable=False, server_default=text("0")),
+    Column("read_through_at", DateTime(timezone=True)),  # the read horizon: a position (timestamp, id)
+    Column("read_through_id", BigInteger),
     UniqueConstraint("participant_a", "participant_b", name="uq_conversations_participants"),
     CheckConstraint("participant_a < participant_b", name="ck_conversations_participants_sorted"),
     CheckConstraint("message_count >= 0", name="ck_conversations_message_count"),
+    CheckConstraint("unread_count >= 0", name="ck_conversations_unread_count"),
 )
 Index(
     "ix_conversations_last_activity",
+    conversations.c.last_message_at,
+    conversations.c.id,
+)
+# The filtered lists, each in list order after its equality columns (see repository.list_conversations).
+Index(
+    "ix_conversations_archived_activity", conversations.c.archived, conversations.c.last_message_at, conversations.c.id
+)
+for _channel in CHANNELS:
+    Index(
+        f"ix_conversations_{_channel}_activity",
+        conversations.c.archived,
+        conversations.c.last_message_at,
+        conversations.c.id,
+        postgresql_where=conversations.c[f"has_{_channel}"],
+    )
+Index(
+    "ix_conversations_participant_a_activity",
+    conversations.c.participant_a,
+    conversations.c.archived,
+    conversations.c.last_message_at,
+    conversations.c.id,
+)
+Index(
+    "ix_conversations_participant_b_activity",
+    conversations.c.participant_b,
+    conversations.c.archived,
     conversations.c.last_message_at,
     conversations.c.id,
 )
@@ -76,14 +115,21 @@ messages = Table(
     Column("last_error", Text),
     Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
     Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
-    # SMS/MMS only (migration 0005): how the body travels and how many segments it costs.
+    Column("status_detail", Text),
+    # The body's words (email HTML reduced to its text, messaging.search_text), in SEARCH_CONFIGURATION.
+    Column("search_vector", TSVECTOR, nullable=False),
+    Column("resent_from", BigInteger, ForeignKey("messages.id", name="fk_messages_resent_from")),
+    # SMS/MMS only (migration 0007): how the body travels and how many segments it costs.
     Column("encoding", Text),
     Column("segments", Integer),
     CheckConstraint("encoding IN ('GSM-7', 'UCS-2')", name="ck_messages_encoding"),
     CheckConstraint("segments >= 1", name="ck_messages_segments"),
     CheckConstraint("direction IN ('inbound', 'outbound')", name="ck_messages_direction"),
     CheckConstraint("type IN ('sms', 'mms', 'email')", name="ck_messages_type"),
-    CheckConstraint("status IN ('received', 'queued', 'retrying', 'sent', 'failed')", name="ck_messages_status"),
+    CheckConstraint(
+        "status IN ('received', 'queued', 'retrying', 'sent', 'failed', 'delivered', 'undelivered')",
+        name="ck_messages_status",
+    ),
     CheckConstraint("provider IN ('mock-sms', 'mock-email')", name="ck_messages_provider"),
     CheckConstraint("(direction = 'inbound') = (status = 'received')", name="ck_messages_status_matches_direction"),
     CheckConstraint("attempts >= 0", name="ck_messages_attempts"),
@@ -96,11 +142,19 @@ Index(
     messages.c.message_timestamp,
     messages.c.id,
 )
+# Messages across conversations, chronological: unfiltered, by status, by direction and type.
+Index("ix_messages_timeline", messages.c.message_timestamp, messages.c.id)
+Index("ix_messages_status_timeline", messages.c.status, messages.c.message_timestamp, messages.c.id)
+Index(
+    "ix_messages_channel_timeline", messages.c.direction, messages.c.type, messages.c.message_timestamp, messages.c.id
+)
+Index("ix_messages_search", messages.c.search_vector, postgresql_using="gin")
 Index(
     "ix_messages_pending_sends",
     messages.c.next_attempt_at,
     postgresql_where=text(PENDING_CONDITION),
 )
+Index("ix_messages_awaiting_receipt", messages.c.updated_at, postgresql_where=text("status = 'sent'"))
 
 idempotency_keys = Table(
     "idempotency_keys",
@@ -132,6 +186,8 @@ mock_provider_deliveries = Table(
     Column("replay_count", Integer, nullable=False, server_default=text("0")),
     Column("accepted_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
     Column("last_replayed_at", DateTime(timezone=True)),
+    Column("receipt_outcome", Text),  # what the mock's receipt announced (MOCK_*_RECEIPTS), for comparisons
+    Column("receipt_detail", Text),
     UniqueConstraint("provider", "idempotency_token", name="uq_mock_provider_deliveries_token"),
 )
 
@@ -150,7 +206,7 @@ message_events = Table(
     Column("source", Text, nullable=False),
     Column("occurred_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
     Column("relayed_at", DateTime(timezone=True)),
-    # recipient.opted_out / opted_in: the suppression concerned (migration 0005; no foreign key, the history
+    # recipient.opted_out / opted_in: the suppression concerned (migration 0007; no foreign key, the history
     # outlives a lifted suppression).
     Column("suppression_id", BigInteger),
     CheckConstraint(
@@ -168,7 +224,32 @@ message_events = Table(
 Index("ix_message_events_message", message_events.c.message_id, message_events.c.id)
 Index("ix_message_events_unrelayed", message_events.c.id, postgresql_where=text("relayed_at IS NULL"))
 
-# Who must not be sent to (migration 0005): `sender` NULL blocks the address for every sender;
+# Delivery receipts providers sent us (migration 0004): deduplicated, and held (message_id NULL) until a
+# message carries their provider message id.
+provider_receipts = Table(
+    "provider_receipts",
+    metadata,
+    Column("id", BigInteger, primary_key=True, autoincrement=True),
+    Column("provider", Text, nullable=False),
+    Column("dedup_key", Text, nullable=False),
+    Column("provider_message_id", Text, nullable=False),
+    Column("status", Text, nullable=False),
+    Column("detail", Text),
+    Column("reported_at", DateTime(timezone=True), nullable=False),
+    Column("received_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Column("message_id", BigInteger, ForeignKey("messages.id", ondelete="CASCADE")),
+    Column("applied_at", DateTime(timezone=True)),
+    UniqueConstraint("provider", "dedup_key", name="uq_provider_receipts_dedup"),
+    CheckConstraint("status IN ('delivered', 'undelivered')", name="ck_provider_receipts_status"),
+)
+Index(
+    "ix_provider_receipts_held",
+    provider_receipts.c.provider,
+    provider_receipts.c.provider_message_id,
+    postgresql_where=text("applied_at IS NULL"),
+)
+
+# Who must not be sent to (migration 0007): `sender` NULL blocks the address for every sender;
 # `confirmation_message_id` is the STOP confirmation, the one message that may still reach the address.
 suppressions = Table(
     "suppressions",
@@ -192,7 +273,7 @@ Index(
 )
 Index("ix_suppressions_address_id", suppressions.c.address, suppressions.c.id)
 
-# When each sender may next hand a message to the provider (SENDER_RATE_PER_SECOND; migration 0005).
+# When each sender may next hand a message to the provider (SENDER_RATE_PER_SECOND; migration 0007).
 sender_slots = Table(
     "sender_slots",
     metadata,

@@ -2,36 +2,39 @@
 
 from __future__ import annotations
 
-import threading
-
-from messaging.config import get_settings
+from messaging import config, runtime
+from messaging.config import ProviderMockSettings
 from messaging.providers.base import (
     Accepted,
+    Lookup,
     MessagingProvider,
     OutboundEnvelope,
     ProviderError,
     ProviderRejected,
     ProviderTimeout,
 )
-from messaging.providers.mock import FaultPlan, MockProvider
+from messaging.providers.mock import (
+    EMAIL_RECEIPT_OUTCOMES,
+    SMS_RECEIPT_OUTCOMES,
+    FaultPlan,
+    MockProvider,
+    ReceiptPlan,
+)
 
 __all__ = [
     "Accepted",
+    "Lookup",
     "MessagingProvider",
     "OutboundEnvelope",
     "ProviderError",
     "ProviderRejected",
     "ProviderTimeout",
     "provider_for",
-    "reset_providers",
 ]
-
-_providers: dict[str, MessagingProvider] = {}
-_lock = threading.Lock()
 
 
 def _build(kind: str) -> MessagingProvider:
-    settings = get_settings()
+    settings = config.current(ProviderMockSettings)
     seed = settings.mock_provider_seed
     if kind == "email":
         return MockProvider(
@@ -39,27 +42,19 @@ def _build(kind: str) -> MessagingProvider:
             FaultPlan.parse(settings.mock_email_faults, "MOCK_EMAIL_FAULTS"),
             seed=None if seed is None else seed + 1,
             retry_after_seconds=settings.mock_retry_after_seconds,
+            receipts=ReceiptPlan.parse(settings.mock_email_receipts, "MOCK_EMAIL_RECEIPTS", EMAIL_RECEIPT_OUTCOMES),
         )
     return MockProvider(
         "mock-sms",
         FaultPlan.parse(settings.mock_sms_faults, "MOCK_SMS_FAULTS"),
         seed=seed,
         retry_after_seconds=settings.mock_retry_after_seconds,
+        receipts=ReceiptPlan.parse(settings.mock_sms_receipts, "MOCK_SMS_RECEIPTS", SMS_RECEIPT_OUTCOMES),
     )
 
 
 def provider_for(message_type: str) -> MessagingProvider:
     """The provider of a message type: SMS and MMS go to the SMS provider, email to the email provider."""
     kind = "email" if message_type == "email" else "sms"
-    provider = _providers.get(kind)
-    if provider is None:
-        with _lock:
-            provider = _providers.get(kind)
-            if provider is None:
-                provider = _providers[kind] = _build(kind)
-    return provider
-
-
-def reset_providers() -> None:
-    with _lock:
-        _providers.clear()
+    # Kept per execution environment: a mock's fault script and random stream run across invocations.
+    return runtime.once(("provider", kind), lambda: _build(kind))

@@ -22,6 +22,17 @@ class Accepted:
     replayed: bool
 
 
+@dataclass(frozen=True)
+class Lookup:
+    """What the provider says of an idempotency token: whether it accepted the send, under which provider
+    message id, and the delivery verdict once it has one (`delivered`/`undelivered`, with its detail)."""
+
+    accepted: bool
+    provider_message_id: str | None = None
+    delivery_status: str | None = None
+    detail: str | None = None
+
+
 class ProviderError(Exception):
     """A send the provider did not accept. Retryable: 429, any 5xx, and timeouts."""
 
@@ -61,3 +72,7 @@ class MessagingProvider(Protocol):
     name: str
 
     def send(self, envelope: OutboundEnvelope) -> Accepted: ...
+
+    def lookup(self, idempotency_token: str) -> Lookup:
+        """Ask what became of a send (real providers: Twilio's message fetch, SendGrid's activity API)."""
+        ...

@@ -5,6 +5,11 @@ and/or a script of outcomes consumed first, in order: ``429,500,ok`` (then the p
 Outcomes: ``ok``, ``timeout`` (delivered, but the caller never hears back) and any HTTP status.
 Every accepted send is recorded once in ``mock_provider_deliveries``, keyed by the idempotency token;
 a replay returns the original provider message id and only bumps the replay count.
+
+Like real providers, the mocks report delivery later: on first acceptance an outcome is drawn from
+``MOCK_SMS_RECEIPTS``/``MOCK_EMAIL_RECEIPTS`` (``delivered=0.9,undelivered=0.1``; ``off``: no receipts),
+recorded in the ledger, and its receipt is put on ProviderReceiptQueue with ``MOCK_RECEIPT_DELAY_SECONDS``
+of delay; MockReceiptFunction then POSTs it to the status webhook. ``lookup`` answers from the ledger.
 """
 
 from __future__ import annotations
@@ -14,10 +19,32 @@ import threading
 import uuid
 from collections import deque
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
 
+from messaging import config, queue
+from messaging.config import ProviderReceiptSettings
 from messaging.db import mock_ledger
 from messaging.db.engine import transaction
-from messaging.providers.base import Accepted, OutboundEnvelope, ProviderError, ProviderRejected, ProviderTimeout
+from messaging.enums import RECEIPT_OUTCOME_STATUS
+from messaging.observability import logger
+from messaging.providers.base import (
+    Accepted,
+    Lookup,
+    OutboundEnvelope,
+    ProviderError,
+    ProviderRejected,
+    ProviderTimeout,
+)
+
+SMS_RECEIPT_OUTCOMES = ("delivered", "undelivered")
+EMAIL_RECEIPT_OUTCOMES = ("delivered", "bounce", "dropped", "spamreport")
+# What the mocks say when a message did not arrive (as Twilio's 30003 "unreachable handset" would).
+_OUTCOME_DETAIL = {
+    "undelivered": "30003",
+    "bounce": "550 5.1.1 mailbox unavailable",
+    "dropped": "address on the provider's suppression list",
+}
 
 _OUTCOME_NAMES = {"ok", "timeout"}
 
@@ -64,12 +91,57 @@ class FaultPlan:
         return "ok"
 
 
+@dataclass
+class ReceiptPlan:
+    """Probabilities of each receipt outcome (they add up to 1), or none at all (`off`)."""
+
+    probabilities: list[tuple[str, float]] = field(default_factory=list)
+
+    @classmethod
+    def parse(cls, spec: str, spec_name: str, outcomes: tuple[str, ...]) -> ReceiptPlan:
+        if spec.strip().lower() == "off":
+            return cls()
+        plan = cls()
+        for token in filter(None, (part.strip() for part in spec.split(","))):
+            name, separator, probability = token.partition("=")
+            name = name.strip().lower()
+            if name not in outcomes:
+                raise ValueError(f"{spec_name}: unknown outcome {name!r} (use {', '.join(outcomes)}, or off)")
+            try:
+                value = float(probability) if separator else -1.0
+            except ValueError:
+                value = -1.0
+            if not 0 <= value <= 1:
+                raise ValueError(f"{spec_name}: {token!r} needs a probability between 0 and 1")
+            plan.probabilities.append((name, value))
+        if not plan.probabilities or abs(sum(value for _, value in plan.probabilities) - 1) > 1e-9:
+            raise ValueError(f"{spec_name}: the probabilities must add up to 1 (or say off)")
+        return plan
+
+    def next_outcome(self, rng: random.Random) -> str | None:
+        if not self.probabilities:
+            return None
+        roll = rng.random()
+        for outcome, probability in self.probabilities:
+            if roll < probability:
+                return outcome
+            roll -= probability
+        return self.probabilities[-1][0]
+
+
 class MockProvider:
     def __init__(
-        self, name: str, faults: FaultPlan, *, seed: int | None = None, retry_after_seconds: float = 1.0
+        self,
+        name: str,
+        faults: FaultPlan,
+        *,
+        seed: int | None = None,
+        retry_after_seconds: float = 1.0,
+        receipts: ReceiptPlan | None = None,
     ) -> None:
         self.name = name
         self.faults = faults
+        self.receipts = receipts or ReceiptPlan()
         self.retry_after_seconds = retry_after_seconds
         self._rng = random.Random(seed)
         self._lock = threading.Lock()
@@ -88,7 +160,22 @@ class MockProvider:
             raise ProviderTimeout()
         return accepted
 
+    def lookup(self, idempotency_token: str) -> Lookup:
+        with transaction() as connection:
+            delivery = mock_ledger.find_delivery(connection, provider=self.name, token=idempotency_token)
+        if delivery is None:
+            return Lookup(accepted=False)
+        status = RECEIPT_OUTCOME_STATUS.get(delivery.receipt_outcome or "")
+        return Lookup(
+            accepted=True,
+            provider_message_id=delivery.provider_message_id,
+            delivery_status=None if status is None else status.value,
+            detail=delivery.receipt_detail,
+        )
+
     def _record(self, envelope: OutboundEnvelope) -> Accepted:
+        with self._lock:
+            receipt_outcome = self.receipts.next_outcome(self._rng)
         # The provider is an external system: its ledger commits on its own, whatever our transaction does.
         with transaction() as connection:
             delivery = mock_ledger.record_delivery(
@@ -101,5 +188,42 @@ class MockProvider:
                 message_type=envelope.type,
                 body=envelope.body,
                 attachments=list(envelope.attachments),
+                receipt_outcome=receipt_outcome,
+                receipt_detail=_OUTCOME_DETAIL.get(receipt_outcome or ""),
             )
+        if not delivery.replayed and delivery.receipt_outcome is not None:
+            self._schedule_receipt(delivery)
         return Accepted(provider_message_id=delivery.provider_message_id, replayed=delivery.replayed)
+
+    def _schedule_receipt(self, delivery: mock_ledger.Delivery) -> None:
+        try:
+            queue.schedule_provider_receipt(
+                {"provider": self.name, "receipt": self._receipt_body(delivery)},
+                config.current(ProviderReceiptSettings).mock_receipt_delay_seconds,
+            )
+        except Exception:
+            # A provider's own outage: our reconciliation still learns the outcome by lookup.
+            logger.warning("mock provider could not schedule its receipt", extra={"provider": self.name}, exc_info=True)
+
+    def _receipt_body(self, delivery: mock_ledger.Delivery) -> Any:
+        """The receipt exactly as this provider's status webhook takes it (DESIGN.md §2)."""
+        timestamp = datetime.now(UTC).isoformat().replace("+00:00", "Z")
+        outcome, detail = delivery.receipt_outcome, delivery.receipt_detail
+        if self.name == "mock-email":
+            event: dict[str, Any] = {
+                "event_id": f"evt-{uuid.uuid4().hex}",
+                "xillio_id": delivery.provider_message_id,
+                "event": outcome,
+                "timestamp": timestamp,
+            }
+            if detail:
+                event["reason"] = detail
+            return [event]
+        receipt: dict[str, Any] = {
+            "messaging_provider_id": delivery.provider_message_id,
+            "status": outcome,
+            "timestamp": timestamp,
+        }
+        if detail:
+            receipt["error_code"] = detail
+        return receipt

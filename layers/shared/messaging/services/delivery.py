@@ -5,17 +5,21 @@ the same way: accepted is `sent`; a retryable failure with attempts left is `ret
 other failure is `failed` and copied to the dead-letter queue. A status only moves forward (the repository
 records an outcome only on a pending send), and the provider is given our message id as its idempotency
 token, so repeating an attempt never delivers twice.
+
+`failed` is never a guess: an attempt may have been accepted although we never heard (a timeout), so
+before declaring a send failed the provider is asked (`lookup`); if it accepted the send, it is `sent`.
 """
 
 from __future__ import annotations
 
-from messaging import queue
-from messaging.config import get_settings
+from messaging import config, queue
+from messaging.config import RetryPolicySettings
 from messaging.db import repository
 from messaging.db.engine import transaction
 from messaging.domain import Message
+from messaging.enums import EventSource
 from messaging.observability import logger, metrics
-from messaging.providers import Accepted, OutboundEnvelope, ProviderError, provider_for
+from messaging.providers import OutboundEnvelope, ProviderError, provider_for
 from messaging.services.retry_policy import backoff_seconds
 from messaging.services.suppressions import OPTED_OUT, deliver_unless_suppressed
 
@@ -35,23 +39,24 @@ def envelope_of(message: Message) -> OutboundEnvelope:
     )
 
 
-def attempt(message: Message) -> Message:
-    """One provider attempt for a leased pending message; returns the message with the outcome recorded."""
+def attempt(message: Message, source: EventSource) -> Message:
+    """One provider attempt for a leased pending message; returns the message with the outcome recorded.
+    `source` is who made the attempt (the send API or the retry consumer), for the history."""
     provider = provider_for(message.type)
     try:
         accepted = deliver_unless_suppressed(message, lambda: provider.send(envelope_of(message)))
     except ProviderError as error:
-        return _record_failure(message, error)
+        return _record_failure(message, error, source)
     if accepted is None:
-        return _record_opted_out(message)
-    return _record_success(message, accepted)
+        return _record_opted_out(message, source)
+    return _record_success(message, accepted.provider_message_id, source, replayed=accepted.replayed)
 
 
-def _record_opted_out(message: Message) -> Message:
-    """The recipient opted out after the message was stored: it fails without reaching the provider (no
-    dead letter: redriving it could only fail again)."""
+def _record_opted_out(message: Message, source: EventSource) -> Message:
+    """The recipient opted out after the message was stored: it fails without reaching the provider, with
+    `recipient_opted_out` as its status detail (no dead letter: redriving it could only fail again)."""
     with transaction() as connection:
-        failed = repository.mark_failed(connection, message.id, OPTED_OUT)
+        failed = repository.mark_failed(connection, message.id, OPTED_OUT, source)
     if failed is None:
         return _settled_elsewhere(message.id)
     metrics.add_metric(name="MessagesFailed", unit="Count", value=1)
@@ -59,18 +64,18 @@ def _record_opted_out(message: Message) -> Message:
     return failed
 
 
-def _record_success(message: Message, accepted: Accepted) -> Message:
+def _record_success(message: Message, provider_message_id: str, source: EventSource, *, replayed: bool) -> Message:
     with transaction() as connection:
-        current = repository.mark_sent(connection, message.id, accepted.provider_message_id) or repository.get_message(
+        current = repository.mark_sent(connection, message.id, provider_message_id, source) or repository.get_message(
             connection, message.id
         )
     metrics.add_metric(name="MessagesSent", unit="Count", value=1)
-    logger.info("message sent", extra={"message_id": message.id, "replayed": accepted.replayed})
+    logger.info("message sent", extra={"message_id": message.id, "replayed": replayed, "source": source.value})
     return _found(current, message.id)
 
 
-def _record_failure(message: Message, error: ProviderError) -> Message:
-    settings = get_settings()
+def _record_failure(message: Message, error: ProviderError, source: EventSource) -> Message:
+    settings = config.current(RetryPolicySettings)
     attempts_made = message.attempts + 1
     if error.throttled:
         metrics.add_metric(name="ProviderThrottled", unit="Count", value=1)
@@ -83,15 +88,22 @@ def _record_failure(message: Message, error: ProviderError) -> Message:
             retry_after_seconds=error.retry_after_seconds,
         )
         with transaction() as connection:
-            retrying = repository.schedule_retry(connection, message.id, delay, error.describe())
+            retrying = repository.schedule_retry(connection, message.id, delay, error.describe(), source)
         if retrying is None:
             return _settled_elsewhere(message.id)
         metrics.add_metric(name="RetriesScheduled", unit="Count", value=1)
         logger.info("send attempt failed; retry scheduled", extra={**details, "delay_seconds": round(delay, 3)})
         _enqueue_retry(message.id, delay)
         return retrying
+    # Ask before declaring it failed: an earlier attempt (or this one) may have been accepted unheard.
+    # A lookup that cannot be made propagates: the message stays pending and leased, and is attempted again.
+    found = provider_for(message.type).lookup(str(message.id))
+    if found.accepted and found.provider_message_id:
+        metrics.add_metric(name="AmbiguousSendsSettled", unit="Count", value=1)
+        logger.info("the provider had accepted the send after all", extra=details)
+        return _record_success(message, found.provider_message_id, EventSource.RECONCILIATION, replayed=True)
     with transaction() as connection:
-        failed = repository.mark_failed(connection, message.id, error.describe())
+        failed = repository.mark_failed(connection, message.id, error.describe(), source)
     if failed is None:
         return _settled_elsewhere(message.id)
     metrics.add_metric(name="MessagesFailed", unit="Count", value=1)

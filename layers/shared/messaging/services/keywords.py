@@ -14,7 +14,8 @@ from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 
-from messaging.config import get_settings
+from messaging import config
+from messaging.config import KeywordReplySettings, RetryPolicySettings
 from messaging.db import repository
 from messaging.db import suppressions as store
 from messaging.db.engine import transaction
@@ -48,7 +49,7 @@ def keyword_of(body: str) -> Keyword | None:
 
 
 def _reply_text(keyword: Keyword) -> str:
-    settings = get_settings()
+    settings = config.current(KeywordReplySettings)
     return {
         Keyword.STOP: settings.stop_reply_text,
         Keyword.START: settings.start_reply_text,
@@ -69,7 +70,7 @@ def _reply(inbound: NewMessage, keyword: Keyword) -> NewMessage:
             timestamp=now,
             status=MessageStatus.QUEUED,
             provider=Provider.SMS,
-            next_attempt_at=now + timedelta(seconds=get_settings().send_lease_seconds),
+            next_attempt_at=now + timedelta(seconds=config.current(RetryPolicySettings).send_lease_seconds),
         )
     )
 

@@ -12,16 +12,18 @@ import json
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 
+from pydantic import ValidationError
 from sqlalchemy import Connection
 
-from messaging import queue
-from messaging.config import get_settings
+from messaging import config, queue
+from messaging.config import IdempotencySettings, RetryPolicySettings, SegmentSettings, ThrottleSettings
 from messaging.db import repository
 from messaging.db import suppressions as suppression_store
 from messaging.db.engine import transaction
 from messaging.documents import message_document
-from messaging.domain import IdempotencyRecord, NewMessage, StoredMessage
-from messaging.errors import Conflict, InvalidInput, RequestInFlight, ServiceUnavailable
+from messaging.domain import IdempotencyRecord, Message, NewMessage, StoredMessage
+from messaging.enums import Direction, EventSource, MessageType
+from messaging.errors import Conflict, InvalidInput, NotFound, RequestInFlight, ServiceUnavailable
 from messaging.models import MessageOut, MessageStatus, Provider, SendEmail, SendSms
 from messaging.observability import logger, metrics
 from messaging.segments import count_segments
@@ -35,6 +37,7 @@ _SURVIVABLE_AFTER_COMMIT = (ServiceUnavailable, TimeoutError, ConnectionError)
 
 SMS_ROUTE = "POST /api/messages/sms"
 EMAIL_ROUTE = "POST /api/messages/email"
+RESEND_ROUTE = "POST /api/messages/{message_id}/resend"
 
 
 @dataclass(frozen=True)
@@ -45,13 +48,8 @@ class SendResult:
 
 
 def send_sms(payload: SendSms, idempotency_key: str | None = None) -> SendResult:
-    message = with_segments(_new_message(payload, payload.type, Provider.SMS))
-    limit = get_settings().max_sms_segments
-    if message.type == "sms" and (message.segments or 0) > limit:
-        raise InvalidInput(
-            f"body needs {message.segments} {message.encoding} segments; at most {limit} are allowed", field="body"
-        )
-    return _send(SMS_ROUTE, payload, message, idempotency_key)
+    message = _within_segment_limit(with_segments(_new_message(payload, payload.type, Provider.SMS)))
+    return _send(SMS_ROUTE, _fingerprint(SMS_ROUTE, payload), message, idempotency_key)
 
 
 def with_segments(message: NewMessage) -> NewMessage:
@@ -62,8 +60,51 @@ def with_segments(message: NewMessage) -> NewMessage:
     return replace(message, encoding=counted.encoding, segments=1 if message.type == "mms" else counted.segments)
 
 
+def _within_segment_limit(message: NewMessage) -> NewMessage:
+    """The message, if it is not an SMS longer than MAX_SMS_SEGMENTS."""
+    limit = config.current(SegmentSettings).max_sms_segments
+    if message.type == "sms" and (message.segments or 0) > limit:
+        raise InvalidInput(
+            f"body needs {message.segments} {message.encoding} segments; at most {limit} are allowed", field="body"
+        )
+    return message
+
+
 def send_email(payload: SendEmail, idempotency_key: str | None = None) -> SendResult:
-    return _send(EMAIL_ROUTE, payload, _new_message(payload, "email", Provider.EMAIL), idempotency_key)
+    message = _new_message(payload, "email", Provider.EMAIL)
+    return _send(EMAIL_ROUTE, _fingerprint(EMAIL_ROUTE, payload), message, idempotency_key)
+
+
+def resend(message_id: int, idempotency_key: str | None = None) -> SendResult:
+    """A new outbound message with a failed message's content, sent like any other (the original stays
+    `failed`; the new one records `resent_from`). The request is the message id: an Idempotency-Key
+    replays the first resend of that id, and is refused with another id."""
+    with transaction() as connection:
+        original = repository.get_message(connection, message_id)
+    if original is None:
+        raise NotFound(f"message {message_id} does not exist", field="id")
+    if original.direction != Direction.OUTBOUND:
+        raise InvalidInput(f"message {message_id} is inbound; only a sent message can be resent", field="id")
+    if original.status != MessageStatus.FAILED:
+        raise Conflict(f"message {message_id} is '{original.status}'; only a failed message can be resent", field="id")
+    payload, provider = _resend_payload(original)
+    message = replace(_new_message(payload, original.type, provider), resent_from=original.id)
+    message = _within_segment_limit(with_segments(message))
+    fingerprint = hashlib.sha256(json.dumps([RESEND_ROUTE, message_id]).encode()).hexdigest()
+    return _send(RESEND_ROUTE, fingerprint, message, idempotency_key)
+
+
+def _resend_payload(original: Message) -> tuple[SendSms | SendEmail, Provider]:
+    """The failed message's content as a send request, checked by today's rules like any send."""
+    content = {"from": original.from_address, "to": original.to_address, "body": original.body}
+    try:
+        if original.type == MessageType.EMAIL:
+            return SendEmail.model_validate({**content, "attachments": list(original.attachments)}), Provider.EMAIL
+        attachments = list(original.attachments) or None
+        return SendSms.model_validate({**content, "type": original.type, "attachments": attachments}), Provider.SMS
+    except ValidationError as error:
+        problem = error.errors()[0]
+        raise InvalidInput(f"the failed message can no longer be sent: {problem['msg']}", field="id") from None
 
 
 def _new_message(payload: SendSms | SendEmail, message_type: str, provider: Provider) -> NewMessage:
@@ -78,7 +119,7 @@ def _new_message(payload: SendSms | SendEmail, message_type: str, provider: Prov
         timestamp=payload.timestamp or now,
         status=MessageStatus.QUEUED,
         provider=provider,
-        next_attempt_at=now + timedelta(seconds=get_settings().send_lease_seconds),
+        next_attempt_at=now + timedelta(seconds=config.current(RetryPolicySettings).send_lease_seconds),
     )
 
 
@@ -91,14 +132,12 @@ def _fingerprint(route: str, payload: SendSms | SendEmail) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
-def _send(route: str, payload: SendSms | SendEmail, message: NewMessage, idempotency_key: str | None) -> SendResult:
-    settings = get_settings()
-    fingerprint = _fingerprint(route, payload) if idempotency_key else ""
+def _send(route: str, fingerprint: str, message: NewMessage, idempotency_key: str | None) -> SendResult:
+    """The one send path: claim the Idempotency-Key (whose request `fingerprint` identifies), store, attempt."""
+    ttl_seconds = config.current(IdempotencySettings).idempotency_key_ttl_seconds
     with transaction() as connection:
         if idempotency_key is not None:
-            claimed = repository.claim_idempotency_key(
-                connection, route, idempotency_key, fingerprint, settings.idempotency_key_ttl_seconds
-            )
+            claimed = repository.claim_idempotency_key(connection, route, idempotency_key, fingerprint, ttl_seconds)
             if claimed is None:
                 twin = repository.find_idempotency_key(connection, route, idempotency_key)
                 return _replay(twin, fingerprint)
@@ -134,7 +173,7 @@ def store_outbound(connection: Connection, message: NewMessage) -> StoredOutboun
 
 def reserve_slot(connection: Connection, sender: str) -> datetime | None:
     """Beyond SENDER_RATE_PER_SECOND, the instant the sender's next message may go (None: now)."""
-    rate = get_settings().sender_rate_per_second
+    rate = config.current(ThrottleSettings).sender_rate_per_second
     if rate <= 0:
         return None
     slot, now = suppression_store.reserve_sender_slot(connection, sender, 1.0 / rate)
@@ -163,7 +202,7 @@ def _schedule_throttled(stored: StoredMessage, message: NewMessage) -> MessageOu
 def _first_attempt(stored: StoredMessage, message: NewMessage) -> MessageOut:
     pending = message.as_stored(stored.id, stored.conversation_id, at=datetime.now(UTC))
     try:
-        return message_document(attempt(pending))
+        return message_document(attempt(pending, EventSource.API))
     except _SURVIVABLE_AFTER_COMMIT:
         # The message is committed as `queued`; the sweep finishes it. The client still gets its 202.
         logger.exception("first send attempt could not be recorded; the sweep will finish it")
@@ -182,7 +221,7 @@ def _replay(twin: IdempotencyRecord | None, fingerprint: str) -> SendResult:
             status_code=twin.response_status,
             replayed=True,
         )
-    lease = timedelta(seconds=get_settings().send_lease_seconds)
+    lease = timedelta(seconds=config.current(RetryPolicySettings).send_lease_seconds)
     if twin.message_id is not None and twin.created_at < datetime.now(UTC) - lease:
         # The first request died after storing its message: answer with the message as it stands now.
         with transaction() as connection:

@@ -1,4 +1,4 @@
-"""Reading conversations and messages, with keyset pagination."""
+"""Reading conversations and messages, with filters and keyset pagination."""
 
 from __future__ import annotations
 
@@ -7,9 +7,10 @@ from datetime import datetime
 
 from messaging.db import repository
 from messaging.db.engine import transaction
-from messaging.documents import conversation_document, message_document
-from messaging.errors import NotFound
-from messaging.models import ConversationOut, MessageOut, Page
+from messaging.documents import conversation_document, event_document, message_document
+from messaging.domain import ConversationFilters, MessageFilters
+from messaging.errors import InvalidInput, NotFound
+from messaging.models import ConversationOut, MessageEventOut, MessageOut, Page
 from messaging.pagination import decode_cursor, encode_cursor
 
 
@@ -25,10 +26,28 @@ def _page[Found, Document](
     return [document(item) for item in found[:limit]], next_cursor
 
 
-def list_conversations(limit: int, cursor: str | None) -> Page[ConversationOut]:
+def participant_address(raw: str) -> str:
+    """A participant filter in the form addresses are stored in: an email (plain or markdown, any case) or a
+    phone in any formatting. Any *possible* number is accepted, as webhooks store them (a number a send
+    would refuse may still be in a conversation a carrier delivered)."""
+    from messaging.addresses import InvalidAddress, normalize_email, normalize_phone
+
+    value = raw.strip()
+    if raw[:1] == " " and value[:1].isdigit():
+        # An unencoded '+' in a query string reads as a space (form encoding): put the '+' back.
+        value = "+" + value
+    try:
+        return normalize_email(value) if "@" in value else normalize_phone(value, assigned=False)
+    except InvalidAddress as error:
+        raise InvalidInput(f"participant: {error}", field="participant") from None
+
+
+def list_conversations(
+    limit: int, cursor: str | None, filters: ConversationFilters | None = None
+) -> Page[ConversationOut]:
     position = decode_cursor(cursor)
     with transaction() as connection:
-        found = repository.list_conversations(connection, limit + 1, position)
+        found = repository.list_conversations(connection, filters or ConversationFilters(), limit + 1, position)
     items, next_cursor = _page(found, limit, conversation_document, lambda last: (last.last_message_at, last.id))
     return Page[ConversationOut](items=items, next_cursor=next_cursor)
 
@@ -51,12 +70,37 @@ def list_messages(conversation_id: int, limit: int, cursor: str | None) -> Page[
     return Page[MessageOut](items=items, next_cursor=next_cursor)
 
 
+def find_messages(filters: MessageFilters, limit: int, cursor: str | None) -> Page[MessageOut]:
+    """Messages across conversations, chronological. An unknown conversation_id is simply an empty list: it
+    is a filter like the others."""
+    if filters.since is not None and filters.until is not None and filters.since >= filters.until:
+        raise InvalidInput("until must be later than since", field="until")
+    position = decode_cursor(cursor)
+    with transaction() as connection:
+        found = repository.find_messages(connection, filters, limit + 1, position)
+    items, next_cursor = _page(found, limit, message_document, lambda last: (last.timestamp, last.id))
+    return Page[MessageOut](items=items, next_cursor=next_cursor)
+
+
 def get_message(message_id: int) -> MessageOut:
     with transaction() as connection:
         message = repository.get_message(connection, message_id)
     if message is None:
         raise NotFound(f"message {message_id} does not exist", field="id")
     return message_document(message)
+
+
+def list_message_events(message_id: int, limit: int, cursor: str | None) -> Page[MessageEventOut]:
+    """A message's history, oldest first (keyset on the event id, which grows with every row written)."""
+    position = decode_cursor(cursor)
+    with transaction() as connection:
+        found = repository.list_message_events(
+            connection, message_id, limit + 1, None if position is None else position[1]
+        )
+        if not found and not repository.message_exists(connection, message_id):
+            raise NotFound(f"message {message_id} does not exist", field="id")
+    items, next_cursor = _page(found, limit, event_document, lambda last: (last.occurred_at, last.id))
+    return Page[MessageEventOut](items=items, next_cursor=next_cursor)
 
 
 def database_reachable() -> bool:

@@ -5,10 +5,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from messaging import queue
-from messaging.config import get_settings
+from messaging import config, queue
+from messaging.config import RetryPolicySettings, SweepSettings
 from messaging.db import repository
 from messaging.db.engine import transaction
+from messaging.enums import EventSource
 from messaging.observability import logger, metrics
 from messaging.services.delivery import attempt
 
@@ -30,9 +31,9 @@ def retry_send(message_id: int, receipt_handle: str | None = None) -> str:
     Returns the message's status afterwards. Raises RetryNotDue for a record that came early (after making
     it invisible until the due time), so the batch reports it as failed and SQS keeps it.
     """
-    settings = get_settings()
+    lease_seconds = config.current(RetryPolicySettings).send_lease_seconds
     with transaction() as connection:
-        claimed = repository.claim_due_send(connection, message_id, settings.send_lease_seconds)
+        claimed = repository.claim_due_send(connection, message_id, lease_seconds)
         current = claimed or repository.get_message(connection, message_id)
     if current is None:
         logger.warning("retry for an unknown message dropped", extra={"message_id": message_id})
@@ -46,7 +47,7 @@ def retry_send(message_id: int, receipt_handle: str | None = None) -> str:
         if receipt_handle is not None:
             _postpone(receipt_handle, wait)
         raise RetryNotDue(f"message {message_id} is due in {wait:.0f}s")
-    return str(attempt(claimed).status)
+    return str(attempt(claimed, EventSource.RETRY).status)
 
 
 def _postpone(receipt_handle: str, seconds: float) -> None:
@@ -63,7 +64,7 @@ def sweep_overdue_sends() -> SweepReport:
     They are marked due now inside the same transaction as the enqueue, so a failed enqueue changes nothing
     and the next sweep tries again.
     """
-    settings = get_settings()
+    settings = config.current(SweepSettings)
     with transaction() as connection:
         message_ids = repository.claim_overdue_sends(
             connection, settings.sweep_grace_seconds, lease_seconds=0, limit=settings.sweep_batch_size

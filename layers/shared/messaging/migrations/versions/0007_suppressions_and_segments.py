@@ -9,16 +9,16 @@ encoding and segment count of every SMS/MMS.
 - `message_events.suppression_id`: which suppression a recipient.opted_out/opted_in event is about (no
   foreign key: the history outlives a lifted suppression).
 
-Revision ID: 0005
-Revises: 0004
+Revision ID: 0007
+Revises: 0006
 Create Date: 2026-11-26
 """
 
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0005"
-down_revision = "0004"
+revision = "0007"
+down_revision = "0006"
 branch_labels = None
 depends_on = None
 

@@ -1,0 +1,173 @@
+"""Provider delivery receipts: recorded once, applied to their message, or held until the message is known.
+
+A receipt names a provider message id. When a message carries it, the receipt moves the message forward
+(`queued`/`retrying`/`sent`/`failed` -> `delivered`/`undelivered`) and writes the history row, all in one
+statement. When no message carries it yet (the provider called back before our own `sent` update
+committed, or before an ambiguous send was settled), the receipt is stored as held (`applied_at` NULL);
+recording the provider id on the message applies it (see `transitions.record_accepted`), and the sweep
+applies any held receipt whose message appeared while the receipt itself was being written.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import Connection, text
+
+from messaging.db.events import remember_written
+
+# The statuses a receipt may move a message from. `failed` is there on purpose: only a provider's receipt
+# may correct our verdict that it never accepted a message, and the correction is an event like any other.
+RECEIPT_MAY_MOVE = "('queued', 'retrying', 'sent', 'failed')"
+
+
+def _compact(sql: str) -> str:
+    return " ".join(sql.split())
+
+
+@dataclass(frozen=True)
+class ReceiptOutcome:
+    """`duplicate`: already recorded; `held`: no message carries the provider id yet; `applied`: the message
+    moved; `ignored`: its message was already final (an out-of-order or second verdict)."""
+
+    outcome: str
+    message_id: int | None = None
+    previous_status: str | None = None
+
+
+_RECORD_RECEIPT = text(
+    _compact(
+        f"""
+        WITH target AS (
+            SELECT id, status FROM messages
+            WHERE provider = CAST(:provider AS text) AND provider_message_id = CAST(:provider_message_id AS text)
+              AND direction = 'outbound'
+            FOR UPDATE
+        ), receipt AS (
+            INSERT INTO provider_receipts (
+                provider, dedup_key, provider_message_id, status, detail, reported_at, message_id, applied_at
+            )
+            SELECT CAST(:provider AS text), CAST(:dedup_key AS text), CAST(:provider_message_id AS text),
+                   CAST(:status AS text), CAST(:detail AS text), CAST(:reported_at AS timestamptz),
+                   (SELECT id FROM target), CASE WHEN EXISTS (SELECT 1 FROM target) THEN now() END
+            ON CONFLICT (provider, dedup_key) DO NOTHING
+            RETURNING id
+        ), moved AS (
+            UPDATE messages AS m
+            SET status = CAST(:status AS text), status_detail = CAST(:detail AS text), next_attempt_at = NULL,
+                updated_at = now()
+            FROM target, receipt
+            WHERE m.id = target.id AND target.status IN {RECEIPT_MAY_MOVE}
+            RETURNING m.id, m.conversation_id, m.attempts, target.status AS previous_status
+        ), event AS (
+            INSERT INTO message_events (
+                type, message_id, conversation_id, status, previous_status, attempt, detail, source
+            )
+            SELECT 'message.' || CAST(:status AS text), id, conversation_id, CAST(:status AS text), previous_status,
+                   attempts, CAST(:detail AS text), 'receipt'
+            FROM moved
+            RETURNING id
+        )
+        SELECT (SELECT id FROM receipt) AS receipt_id, (SELECT id FROM target) AS message_id,
+               (SELECT previous_status FROM moved) AS previous_status, (SELECT id FROM event) AS event_id
+        """
+    )
+)
+
+
+def record_receipt(
+    connection: Connection,
+    *,
+    provider: str,
+    dedup_key: str,
+    provider_message_id: str,
+    status: str,
+    detail: str | None,
+    reported_at: datetime,
+) -> ReceiptOutcome:
+    """Record one receipt and apply it to its message when there is one: one statement."""
+    row = connection.execute(
+        _RECORD_RECEIPT,
+        {
+            "provider": provider,
+            "dedup_key": dedup_key,
+            "provider_message_id": provider_message_id,
+            "status": status,
+            "detail": detail,
+            "reported_at": reported_at,
+        },
+    ).one()
+    remember_written(connection, [row.event_id])
+    if row.receipt_id is None:
+        return ReceiptOutcome("duplicate", row.message_id)
+    if row.message_id is None:
+        return ReceiptOutcome("held")
+    if row.event_id is None:
+        return ReceiptOutcome("ignored", row.message_id)
+    return ReceiptOutcome("applied", row.message_id, row.previous_status)
+
+
+# A held receipt whose provider id a message now carries: the race in which the receipt and our `sent`
+# update were written at the same time, each unable to see the other's uncommitted row.
+_APPLY_ONE_HELD = text(
+    _compact(
+        f"""
+        WITH receipt AS (
+            SELECT r.id, r.status, r.detail, m.id AS message_id, m.status AS message_status
+            FROM provider_receipts AS r
+            JOIN messages AS m ON m.provider = r.provider AND m.provider_message_id = r.provider_message_id
+                              AND m.direction = 'outbound'
+            WHERE r.applied_at IS NULL
+            ORDER BY r.id
+            LIMIT 1
+            FOR UPDATE OF r, m SKIP LOCKED
+        ), claimed AS (
+            UPDATE provider_receipts AS r SET applied_at = now(), message_id = receipt.message_id
+            FROM receipt WHERE r.id = receipt.id
+            RETURNING r.id
+        ), moved AS (
+            UPDATE messages AS m
+            SET status = receipt.status, status_detail = receipt.detail, next_attempt_at = NULL, updated_at = now()
+            FROM receipt
+            WHERE m.id = receipt.message_id AND receipt.message_status IN {RECEIPT_MAY_MOVE}
+            RETURNING m.id, m.conversation_id, m.attempts, m.status, m.status_detail,
+                      receipt.message_status AS previous_status
+        ), event AS (
+            INSERT INTO message_events (
+                type, message_id, conversation_id, status, previous_status, attempt, detail, source
+            )
+            SELECT 'message.' || status, id, conversation_id, status, previous_status, attempts, status_detail,
+                   'receipt'
+            FROM moved
+            RETURNING id
+        )
+        SELECT (SELECT id FROM claimed) AS receipt_id, (SELECT id FROM event) AS event_id
+        """
+    )
+)
+
+
+def apply_one_held_receipt(connection: Connection) -> bool:
+    """Apply the oldest held receipt whose message is now known. False when there is none."""
+    row = connection.execute(_APPLY_ONE_HELD).one()
+    remember_written(connection, [row.event_id])
+    return row.receipt_id is not None
+
+
+_PURGE_STALE_HELD = text(
+    _compact(
+        """
+        DELETE FROM provider_receipts WHERE id IN (
+            SELECT id FROM provider_receipts
+            WHERE applied_at IS NULL AND received_at < now() - make_interval(secs => :older_than_seconds)
+            LIMIT :limit FOR UPDATE SKIP LOCKED
+        )
+        """
+    )
+)
+
+
+def purge_stale_held_receipts(connection: Connection, older_than_seconds: float, limit: int = 1000) -> int:
+    """Forget held receipts no message ever claimed (ids we never sent, kept long enough to rule out a race)."""
+    return connection.execute(_PURGE_STALE_HELD, {"older_than_seconds": older_than_seconds, "limit": limit}).rowcount

@@ -1,0 +1,34 @@
+"""Where this project relies on Powertools internals, in one place.
+
+Written for aws-lambda-powertools 3.37.0 (layers/shared/requirements.txt pins it). Each item below uses
+an attribute Powertools does not document; check them when upgrading (tests/integration/test_http_hardening.py
+and test_input_rules.py exercise every one).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aws_lambda_powertools.event_handler import APIGatewayHttpResolver
+
+
+class PowertoolsHttpResolver(APIGatewayHttpResolver):
+    """APIGatewayHttpResolver with the route lookup our checks (before validation) need."""
+
+    def proxy_event(self, event: dict[str, Any]) -> Any:
+        """The event as the resolver's routes see it (`_to_proxy_event`)."""
+        return self._to_proxy_event(event)
+
+    def route_for(self, event: Any) -> Any:
+        """The route of this function that matches the request's method and path, exactly as the resolver
+        will route it (its path has a non-default stage stripped); None when there is none."""
+        method, path = event.http_method.upper(), event.path
+        return next((route for route in self.routes() if route.method == method and route.rule.match(path)), None)
+
+    def routes(self) -> tuple[Any, ...]:
+        """Every route (`_static_routes`, `_dynamic_routes`): each has `method`, `rule` and `dependant`."""
+        return (*self._static_routes, *self._dynamic_routes)
+
+    @staticmethod
+    def declared_query_parameters(route: Any) -> set[str]:
+        return {parameter.alias for parameter in route.dependant.query_params}

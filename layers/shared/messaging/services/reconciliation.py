@@ -1,0 +1,72 @@
+"""Reconciliation (run by the sweep): settle what receipts alone did not, by asking the provider.
+
+- Held receipts whose message is now known are applied (the race of a receipt written while our own `sent`
+  update was, each blind to the other's uncommitted row).
+- A `sent` message without a receipt for longer than RECEIPT_TIMEOUT_SECONDS is looked up; when the
+  provider has a verdict, the message takes it and the history records it with source `reconciliation`.
+  Its clock restarts either way, so it is asked again only after another timeout.
+- Held receipts no message claimed within HELD_RECEIPT_RETENTION_SECONDS name messages we never sent.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from messaging import config
+from messaging.config import ReconciliationSettings, SweepSettings
+from messaging.db import receipts as receipts_db
+from messaging.db import repository
+from messaging.db.engine import transaction
+from messaging.observability import logger, metrics
+from messaging.providers import provider_for
+
+
+@dataclass(frozen=True)
+class ReconciliationReport:
+    held_receipts_applied: int
+    looked_up: int
+    settled_by_lookup: int
+    stale_held_receipts_purged: int
+
+
+def reconcile() -> ReconciliationReport:
+    sweep, reconciliation = config.current(SweepSettings), config.current(ReconciliationSettings)
+    applied = 0
+    while applied < sweep.sweep_batch_size:
+        with transaction() as connection:
+            if not receipts_db.apply_one_held_receipt(connection):
+                break
+        applied += 1
+    with transaction() as connection:
+        purged = receipts_db.purge_stale_held_receipts(connection, reconciliation.held_receipt_retention_seconds)
+    with transaction() as connection:
+        awaiting = repository.claim_awaiting_receipt(
+            connection, reconciliation.receipt_timeout_seconds, sweep.sweep_batch_size
+        )
+    settled = 0
+    for message in awaiting:
+        try:
+            found = provider_for(message.type).lookup(str(message.id))
+        except Exception:
+            logger.warning("lookup failed; asked again after the next timeout", extra={"message_id": message.id})
+            continue
+        if found.delivery_status is None:
+            logger.info(
+                "no verdict from the provider yet", extra={"message_id": message.id, "accepted": found.accepted}
+            )
+            continue
+        with transaction() as connection:
+            moved = repository.record_lookup_verdict(
+                connection, message.id, found.delivery_status, found.detail, found.provider_message_id
+            )
+        if moved is not None:
+            settled += 1
+            logger.info("settled by lookup", extra={"message_id": message.id, "status": moved.status})
+    if applied or settled:
+        metrics.add_metric(name="ReconciledMessages", unit="Count", value=applied + settled)
+    return ReconciliationReport(
+        held_receipts_applied=applied,
+        looked_up=len(awaiting),
+        settled_by_lookup=settled,
+        stale_held_receipts_purged=purged,
+    )

@@ -1,0 +1,475 @@
+"""The delivery lifecycle: receipts, held receipts and their race, lookups before failing, reconciliation,
+and the history each transition writes."""
+
+import json
+import threading
+from datetime import UTC, datetime
+
+import pytest
+
+from messaging.signatures import signature_headers
+from tests.conftest import response_json, sample_body, sample_event
+from tests.integration.conftest import sqs_event
+
+
+def send(invoke, name="send_message-sms", **changes):
+    response = invoke("SendMessageFunction", sample_event(name, payload={**sample_body(name), **changes}))
+    assert response["statusCode"] == 202, response["body"]
+    return response_json(response)
+
+
+def now_iso():
+    return datetime.now(UTC).isoformat().replace("+00:00", "Z")
+
+
+def sms_receipt(invoke, provider_message_id, status="delivered", headers=None, **extra):
+    body = {"messaging_provider_id": provider_message_id, "status": status, "timestamp": now_iso(), **extra}
+    event = sample_event("inbound_sms-status", payload=body)
+    if headers:
+        event["headers"] = {**event["headers"], **{key.lower(): value for key, value in headers.items()}}
+    return invoke("InboundSmsFunction", event)
+
+
+def email_events(invoke, events, raw=None):
+    event = sample_event("inbound_email-events", payload=events)
+    if raw is not None:
+        event["body"] = raw
+    return invoke("InboundEmailFunction", event)
+
+
+def history(invoke, message_id, query=""):
+    event = sample_event("conversations-message-events")
+    event["rawPath"] = event["requestContext"]["http"]["path"] = f"/api/messages/{message_id}/events"
+    event["pathParameters"] = {"message_id": str(message_id)}
+    if query:
+        event["rawQueryString"] = query
+        event["queryStringParameters"] = dict(pair.split("=", 1) for pair in query.split("&"))
+    return invoke("ConversationsFunction", event)
+
+
+def transitions(invoke, message_id):
+    response = history(invoke, message_id, "limit=200")
+    assert response["statusCode"] == 200, response["body"]
+    return [
+        (item["type"], item["previous_status"], item["status"], item["source"])
+        for item in response_json(response)["items"]
+    ]
+
+
+def status_of(db, message_id):
+    return db.scalar("SELECT status FROM messages WHERE id = :id", id=message_id)
+
+
+@pytest.fixture
+def receipts(queues, configure):
+    """ProviderReceiptQueue in moto; `take()` returns the receipts the mocks scheduled (and empties it)."""
+    url = queues.client.create_queue(QueueName="ProviderReceiptQueue")["QueueUrl"]
+    configure(PROVIDER_RECEIPT_QUEUE_URL=url, MOCK_RECEIPT_DELAY_SECONDS=0)
+
+    class Receipts:
+        def take(self):
+            messages = queues.receive_all(url)
+            for message in messages:
+                queues.client.delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])
+            return [json.loads(message["Body"]) for message in messages]
+
+    return Receipts()
+
+
+def deliver(invoke, scheduled):
+    """What MockReceiptFunction POSTs, handed to the status webhook's handler."""
+    if scheduled["provider"] == "mock-email":
+        return email_events(invoke, scheduled["receipt"])
+    event = sample_event("inbound_sms-status", payload=scheduled["receipt"])
+    return invoke("InboundSmsFunction", event)
+
+
+def test_a_send_goes_queued_sent_delivered_and_its_history_says_so(invoke, db, receipts):
+    message = send(invoke)
+    assert message["status"] == "sent"
+    [scheduled] = receipts.take()
+    assert scheduled["receipt"]["messaging_provider_id"] == message["provider_message_id"]
+    response = deliver(invoke, scheduled)
+    assert response["statusCode"] == 200
+    assert response_json(response) == {"outcome": "applied", "message_id": message["id"]}
+    shown = response_json(invoke("ConversationsFunction", sample_event("conversations-message")))
+    assert shown["status"] == "delivered"
+    assert transitions(invoke, message["id"]) == [
+        ("message.queued", None, "queued", "api"),
+        ("message.sent", "queued", "sent", "api"),
+        ("message.delivered", "sent", "delivered", "receipt"),
+    ]
+    assert db.scalar("SELECT receipt_outcome FROM mock_provider_deliveries") == "delivered"
+    # A new pair: the conversation's creation is an event too (not part of the message's own history).
+    assert db.scalar("SELECT count(*) FROM message_events WHERE type = 'conversation.created'") == 1
+
+
+def test_duplicated_and_out_of_order_receipts_change_nothing(invoke, db, receipts):
+    message = send(invoke)
+    receipts.take()
+    pmid = message["provider_message_id"]
+    assert response_json(sms_receipt(invoke, pmid, "delivered"))["outcome"] == "applied"
+    assert response_json(sms_receipt(invoke, pmid, "delivered"))["outcome"] == "duplicate"
+    late = sms_receipt(invoke, pmid, "undelivered", error_code="30003")
+    assert response_json(late) == {"outcome": "ignored", "message_id": message["id"]}
+    assert status_of(db, message["id"]) == "delivered"
+    assert [row[0] for row in transitions(invoke, message["id"])].count("message.delivered") == 1
+    assert db.scalar("SELECT count(*) FROM message_events WHERE type = 'message.undelivered'") == 0
+
+
+def test_an_undelivered_receipt_keeps_the_providers_code(invoke, db, receipts):
+    message = send(invoke)
+    response = sms_receipt(invoke, message["provider_message_id"], "undelivered", error_code="30006")
+    assert response_json(response)["outcome"] == "applied"
+    shown = response_json(invoke("ConversationsFunction", sample_event("conversations-message")))
+    assert (shown["status"], shown["status_detail"]) == ("undelivered", "30006")
+    assert transitions(invoke, message["id"])[-1] == ("message.undelivered", "sent", "undelivered", "receipt")
+
+
+def test_a_receipt_before_our_sent_update_is_held_then_applied_when_the_id_is_recorded(
+    invoke, db, receipts, configure, drain
+):
+    """The provider accepts, we never hear (timeout), its receipt arrives first: held, then the retry's
+    replay records the provider id and applies it in the same statement."""
+    configure(MOCK_SMS_FAULTS="timeout", RETRY_BASE_SECONDS=0, MOCK_RETRY_AFTER_SECONDS=0)
+    message = send(invoke)
+    assert message["status"] == "retrying" and message["provider_message_id"] is None
+    [scheduled] = receipts.take()
+    held = deliver(invoke, scheduled)
+    assert response_json(held) == {"outcome": "held", "message_id": None}
+    assert db.scalar("SELECT count(*) FROM provider_receipts WHERE applied_at IS NULL") == 1
+    assert status_of(db, message["id"]) == "retrying"
+    drain()
+    assert status_of(db, message["id"]) == "delivered"
+    assert db.scalar("SELECT count(*) FROM provider_receipts WHERE applied_at IS NULL") == 0
+    assert transitions(invoke, message["id"]) == [
+        ("message.queued", None, "queued", "api"),
+        ("message.retrying", "queued", "retrying", "api"),
+        ("message.sent", "retrying", "sent", "retry"),
+        ("message.delivered", "sent", "delivered", "receipt"),
+    ]
+    assert deliver(invoke, scheduled)["statusCode"] == 200  # the provider retrying its receipt: a duplicate
+    assert db.scalar("SELECT count(*) FROM message_events WHERE type = 'message.delivered'") == 1
+
+
+def test_a_receipt_written_while_the_sent_update_is_uncommitted_is_applied_by_the_sweep(invoke, db, receipts):
+    """Each statement cannot see the other's uncommitted row: the receipt is held, the message commits as
+    `sent`, and the sweep applies the held receipt. Nothing is lost, nothing applied twice."""
+    from messaging.db import repository
+    from messaging.db.engine import transaction
+    from messaging.enums import EventSource
+
+    stored = send(invoke)  # a sent message; rewind it to `retrying` without a provider id, as before its answer
+    db.scalar(
+        "UPDATE messages SET status = 'retrying', provider_message_id = NULL, attempts = 1 WHERE id = :id RETURNING 1",
+        id=stored["id"],
+    )
+    receipts.take()
+    answers = []
+    with transaction() as connection:
+        assert repository.mark_sent(connection, stored["id"], "mock-sms-racing", EventSource.RETRY) is not None
+        # The receipt, written while that update is uncommitted: it cannot see the provider id (no wait).
+        worker = threading.Thread(target=lambda: answers.append(sms_receipt(invoke, "mock-sms-racing")))
+        worker.start()
+        worker.join(timeout=120)
+        assert not worker.is_alive(), "the receipt waited for the uncommitted update"
+    assert [response["statusCode"] for response in answers] == [200], answers
+    outcomes = [response_json(response)["outcome"] for response in answers]
+    assert outcomes == ["held"]
+    assert status_of(db, stored["id"]) == "sent"
+    swept = invoke("RetrySweepFunction", sample_event("retry_sweep-scheduled"))
+    assert swept["held_receipts_applied"] == 1
+    assert status_of(db, stored["id"]) == "delivered"
+    assert transitions(invoke, stored["id"])[-1] == ("message.delivered", "sent", "delivered", "receipt")
+    assert invoke("RetrySweepFunction", sample_event("retry_sweep-scheduled"))["held_receipts_applied"] == 0
+
+
+def test_a_receipt_for_an_id_we_never_sent_is_held_and_forgotten_after_the_retention(invoke, db, configure):
+    response = sms_receipt(invoke, "mock-sms-never-ours")
+    assert response_json(response) == {"outcome": "held", "message_id": None}
+    assert db.scalar("SELECT count(*) FROM messages") == 0
+    db.scalar("UPDATE provider_receipts SET received_at = now() - interval '8 days' RETURNING 1")
+    swept = invoke("RetrySweepFunction", sample_event("retry_sweep-scheduled"))
+    assert swept["stale_held_receipts_purged"] == 1
+    assert db.scalar("SELECT count(*) FROM provider_receipts") == 0
+
+
+def test_a_receipt_never_touches_an_inbound_message(invoke, db):
+    assert invoke("InboundSmsFunction", sample_event("inbound_sms-sms"))["statusCode"] == 200
+    response = sms_receipt(invoke, sample_body("inbound_sms-sms")["messaging_provider_id"])
+    assert response_json(response)["outcome"] == "held"
+    assert db.scalar("SELECT status FROM messages") == "received"
+
+
+def test_the_scenario_of_the_issue_ends_sent_not_failed(invoke, db, receipts, configure, drain):
+    """Accepted on the first attempt (unheard), then throttled until no attempt is left: the provider is
+    asked before `failed` is declared, and says it has the message."""
+    configure(MOCK_SMS_FAULTS="timeout,429,429", MAX_SEND_ATTEMPTS=3, RETRY_BASE_SECONDS=0, MOCK_RETRY_AFTER_SECONDS=0)
+    message = send(invoke)
+    drain()
+    ledger = db.rows("SELECT * FROM mock_provider_deliveries")
+    assert len(ledger) == 1
+    row = db.rows("SELECT * FROM messages")[0]
+    assert (row["status"], row["provider_message_id"], row["attempts"]) == ("sent", ledger[0]["provider_message_id"], 3)
+    assert [event[0] for event in transitions(invoke, message["id"])] == [
+        "message.queued",
+        "message.retrying",
+        "message.retrying",
+        "message.sent",
+    ]
+    assert transitions(invoke, message["id"])[-1][3] == "reconciliation"
+
+
+def test_a_send_the_provider_never_accepted_is_failed_after_asking(invoke, db, receipts, configure):
+    configure(MOCK_SMS_FAULTS="400")
+    message = send(invoke)
+    assert (message["status"], message["status_detail"]) == ("failed", "HTTP 400: injected fault")
+    assert receipts.take() == []
+    assert transitions(invoke, message["id"])[-1] == ("message.failed", "queued", "failed", "api")
+
+
+def test_only_a_receipt_corrects_failed_and_the_correction_is_an_event(invoke, db, configure):
+    configure(MOCK_SMS_FAULTS="400")
+    message = send(invoke)
+    db.scalar("UPDATE messages SET provider_message_id = 'mock-sms-late' WHERE id = :id RETURNING 1", id=message["id"])
+    assert response_json(sms_receipt(invoke, "mock-sms-late"))["outcome"] == "applied"
+    assert transitions(invoke, message["id"])[-1] == ("message.delivered", "failed", "delivered", "receipt")
+
+
+def test_reconciliation_settles_a_sent_message_whose_receipt_never_came(invoke, db, receipts, configure):
+    configure(MOCK_SMS_RECEIPTS="undelivered=1", RECEIPT_TIMEOUT_SECONDS=60)
+    message = send(invoke)
+    receipts.take()  # the receipt is lost on its way
+    swept = invoke("RetrySweepFunction", sample_event("retry_sweep-scheduled"))
+    assert swept["looked_up"] == 0  # not overdue yet
+    db.scalar("UPDATE messages SET updated_at = now() - interval '2 minutes' RETURNING 1")
+    swept = invoke("RetrySweepFunction", sample_event("retry_sweep-scheduled"))
+    assert (swept["looked_up"], swept["settled_by_lookup"]) == (1, 1)
+    assert status_of(db, message["id"]) == "undelivered"
+    assert transitions(invoke, message["id"])[-1] == ("message.undelivered", "sent", "undelivered", "reconciliation")
+
+
+def test_reconciliation_without_a_verdict_leaves_the_message_sent_and_asks_again_later(invoke, db, receipts, configure):
+    configure(MOCK_SMS_RECEIPTS="off", RECEIPT_TIMEOUT_SECONDS=60)
+    message = send(invoke)
+    assert receipts.take() == []
+    db.scalar("UPDATE messages SET updated_at = now() - interval '2 minutes' RETURNING 1")
+    assert invoke("RetrySweepFunction", sample_event("retry_sweep-scheduled"))["looked_up"] == 1
+    assert invoke("RetrySweepFunction", sample_event("retry_sweep-scheduled"))["looked_up"] == 0
+    assert status_of(db, message["id"]) == "sent"
+
+
+def test_email_events_are_deduplicated_by_event_id(invoke, db, receipts, configure):
+    configure(MOCK_EMAIL_RECEIPTS="bounce=1")
+    first = send(invoke, "send_message-email")
+    second = send(invoke, "send_message-email", to="other@example.com")
+    scheduled = receipts.take()
+    assert {item["receipt"][0]["event"] for item in scheduled} == {"bounce"}
+    batch = [item["receipt"][0] for item in scheduled]
+    batch.append({**batch[0]})  # the same event twice in one batch
+    response = email_events(invoke, batch)
+    assert response["statusCode"] == 200, response["body"]
+    assert [result["outcome"] for result in response_json(response)["results"]] == ["applied", "applied", "duplicate"]
+    for message in (first, second):
+        assert status_of(db, message["id"]) == "undelivered"
+    assert db.scalar("SELECT status_detail FROM messages WHERE id = :id", id=first["id"]).startswith("bounce")
+    again = email_events(invoke, batch)
+    assert {result["outcome"] for result in response_json(again)["results"]} == {"duplicate"}
+    assert db.scalar("SELECT count(*) FROM message_events WHERE type = 'message.undelivered'") == 2
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "field"),
+    [
+        ({"messaging_provider_id": "x", "status": "read", "timestamp": "2024-11-01T14:00:00Z"}, 422, "status"),
+        ({"messaging_provider_id": "x", "status": "delivered"}, 422, "timestamp"),
+        ({"status": "delivered", "timestamp": "2024-11-01T14:00:00Z"}, 422, "messaging_provider_id"),
+        (
+            {"messaging_provider_id": "x", "status": "delivered", "timestamp": "2024-11-01T14:00:00Z", "x": 1},
+            422,
+            "x",
+        ),
+        (
+            {"messaging_provider_id": "a b", "status": "delivered", "timestamp": "2024-11-01T14:00:00Z"},
+            422,
+            "messaging_provider_id",
+        ),
+        ([{"messaging_provider_id": "x"}], 400, "body"),
+    ],
+)
+def test_malformed_sms_receipts_are_refused_and_write_nothing(invoke, db, body, status, field):
+    response = invoke("InboundSmsFunction", sample_event("inbound_sms-status", payload=body))
+    assert response["statusCode"] == status, response["body"]
+    assert response_json(response)["error"]["field"] == field
+    assert db.scalar("SELECT count(*) FROM provider_receipts") == 0
+
+
+@pytest.mark.parametrize(
+    ("raw", "status", "field"),
+    [
+        ("{}", 400, "body"),
+        ("[]", 422, "body"),
+        (
+            '[{"event_id": "e", "xillio_id": "x", "event": "opened", "timestamp": "2024-11-01T14:00:00Z"}]',
+            422,
+            "0.event",
+        ),
+        ('[{"event_id": "e", "xillio_id": "x", "event": "bounce"}]', 422, "0.timestamp"),
+        (
+            "["
+            + ",".join(
+                ['{"event_id": "e", "xillio_id": "x", "event": "delivered", "timestamp": "2024-11-01T14:00:00Z"}'] * 101
+            )
+            + "]",
+            422,
+            "body",
+        ),
+        ("[1", 400, "body"),
+    ],
+)
+def test_malformed_email_event_batches_are_refused_and_write_nothing(invoke, db, raw, status, field):
+    response = email_events(invoke, None, raw=raw)
+    assert response["statusCode"] == status, response["body"]
+    assert response_json(response)["error"]["field"] == field
+    assert db.scalar("SELECT count(*) FROM provider_receipts") == 0
+
+
+def test_receipts_are_verified_exactly_like_the_inbound_webhooks(invoke, db, configure):
+    configure(SMS_WEBHOOK_SECRETS="receipt-secret", EMAIL_WEBHOOK_SECRETS="email-secret")
+    unsigned = sms_receipt(invoke, "mock-sms-1")
+    assert unsigned["statusCode"] == 401
+    body = json.dumps({"messaging_provider_id": "mock-sms-1", "status": "delivered", "timestamp": now_iso()})
+    forged = sample_event("inbound_sms-status", body=body)
+    forged["headers"] = {
+        **forged["headers"],
+        **{k.lower(): v for k, v in signature_headers("wrong", body.encode()).items()},
+    }
+    assert invoke("InboundSmsFunction", forged)["statusCode"] == 401
+    events = json.dumps([{"event_id": "e1", "xillio_id": "x", "event": "delivered", "timestamp": now_iso()}])
+    wrong_provider = sample_event("inbound_email-events", body=events)
+    signed = signature_headers("receipt-secret", events.encode())  # the SMS provider's secret
+    wrong_provider["headers"] = {**wrong_provider["headers"], **{k.lower(): v for k, v in signed.items()}}
+    assert invoke("InboundEmailFunction", wrong_provider)["statusCode"] == 401
+    assert db.scalar("SELECT count(*) FROM provider_receipts") == 0
+    good = sample_event("inbound_sms-status", body=body)
+    good["headers"] = {
+        **good["headers"],
+        **{k.lower(): v for k, v in signature_headers("receipt-secret", body.encode()).items()},
+    }
+    assert invoke("InboundSmsFunction", good)["statusCode"] == 200
+    assert db.scalar("SELECT count(*) FROM provider_receipts") == 1
+
+
+def test_inbound_messages_write_received_and_a_new_conversation_once(invoke, db):
+    first = sample_body("inbound_sms-sms")
+    assert invoke("InboundSmsFunction", sample_event("inbound_sms-sms"))["statusCode"] == 200
+    assert invoke("InboundSmsFunction", sample_event("inbound_sms-sms"))["statusCode"] == 200  # duplicate
+    second = {**first, "messaging_provider_id": "message-2"}
+    assert invoke("InboundSmsFunction", sample_event("inbound_sms-sms", payload=second))["statusCode"] == 200
+    rows = db.rows("SELECT type, message_id, conversation_id, status, source FROM message_events ORDER BY id")
+    assert [(row["type"], row["message_id"], row["status"], row["source"]) for row in rows] == [
+        ("conversation.created", None, None, "webhook"),
+        ("message.received", 1, "received", "webhook"),
+        ("message.received", 3, "received", "webhook"),  # the duplicate used id 2, then rolled back
+    ]
+    assert {row["conversation_id"] for row in rows} == {1}
+
+
+def test_the_history_pages_oldest_first_and_404s_for_unknown_messages(invoke, db, receipts):
+    message = send(invoke)
+    deliver(invoke, receipts.take()[0])
+    first = response_json(history(invoke, message["id"], "limit=2"))
+    assert [item["type"] for item in first["items"]] == ["message.queued", "message.sent"]
+    assert set(first["items"][0]) == {
+        "id",
+        "type",
+        "status",
+        "previous_status",
+        "attempt",
+        "detail",
+        "source",
+        "occurred_at",
+    }
+    rest = response_json(history(invoke, message["id"], f"limit=2&cursor={first['next_cursor']}"))
+    assert [item["type"] for item in rest["items"]] == ["message.delivered"]
+    assert rest["next_cursor"] is None
+    missing = history(invoke, 999)
+    assert missing["statusCode"] == 404
+    assert response_json(missing)["error"]["field"] == "id"
+
+
+def test_every_history_row_is_handed_to_the_relay_contract(invoke, db, receipts):
+    """Each repository write of history rows notes their ids on its connection (db/events.remember_written)."""
+    from messaging.db import events
+    from messaging.db.engine import get_engine
+
+    noted: list[int] = []
+    original = events.remember_written
+
+    def spy(connection, ids):
+        ids = list(ids)
+        noted.extend(int(event_id) for event_id in ids if event_id is not None)
+        original(connection, ids)
+
+    import messaging.db.receipts as receipts_db
+    import messaging.db.repository as repository
+
+    for module in (repository, receipts_db):
+        module.remember_written = spy
+    try:
+        message = send(invoke)
+        deliver(invoke, receipts.take()[0])
+    finally:
+        for module in (repository, receipts_db):
+            module.remember_written = original
+    assert get_engine() is not None
+    assert sorted(noted) == [row["id"] for row in db.rows("SELECT id FROM message_events ORDER BY id")]
+    assert len(noted) == 4 and message["id"] == 1
+
+
+def test_mock_receipt_function_posts_signed_receipts_to_the_status_webhook_over_http(
+    invoke, db, receipts, configure, application
+):
+    import http.server
+
+    from infra.local_runner.server import Gateway
+
+    configure(SMS_WEBHOOK_SECRETS="s3cret", EMAIL_WEBHOOK_SECRETS="m4il")  # before the gateway's workers start
+    gateway = Gateway(application)
+
+    class Api(http.server.BaseHTTPRequestHandler):
+        """The API over HTTP: the local runner's gateway (its own execution environments) behind a socket."""
+
+        def do_POST(self) -> None:  # noqa: N802 - the http.server interface
+            body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+            status, headers, payload = gateway.handle("POST", self.path, dict(self.headers), body, "127.0.0.1")
+            self.send_response(status)
+            for name, value in headers:
+                self.send_header(name, value)
+            self.send_header("Content-Length", str(len(payload)))
+            self.end_headers()
+            self.wfile.write(payload)
+
+        def log_message(self, *_args: object) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Api)
+    threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.1}, daemon=True).start()
+    try:
+        configure(API_BASE_URL=f"http://127.0.0.1:{server.server_address[1]}")
+        sms = send(invoke)
+        email = send(invoke, "send_message-email")
+        records = [{"body": json.dumps(item)} for item in receipts.take()]
+        result = invoke("MockReceiptFunction", sqs_event(records))
+        assert result == {"batchItemFailures": []}
+        assert status_of(db, sms["id"]) == status_of(db, email["id"]) == "delivered"
+        again = invoke("MockReceiptFunction", sqs_event(records))  # SQS delivering the batch twice
+        assert again == {"batchItemFailures": []}
+        assert db.scalar("SELECT count(*) FROM message_events WHERE type = 'message.delivered'") == 2
+        configure(API_BASE_URL="http://127.0.0.1:9")  # the API cannot be reached: SQS keeps the receipt
+        unreachable = invoke("MockReceiptFunction", sqs_event(records[:1]))
+        assert unreachable == {"batchItemFailures": [{"itemIdentifier": "test-0"}]}
+    finally:
+        server.shutdown()
+        server.server_close()
+        gateway.stop()

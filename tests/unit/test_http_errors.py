@@ -1,0 +1,32 @@
+"""Every domain error has exactly one HTTP status, from one table; the error body has one builder."""
+
+import json
+
+from messaging import errors
+from messaging.http_errors import error_body, error_headers, status_of
+
+
+def _error_classes(base: type = errors.DomainError) -> list[type]:
+    found = []
+    for subclass in base.__subclasses__():
+        found.extend([subclass, *_error_classes(subclass)])
+    return found
+
+
+def test_every_domain_error_maps_to_a_status():
+    for kind in _error_classes():
+        assert 400 <= status_of(kind("x")) < 600, kind
+
+
+def test_statuses_and_retry_hints_of_the_errors_clients_see():
+    assert status_of(errors.RequestInFlight("x")) == 409
+    assert error_headers(errors.RequestInFlight("x")) == {"Retry-After": "1"}
+    assert status_of(errors.ServiceUnavailable("x")) == 503
+    assert error_headers(errors.ServiceUnavailable("x")) == {"Retry-After": "5"}
+    assert error_headers(errors.InvalidInput("x")) == {}
+
+
+def test_error_body_is_the_one_error_shape():
+    assert json.loads(error_body("not_found", "no such thing", "id")) == {
+        "error": {"code": "not_found", "message": "no such thing", "field": "id"}
+    }
