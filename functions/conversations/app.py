@@ -1,8 +1,9 @@
 """Reads and small writes of the API's own state: conversations (filtered, archived, read), messages
-(one, a conversation's, or found across conversations), and health."""
+(one, a conversation's, or found across conversations), the suppression list, and health."""
 
 from typing import Annotated
 
+from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.openapi.params import Body, Path, Query
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
@@ -21,10 +22,13 @@ from messaging.models import (
     QueryInstant,
     ReadHorizon,
     SearchText,
+    SuppressedAddress,
+    SuppressionIn,
+    SuppressionOut,
 )
 from messaging.observability import logger, metrics, tracer
 from messaging.pagination import DEFAULT_LIMIT, MAX_LIMIT
-from messaging.services import conversations, queries
+from messaging.services import conversations, queries, suppressions
 
 settings = config.FunctionSettings(config.ApiSettings)  # cold start: fails naming a missing variable
 app = MessagingApi()
@@ -33,6 +37,11 @@ Limit = Annotated[int, Query(ge=1, le=MAX_LIMIT, description="Page size")]
 Cursor = Annotated[str | None, Query(max_length=200, description="Opaque cursor from a page's next_cursor")]
 Id = Annotated[int, Path(ge=1, le=2**63 - 1)]
 WRITE_ERRORS = (*BODY_ERRORS, 404)
+# A 204 has no document: only the error documents of a read, and the bare success.
+LIFTED_RESPONSES = {
+    **{code: response for code, response in documented(200, None, "", READ_ERRORS).items() if code != 200},
+    204: {"description": "Lifted"},
+}
 
 
 @app.get(
@@ -165,6 +174,41 @@ def get_message(message_id: Id):
 @tracer.capture_method
 def list_message_events(message_id: Id, limit: Limit = DEFAULT_LIMIT, cursor: Cursor = None):
     return json_response(200, queries.list_message_events(message_id, limit, cursor))
+
+
+@app.get(
+    "/api/suppressions",
+    summary="Suppressed recipients, newest first",
+    responses=documented(200, Page[SuppressionOut], "A page of suppressions", (422, 503)),
+)
+@tracer.capture_method
+def list_suppressions(
+    address: Annotated[SuppressedAddress | None, Query(description="Only this address's entries")] = None,
+    limit: Limit = DEFAULT_LIMIT,
+    cursor: Cursor = None,
+):
+    return json_response(200, suppressions.list_suppressions(address, limit, cursor))
+
+
+@app.post(
+    "/api/suppressions",
+    summary="Suppress a recipient (for one sender, or for every sender)",
+    responses=documented(201, SuppressionOut, "Suppressed (an existing entry is returned as it is)", BODY_ERRORS),
+)
+@tracer.capture_method
+def add_suppression(payload: Annotated[SuppressionIn, Body()]):
+    return json_response(201, suppressions.add_suppression(payload))
+
+
+@app.delete(
+    "/api/suppressions/<suppression_id>",
+    summary="Lift a suppression",
+    responses=LIFTED_RESPONSES,
+)
+@tracer.capture_method
+def lift_suppression(suppression_id: Id):
+    suppressions.lift_suppression(suppression_id)
+    return Response(status_code=204, body="")
 
 
 @app.get(

@@ -13,8 +13,18 @@ from messaging.observability import logger, metrics, tracer
 from messaging.services import inbound, receipts
 
 
-class InboundSmsSettings(config.ApiSettings, config.WebhookSignatureSettings):
-    """InboundSmsFunction: verifies the webhook's signature and stores the message."""
+class InboundSmsSettings(
+    config.ApiSettings,
+    config.WebhookSignatureSettings,
+    config.KeywordReplySettings,
+    config.ThrottleSettings,
+    config.RetryPolicySettings,
+    config.RetryQueueSettings,
+    config.DeadLetterQueueSettings,
+    config.ProviderMockSettings,
+):
+    """InboundSmsFunction: verifies the webhook's signature and stores the message; answers STOP/START/HELP
+    keywords through the send path (its first attempt, retry queue and dead-letter queue)."""
 
 
 settings = config.FunctionSettings(InboundSmsSettings)  # cold start: fails naming a missing variable

@@ -21,6 +21,8 @@ class SendMessageSettings(
     config.RetryQueueSettings,
     config.DeadLetterQueueSettings,
     config.ProviderMockSettings,
+    config.SegmentSettings,
+    config.ThrottleSettings,
 ):
     """SendMessageFunction: stores, makes the first attempt, enqueues the first retry or dead-letters."""
 

@@ -249,6 +249,7 @@ def _every_route_event(route, query):
         "/api/webhooks/email/events": [
             {"event_id": "e", "xillio_id": "x", "event": "delivered", "timestamp": SMS["timestamp"]}
         ],
+        "/api/suppressions": {"address": "+18045551234"},
     }.get(route.path)
     if body is None and route.method in ("POST", "PATCH", "PUT"):
         body = {}  # a well-formed JSON body: the query check comes after the body's envelope checks

@@ -137,7 +137,9 @@ def test_the_sweep_finds_overdue_sends_through_its_partial_index(invoke, db):
         ("ConversationsFunction", "conversations-message-events", 2),
         ("InboundSmsFunction", "inbound_sms-status", 1),
         ("InboundEmailFunction", "inbound_email-events", 2),  # a batch: one statement per event
-        ("SendMessageFunction", "send_message-sms", 3),  # store, the provider's ledger, the outcome
+        # store, the provider's ledger, the outcome; and the suppression protocol twice (README "Suppressions"):
+        # the recipient's lock then its check, when storing and around the provider attempt
+        ("SendMessageFunction", "send_message-sms", 7),
         ("ConversationsFunction", "conversations-list-filtered", 1),
         ("ConversationsFunction", "conversations-find-messages", 1),
         ("ConversationsFunction", "conversations-archive", 1),

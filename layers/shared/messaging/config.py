@@ -143,6 +143,39 @@ class WebhookDeliverySettings(EventQueueSettings, WebhookTargetSettings):
     webhook_timeout_seconds: float = Field(10.0, alias="WEBHOOK_TIMEOUT_SECONDS", gt=0, le=60)
 
 
+class KeywordReplySettings(SettingsPiece):
+    """The confirmations sent for inbound STOP/START/HELP keywords (README "Compliance")."""
+
+    stop_reply_text: str = Field(
+        "You have been unsubscribed and will receive no further messages from this number. Reply START to resubscribe.",
+        alias="STOP_REPLY_TEXT",
+        min_length=1,
+    )
+    start_reply_text: str = Field(
+        "You have been resubscribed to messages from this number. Reply STOP to unsubscribe, HELP for help.",
+        alias="START_REPLY_TEXT",
+        min_length=1,
+    )
+    help_reply_text: str = Field(
+        "Reply STOP to unsubscribe, START to resubscribe. Msg&data rates may apply.",
+        alias="HELP_REPLY_TEXT",
+        min_length=1,
+    )
+
+
+class SegmentSettings(SettingsPiece):
+    """The longest SMS a send accepts (README "Encoding and segments")."""
+
+    max_sms_segments: int = Field(10, alias="MAX_SMS_SEGMENTS", ge=1, le=100)
+
+
+class ThrottleSettings(SettingsPiece):
+    """Per-sender throttling (README "Throttling")."""
+
+    # Messages per second each sender may hand to the provider; 0 means no limit.
+    sender_rate_per_second: float = Field(0.0, alias="SENDER_RATE_PER_SECOND", ge=0, le=10_000)
+
+
 class RequestLimitSettings(SettingsPiece):
     max_request_bytes: int = Field(256 * 1024, alias="MAX_REQUEST_BYTES", ge=1024)
 

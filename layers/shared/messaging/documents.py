@@ -28,6 +28,8 @@ def message_document(message: Message) -> MessageOut:
             "status_detail": message.status_detail,
             "created_at": message.created_at,
             "updated_at": message.updated_at,
+            "encoding": message.encoding,
+            "segments": message.segments,
             "resent_from": message.resent_from,
         }
     )

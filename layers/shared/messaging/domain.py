@@ -32,6 +32,8 @@ class NewMessage:
     provider: str
     provider_message_id: str | None = None
     next_attempt_at: datetime | None = None
+    encoding: str | None = None  # SMS/MMS: "GSM-7" | "UCS-2"
+    segments: int | None = None
     resent_from: int | None = None  # the failed message this one resends
 
     def as_stored(self, message_id: int, conversation_id: int, at: datetime) -> Message:
@@ -54,6 +56,8 @@ class NewMessage:
             last_error=None,
             created_at=at,
             updated_at=at,
+            encoding=self.encoding,
+            segments=self.segments,
             resent_from=self.resent_from,
         )
 
@@ -86,6 +90,8 @@ class Message:
     last_error: str | None
     created_at: datetime
     updated_at: datetime
+    encoding: str | None = None
+    segments: int | None = None
     status_detail: str | None = None  # the provider's reason or code (a receipt's error, a failure)
     resent_from: int | None = None
 
@@ -136,6 +142,18 @@ class IdempotencyRecord:
     response_body: dict[str, Any] | None
     created_at: datetime
     expires_at: datetime
+
+
+@dataclass(frozen=True)
+class Suppression:
+    """An address that must not be sent to: by `sender` only, or by every sender when `sender` is None."""
+
+    id: int
+    address: str
+    sender: str | None
+    source: str  # SuppressionSource
+    reason: str | None
+    created_at: datetime
 
 
 @dataclass(frozen=True)

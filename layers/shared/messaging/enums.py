@@ -72,3 +72,12 @@ class EventSource(StrEnum):
     RECONCILIATION = "reconciliation"
     KEYWORD = "keyword"
     MANUAL = "manual"
+
+
+class SuppressionSource(StrEnum):
+    """Why an address is suppressed: an opt-out keyword, a hard bounce, a spam complaint, or an operator."""
+
+    KEYWORD = "keyword"
+    BOUNCE = "bounce"
+    COMPLAINT = "complaint"
+    MANUAL = "manual"

@@ -55,3 +55,9 @@ class RequestInFlight(Conflict):
 
     code = "request_in_flight"
     retry_after_seconds = 1
+
+
+class RecipientOptedOut(InvalidInput):
+    """The recipient is suppressed for this sender (opted out, bounced, complained, or blocked)."""
+
+    code = "recipient_opted_out"

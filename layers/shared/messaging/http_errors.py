@@ -14,6 +14,7 @@ from messaging.errors import (
     MalformedRequest,
     NotFound,
     PayloadTooLarge,
+    RecipientOptedOut,
     ServiceUnavailable,
     Unauthorized,
     UnsupportedMediaType,
@@ -30,6 +31,7 @@ STATUS_OF_ERROR: dict[type[DomainError], HTTPStatus] = {
     PayloadTooLarge: HTTPStatus.REQUEST_ENTITY_TOO_LARGE,
     UnsupportedMediaType: HTTPStatus.UNSUPPORTED_MEDIA_TYPE,
     InvalidInput: HTTPStatus.UNPROCESSABLE_ENTITY,
+    RecipientOptedOut: HTTPStatus.UNPROCESSABLE_ENTITY,  # a send to a suppressed recipient
     ServiceUnavailable: HTTPStatus.SERVICE_UNAVAILABLE,
 }
 

@@ -243,6 +243,8 @@ class MessageOut(BaseModel):
     status_detail: str | None = Field(None, description="The provider's reason or code for the status.")
     created_at: datetime
     updated_at: datetime
+    encoding: Literal["GSM-7", "UCS-2"] | None = Field(description="SMS/MMS: how the body travels; null for email.")
+    segments: int | None = Field(description="SMS/MMS: segments the body costs (an MMS is one); null for email.")
     resent_from: int | None = Field(default=None, description="The failed message this one resends.")
 
 
@@ -369,3 +371,41 @@ class ErrorDetail(BaseModel):
 
 class ErrorResponse(BaseModel):
     error: ErrorDetail
+
+
+# Suppressions (README "Keywords and suppressions").
+
+
+def _any_address(value: str) -> str:
+    """A phone number (any possible one: opt-outs come from numbers that wrote in) or an email address."""
+    return _email(value) if "@" in value else _delivered_phone(value)
+
+
+SuppressedAddress = Annotated[str, Field(min_length=1, max_length=700), AfterValidator(_any_address)]
+
+
+class SuppressionIn(BaseModel):
+    """Suppress `address`: for `sender` only, or for every sender when `sender` is left out."""
+
+    model_config = ConfigDict(extra="forbid")
+    address: SuppressedAddress = Field(description="A phone number (E.164) or an email address.")
+    sender: SuppressedAddress | None = Field(None, description="Only this sender is blocked; omit for every one.")
+    reason: Annotated[str, Field(max_length=500), AfterValidator(_storable_text)] | None = None
+
+    @model_validator(mode="after")
+    def _same_channel(self) -> Any:
+        if self.sender is not None:
+            if ("@" in self.sender) != ("@" in self.address):
+                raise rule_error("sender", "sender and address must both be phone numbers or both email addresses")
+            if self.sender == self.address:
+                raise rule_error("sender", "sender and address must be different")
+        return self
+
+
+class SuppressionOut(BaseModel):
+    id: int
+    address: str
+    sender: str | None = Field(description="null: suppressed for every sender.")
+    source: Literal["keyword", "bounce", "complaint", "manual"]
+    reason: str | None
+    created_at: datetime

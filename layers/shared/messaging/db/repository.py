@@ -71,6 +71,8 @@ def _message(row: Row[Any]) -> Message:
         status_detail=row.status_detail,
         created_at=row.created_at,
         updated_at=row.updated_at,
+        encoding=row.encoding,
+        segments=row.segments,
         resent_from=row.resent_from,
     )
 
@@ -170,13 +172,14 @@ _STORE_MESSAGE = text(
             INSERT INTO messages (
                 id, conversation_id, direction, type, from_address, to_address, body, attachments,
                 message_timestamp, status, provider, provider_message_id, next_attempt_at,
-                search_vector, resent_from
+                search_vector, resent_from, encoding, segments
             )
             SELECT new_message.id, conversation.id, CAST(:direction AS text), CAST(:type AS text),
                    CAST(:from_address AS text), CAST(:to_address AS text), CAST(:body AS text),
                    CAST(:attachments AS jsonb), CAST(:timestamp AS timestamptz), CAST(:status AS text),
                    CAST(:provider AS text), CAST(:provider_message_id AS text), CAST(:next_attempt_at AS timestamptz),
-                   {_SEARCH_VECTOR}, CAST(:resent_from AS bigint)
+                   {_SEARCH_VECTOR}, CAST(:resent_from AS bigint),
+                   CAST(:encoding AS text), CAST(:segments AS integer)
             FROM new_message, conversation
             ON CONFLICT (provider, provider_message_id) DO NOTHING
             RETURNING id, conversation_id, status
@@ -224,6 +227,8 @@ def store_message(connection: Connection, message: NewMessage) -> StoredMessage:
         "provider": message.provider,
         "provider_message_id": message.provider_message_id,
         "next_attempt_at": message.next_attempt_at,
+        "encoding": message.encoding,
+        "segments": message.segments,
         # Who stores a message: the provider's webhook an inbound one, a client's request an outbound one.
         "event_source": (EventSource.WEBHOOK if message.direction == Direction.INBOUND else EventSource.API).value,
         "search_text": searchable_text(message.type, message.body),

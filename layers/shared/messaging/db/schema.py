@@ -120,6 +120,11 @@ messages = Table(
     # The body's words (email HTML reduced to its text, messaging.search_text), in SEARCH_CONFIGURATION.
     Column("search_vector", TSVECTOR, nullable=False),
     Column("resent_from", BigInteger, ForeignKey("messages.id", name="fk_messages_resent_from")),
+    # SMS/MMS only (migration 0007): how the body travels and how many segments it costs.
+    Column("encoding", Text),
+    Column("segments", Integer),
+    CheckConstraint("encoding IN ('GSM-7', 'UCS-2')", name="ck_messages_encoding"),
+    CheckConstraint("segments >= 1", name="ck_messages_segments"),
     CheckConstraint("direction IN ('inbound', 'outbound')", name="ck_messages_direction"),
     CheckConstraint("type IN ('sms', 'mms', 'email')", name="ck_messages_type"),
     CheckConstraint(
@@ -202,6 +207,9 @@ message_events = Table(
     Column("source", Text, nullable=False),
     Column("occurred_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
     Column("relayed_at", DateTime(timezone=True)),
+    # recipient.opted_out / opted_in: the suppression concerned (migration 0007; no foreign key, the history
+    # outlives a lifted suppression).
+    Column("suppression_id", BigInteger),
     CheckConstraint(
         "type IN ('message.queued', 'message.retrying', 'message.received', 'message.sent', 'message.delivered', "
         "'message.undelivered', 'message.failed', 'conversation.created', 'recipient.opted_out', "
@@ -308,3 +316,36 @@ webhook_attempts = Table(
     CheckConstraint("outcome IN ('succeeded', 'retrying', 'failed')", name="ck_webhook_attempts_outcome"),
 )
 Index("ix_webhook_attempts_delivery", webhook_attempts.c.delivery_id, webhook_attempts.c.id)
+
+
+# Who must not be sent to (migration 0007): `sender` NULL blocks the address for every sender;
+# `confirmation_message_id` is the STOP confirmation, the one message that may still reach the address.
+suppressions = Table(
+    "suppressions",
+    metadata,
+    Column("id", BigInteger, primary_key=True, autoincrement=True),
+    Column("address", Text(collation="C"), nullable=False),
+    Column("sender", Text(collation="C")),
+    Column("source", Text, nullable=False),
+    Column("reason", Text),
+    Column("confirmation_message_id", BigInteger),
+    Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    CheckConstraint("source IN ('keyword', 'bounce', 'complaint', 'manual')", name="ck_suppressions_source"),
+    CheckConstraint("sender IS NULL OR sender <> address", name="ck_suppressions_sender"),
+)
+Index(
+    "uq_suppressions_address_sender",
+    suppressions.c.address,
+    suppressions.c.sender,
+    unique=True,
+    postgresql_nulls_not_distinct=True,
+)
+Index("ix_suppressions_address_id", suppressions.c.address, suppressions.c.id)
+
+# When each sender may next hand a message to the provider (SENDER_RATE_PER_SECOND; migration 0007).
+sender_slots = Table(
+    "sender_slots",
+    metadata,
+    Column("sender", Text(collation="C"), primary_key=True),
+    Column("next_free_at", DateTime(timezone=True), nullable=False),
+)

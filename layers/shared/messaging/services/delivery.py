@@ -21,6 +21,7 @@ from messaging.enums import EventSource
 from messaging.observability import logger, metrics
 from messaging.providers import OutboundEnvelope, ProviderError, provider_for
 from messaging.services.retry_policy import backoff_seconds
+from messaging.services.suppressions import OPTED_OUT, deliver_unless_suppressed
 
 
 class MessageVanished(LookupError):
@@ -43,10 +44,24 @@ def attempt(message: Message, source: EventSource) -> Message:
     `source` is who made the attempt (the send API or the retry consumer), for the history."""
     provider = provider_for(message.type)
     try:
-        accepted = provider.send(envelope_of(message))
+        accepted = deliver_unless_suppressed(message, lambda: provider.send(envelope_of(message)))
     except ProviderError as error:
         return _record_failure(message, error, source)
+    if accepted is None:
+        return _record_opted_out(message, source)
     return _record_success(message, accepted.provider_message_id, source, replayed=accepted.replayed)
+
+
+def _record_opted_out(message: Message, source: EventSource) -> Message:
+    """The recipient opted out after the message was stored: it fails without reaching the provider, with
+    `recipient_opted_out` as its status detail (no dead letter: redriving it could only fail again)."""
+    with transaction() as connection:
+        failed = repository.mark_failed(connection, message.id, OPTED_OUT, source)
+    if failed is None:
+        return _settled_elsewhere(message.id)
+    metrics.add_metric(name="MessagesFailed", unit="Count", value=1)
+    logger.warning("message failed: recipient opted out", extra={"message_id": message.id})
+    return failed
 
 
 def _record_success(message: Message, provider_message_id: str, source: EventSource, *, replayed: bool) -> Message:

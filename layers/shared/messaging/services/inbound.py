@@ -7,10 +7,16 @@ from messaging.db.engine import transaction
 from messaging.domain import NewMessage
 from messaging.models import InboundAccepted, InboundEmail, InboundSms, MessageStatus, Provider
 from messaging.observability import logger, metrics
+from messaging.services.keywords import keyword_of, receive_keyword
+from messaging.services.outbound import with_segments
 
 
 def receive_sms(payload: InboundSms) -> InboundAccepted:
-    return _receive(_new_message(payload, payload.type, Provider.SMS, payload.messaging_provider_id))
+    message = with_segments(_new_message(payload, payload.type, Provider.SMS, payload.messaging_provider_id))
+    keyword = keyword_of(message.body)
+    if keyword is not None:
+        return receive_keyword(message, keyword)
+    return _receive(message)
 
 
 def receive_email(payload: InboundEmail) -> InboundAccepted:

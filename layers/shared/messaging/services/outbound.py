@@ -13,10 +13,12 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 
 from pydantic import ValidationError
+from sqlalchemy import Connection
 
-from messaging import config
-from messaging.config import IdempotencySettings, RetryPolicySettings
+from messaging import config, queue
+from messaging.config import IdempotencySettings, RetryPolicySettings, SegmentSettings, ThrottleSettings
 from messaging.db import repository
+from messaging.db import suppressions as suppression_store
 from messaging.db.engine import transaction
 from messaging.documents import message_document
 from messaging.domain import IdempotencyRecord, Message, NewMessage, StoredMessage
@@ -24,7 +26,9 @@ from messaging.enums import Direction, EventSource, MessageType
 from messaging.errors import Conflict, InvalidInput, NotFound, RequestInFlight, ServiceUnavailable
 from messaging.models import MessageOut, MessageStatus, Provider, SendEmail, SendSms
 from messaging.observability import logger, metrics
+from messaging.segments import count_segments
 from messaging.services.delivery import attempt
+from messaging.services.suppressions import ensure_sendable
 
 # What may go wrong once the message is committed without the request failing: the database (or the network
 # to it) becoming unavailable. The message stays `queued`, and the retry consumer or the sweep finishes it.
@@ -44,8 +48,26 @@ class SendResult:
 
 
 def send_sms(payload: SendSms, idempotency_key: str | None = None) -> SendResult:
-    message = _new_message(payload, payload.type, Provider.SMS)
+    message = _within_segment_limit(with_segments(_new_message(payload, payload.type, Provider.SMS)))
     return _send(SMS_ROUTE, _fingerprint(SMS_ROUTE, payload), message, idempotency_key)
+
+
+def with_segments(message: NewMessage) -> NewMessage:
+    """An SMS/MMS with its encoding and segment count (an MMS travels as one message whatever its body)."""
+    if message.type == "email":
+        return message
+    counted = count_segments(message.body)
+    return replace(message, encoding=counted.encoding, segments=1 if message.type == "mms" else counted.segments)
+
+
+def _within_segment_limit(message: NewMessage) -> NewMessage:
+    """The message, if it is not an SMS longer than MAX_SMS_SEGMENTS."""
+    limit = config.current(SegmentSettings).max_sms_segments
+    if message.type == "sms" and (message.segments or 0) > limit:
+        raise InvalidInput(
+            f"body needs {message.segments} {message.encoding} segments; at most {limit} are allowed", field="body"
+        )
+    return message
 
 
 def send_email(payload: SendEmail, idempotency_key: str | None = None) -> SendResult:
@@ -67,6 +89,7 @@ def resend(message_id: int, idempotency_key: str | None = None) -> SendResult:
         raise Conflict(f"message {message_id} is '{original.status}'; only a failed message can be resent", field="id")
     payload, provider = _resend_payload(original)
     message = replace(_new_message(payload, original.type, provider), resent_from=original.id)
+    message = _within_segment_limit(with_segments(message))
     fingerprint = hashlib.sha256(json.dumps([RESEND_ROUTE, message_id]).encode()).hexdigest()
     return _send(RESEND_ROUTE, fingerprint, message, idempotency_key)
 
@@ -118,15 +141,62 @@ def _send(route: str, fingerprint: str, message: NewMessage, idempotency_key: st
             if claimed is None:
                 twin = repository.find_idempotency_key(connection, route, idempotency_key)
                 return _replay(twin, fingerprint)
-        stored = repository.store_message(connection, message)
+        outbound = store_outbound(connection, message)
+        stored = outbound.stored
         if idempotency_key is not None:
             repository.link_idempotency_key(connection, route, idempotency_key, stored.id)
     logger.append_keys(message_id=stored.id, conversation_id=stored.conversation_id)
     metrics.add_metric(name="MessagesQueued", unit="Count", value=1)
-    document = _first_attempt(stored, message)
+    document = dispatch(outbound)
     if idempotency_key is not None:
         _remember_response(route, idempotency_key, document)
     return SendResult(message=document)
+
+
+@dataclass(frozen=True)
+class StoredOutbound:
+    message: NewMessage
+    stored: StoredMessage
+    throttled: bool  # waits for its sender's slot: no attempt now
+
+
+def store_outbound(connection: Connection, message: NewMessage) -> StoredOutbound:
+    """Store an outbound message in the caller's transaction: its sender's next slot (throttling) first,
+    then the suppression check, then the row. Locks are always taken in this order (sender slot, recipient,
+    conversation), by sends and by opt-out keywords alike, so they never deadlock."""
+    slot = reserve_slot(connection, message.from_address)
+    if slot is not None:
+        message = replace(message, next_attempt_at=slot)
+    ensure_sendable(connection, message)
+    return StoredOutbound(message, repository.store_message(connection, message), throttled=slot is not None)
+
+
+def reserve_slot(connection: Connection, sender: str) -> datetime | None:
+    """Beyond SENDER_RATE_PER_SECOND, the instant the sender's next message may go (None: now)."""
+    rate = config.current(ThrottleSettings).sender_rate_per_second
+    if rate <= 0:
+        return None
+    slot, now = suppression_store.reserve_sender_slot(connection, sender, 1.0 / rate)
+    return slot if slot > now else None
+
+
+def dispatch(outbound: StoredOutbound) -> MessageOut:
+    """After the commit: the first attempt now, or, for a throttled message, a retry due at its slot."""
+    if outbound.throttled:
+        return _schedule_throttled(outbound.stored, outbound.message)
+    return _first_attempt(outbound.stored, outbound.message)
+
+
+def _schedule_throttled(stored: StoredMessage, message: NewMessage) -> MessageOut:
+    pending = message.as_stored(stored.id, stored.conversation_id, at=datetime.now(UTC))
+    due = message.next_attempt_at or datetime.now(UTC)
+    try:
+        queue.schedule_retry(stored.id, (due - datetime.now(UTC)).total_seconds())
+    except Exception:
+        # Not lost: the message stays `queued` with its due time, and the sweep picks up overdue sends.
+        logger.exception("could not enqueue a throttled send; the sweep will pick it up")
+    metrics.add_metric(name="SendsThrottled", unit="Count", value=1)
+    return message_document(pending)
 
 
 def _first_attempt(stored: StoredMessage, message: NewMessage) -> MessageOut:

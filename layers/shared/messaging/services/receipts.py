@@ -7,11 +7,15 @@ db/receipts.py for the race this closes).
 
 from __future__ import annotations
 
+from sqlalchemy import Connection
+
 from messaging.db import receipts as receipts_db
+from messaging.db import repository
 from messaging.db.engine import transaction
 from messaging.enums import RECEIPT_OUTCOME_STATUS, Provider
 from messaging.models import EmailEvent, ReceiptResult, ReceiptResults, SmsReceipt
 from messaging.observability import logger, metrics
+from messaging.services.suppressions import suppress_in_for_email_event
 
 
 def receive_sms_receipt(receipt: SmsReceipt) -> ReceiptResult:
@@ -29,10 +33,12 @@ def receive_sms_receipt(receipt: SmsReceipt) -> ReceiptResult:
 
 
 def receive_email_events(events: list[EmailEvent]) -> ReceiptResults:
-    """The batch in one transaction (a provider retries it whole; event ids make the retry harmless)."""
+    """The batch in one transaction (a provider retries it whole; event ids make the retry harmless). A hard
+    bounce or a spam complaint also suppresses the message's recipient for every sender, in that transaction."""
     with transaction() as connection:
-        outcomes = [
-            receipts_db.record_receipt(
+        outcomes = []
+        for event in events:
+            outcome = receipts_db.record_receipt(
                 connection,
                 provider=Provider.EMAIL,
                 dedup_key=event.event_id,
@@ -41,9 +47,22 @@ def receive_email_events(events: list[EmailEvent]) -> ReceiptResults:
                 detail=_email_detail(event),
                 reported_at=event.timestamp,
             )
-            for event in events
-        ]
+            _suppress_recipient_of(connection, event, outcome)
+            outcomes.append(outcome)
     return ReceiptResults(results=[_reported(outcome, Provider.EMAIL) for outcome in outcomes])
+
+
+def _suppress_recipient_of(connection: Connection, event: EmailEvent, outcome: receipts_db.ReceiptOutcome) -> None:
+    """A first-seen bounce or spam report about a message we know: its recipient is suppressed (a duplicate
+    changes nothing; a held event names no message yet, so no address)."""
+    if outcome.outcome in ("duplicate", "held") or outcome.message_id is None:
+        return
+    message = repository.get_message(connection, outcome.message_id)
+    if message is None:
+        return
+    suppress_in_for_email_event(
+        connection, event.event, message.to_address, reason=_email_detail(event), message_id=message.id
+    )
 
 
 def _email_detail(event: EmailEvent) -> str | None:
