@@ -1,3 +1,5 @@
+import os
+
 from sqlalchemy import create_engine, inspect
 
 from infra.local_runner import postgres
@@ -56,3 +58,41 @@ def test_the_migrated_columns_have_the_collations_of_schema_py(db):
         )
     }
     assert migrated == declared
+
+
+def test_a_database_holding_messages_upgrades_from_every_revision_to_head(database_url):
+    """Migrations run on live data, not only on empty databases: a conversation and its message (with the
+    deferred foreign key from the conversation's last message) written at each revision survive the upgrade."""
+    from sqlalchemy import text
+
+    from messaging.db.engine import sqlalchemy_url
+    from messaging.db.migrate import upgrade
+
+    server = _server_url()
+    for start in ("0002", "0004", "0005"):  # the revisions before the search columns (0006) became required
+        name = f"migrate_live_{start}_{os.getpid()}"
+        url = postgres.recreate_database(server, name)
+        engine = create_engine(sqlalchemy_url(url))
+        try:
+            upgrade(engine, start)
+            with engine.begin() as connection:
+                connection.execute(
+                    text(
+                        "INSERT INTO conversations (participant_a, participant_b, message_count, last_message_at,"
+                        " last_message_id, last_message_preview) VALUES ('+12016661234', '+14155550100', 1, now(), 1,"
+                        " 'hello')"
+                    )
+                )
+                connection.execute(
+                    text(
+                        "INSERT INTO messages (id, conversation_id, direction, type, from_address, to_address, body,"
+                        " message_timestamp, status, provider, provider_message_id) VALUES (1, 1, 'inbound', 'sms',"
+                        " '+12016661234', '+14155550100', 'hello', now(), 'received', 'mock-sms', 'p1')"
+                    )
+                )
+            upgrade(engine)
+            with engine.connect() as connection:
+                assert connection.execute(text("SELECT count(*) FROM messages")).scalar() == 1
+        finally:
+            engine.dispose()
+            postgres.drop_database(server, name)

@@ -51,6 +51,9 @@ def upgrade() -> None:
     )
     _backfill_search_vectors()
     op.alter_column("messages", "search_vector", nullable=False)
+    # The backfills above queued the deferred foreign-key checks of the rows they updated (conversations'
+    # last message); PostgreSQL refuses to index a table with pending trigger events, so run them now.
+    op.execute("SET CONSTRAINTS ALL IMMEDIATE")
 
     op.create_index("ix_messages_timeline", "messages", ["message_timestamp", "id"])
     op.create_index("ix_messages_status_timeline", "messages", ["status", "message_timestamp", "id"])
