@@ -15,7 +15,7 @@ from messaging.db.engine import transaction
 from messaging.enums import RECEIPT_OUTCOME_STATUS, Provider
 from messaging.models import EmailEvent, ReceiptResult, ReceiptResults, SmsReceipt
 from messaging.observability import logger, metrics
-from messaging.services.suppressions import suppress_in_for_email_event
+from messaging.services.suppressions import email_event_suppresses, suppress_in_for_email_event
 
 
 def receive_sms_receipt(receipt: SmsReceipt) -> ReceiptResult:
@@ -55,7 +55,11 @@ def receive_email_events(events: list[EmailEvent]) -> ReceiptResults:
 def _suppress_recipient_of(connection: Connection, event: EmailEvent, outcome: receipts_db.ReceiptOutcome) -> None:
     """A first-seen bounce or spam report about a message we know: its recipient is suppressed (a duplicate
     changes nothing; a held event names no message yet, so no address)."""
-    if outcome.outcome in ("duplicate", "held") or outcome.message_id is None:
+    if (
+        not email_event_suppresses(event.event)
+        or outcome.outcome in ("duplicate", "held")
+        or outcome.message_id is None
+    ):
         return
     message = repository.get_message(connection, outcome.message_id)
     if message is None:

@@ -128,6 +128,11 @@ def lift_suppression(suppression_id: int) -> None:
         opted_in(connection, lifted, EventSource.MANUAL)
 
 
+def email_event_suppresses(event: str) -> bool:
+    """Whether an email provider's event (a hard bounce, a spam complaint) suppresses its recipient."""
+    return event in _EMAIL_EVENT_SOURCES
+
+
 def suppress_for_email_event(
     event: str, address: str, *, reason: str | None = None, message_id: int | None = None
 ) -> Suppression | None:
