@@ -3,15 +3,15 @@
 from typing import Annotated
 
 from aws_lambda_powertools.event_handler import Response
-from aws_lambda_powertools.event_handler.openapi.params import Body, Path, Query
+from aws_lambda_powertools.event_handler.openapi.params import Body
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from messaging import config
-from messaging.http import BODY_ERRORS, READ_ERRORS, MessagingApi, documented, json_response
+from messaging.http import BODY_ERRORS, READ_ERRORS, Cursor, Id, Limit, MessagingApi, documented, json_response
 from messaging.models import Page
 from messaging.observability import logger, metrics, tracer
-from messaging.pagination import DEFAULT_LIMIT, MAX_LIMIT
+from messaging.pagination import DEFAULT_LIMIT
 from messaging.services import webhook_endpoints
 from messaging.webhook_models import (
     WebhookDeliveryOut,
@@ -29,10 +29,6 @@ class WebhookEndpointsSettings(config.ApiSettings, config.WebhookTargetSettings)
 
 settings = config.FunctionSettings(WebhookEndpointsSettings)  # cold start: fails naming a missing variable
 app = MessagingApi()
-
-Limit = Annotated[int, Query(ge=1, le=MAX_LIMIT, description="Page size")]
-Cursor = Annotated[str | None, Query(max_length=200, description="Opaque cursor from a page's next_cursor")]
-Id = Annotated[int, Path(ge=1, le=2**63 - 1)]
 
 
 @app.post(

@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Mapping
 from http import HTTPStatus
-from typing import Any
+from typing import Annotated, Any
 
 from aws_lambda_powertools.event_handler import Response, content_types
 from aws_lambda_powertools.event_handler.api_gateway import ResponseBuilder
@@ -18,6 +18,7 @@ from aws_lambda_powertools.event_handler.openapi.exceptions import (
     RequestUnsupportedContentType,
     RequestValidationError,
 )
+from aws_lambda_powertools.event_handler.openapi.params import Path, Query
 from pydantic import BaseModel
 
 from messaging import config
@@ -27,6 +28,7 @@ from messaging.http_errors import ERROR_DESCRIPTIONS, error_body, error_headers,
 from messaging.http_requests import JSON_MEDIA_TYPE, check_envelope, check_query, raw_body, request_headers
 from messaging.models import ErrorResponse
 from messaging.observability import logger
+from messaging.pagination import MAX_LIMIT, MAX_ROW_ID
 from messaging.powertools_adapter import PowertoolsHttpResolver
 from messaging.signatures import WebhookVerifier
 
@@ -153,3 +155,9 @@ class MessagingApi(PowertoolsHttpResolver):
     @staticmethod
     def _validation_error(error: RequestValidationError) -> Response:
         return error_response(*validation_error(error.errors()))
+
+
+# The parameters every list and every path id share, declared once (limits and id range are one rule each).
+Limit = Annotated[int, Query(ge=1, le=MAX_LIMIT, description="Page size")]
+Cursor = Annotated[str | None, Query(max_length=200, description="Opaque cursor from a page's next_cursor")]
+Id = Annotated[int, Path(ge=1, le=MAX_ROW_ID)]
