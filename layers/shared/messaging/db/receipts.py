@@ -16,14 +16,11 @@ from datetime import datetime
 from sqlalchemy import Connection, text
 
 from messaging.db.events import remember_written
+from messaging.db.statements import compact
 
 # The statuses a receipt may move a message from. `failed` is there on purpose: only a provider's receipt
 # may correct our verdict that it never accepted a message, and the correction is an event like any other.
 RECEIPT_MAY_MOVE = "('queued', 'retrying', 'sent', 'failed')"
-
-
-def _compact(sql: str) -> str:
-    return " ".join(sql.split())
 
 
 @dataclass(frozen=True)
@@ -37,7 +34,7 @@ class ReceiptOutcome:
 
 
 _RECORD_RECEIPT = text(
-    _compact(
+    compact(
         f"""
         WITH target AS (
             SELECT id, status FROM messages
@@ -111,7 +108,7 @@ def record_receipt(
 # A held receipt whose provider id a message now carries: the race in which the receipt and our `sent`
 # update were written at the same time, each unable to see the other's uncommitted row.
 _APPLY_ONE_HELD = text(
-    _compact(
+    compact(
         f"""
         WITH receipt AS (
             SELECT r.id, r.status, r.detail, m.id AS message_id, m.status AS message_status
@@ -156,7 +153,7 @@ def apply_one_held_receipt(connection: Connection) -> bool:
 
 
 _PURGE_STALE_HELD = text(
-    _compact(
+    compact(
         """
         DELETE FROM provider_receipts WHERE id IN (
             SELECT id FROM provider_receipts

@@ -34,6 +34,7 @@ from messaging.db.schema import (
     message_events,
     messages,
 )
+from messaging.db.statements import compact
 from messaging.domain import (
     Conversation,
     ConversationFilters,
@@ -109,11 +110,6 @@ def _first_message(rows: Any) -> Message | None:
     return None if row is None else _message(row)
 
 
-def _compact(sql: str) -> str:
-    """One line: the driver scans every statement character by character on each execution."""
-    return " ".join(sql.split())
-
-
 # One statement: reserve the message id, upsert the conversation with its summary already folded in
 # (the upsert locks the row, so one pair's messages are serialized and concurrent first messages make one
 # conversation), insert the message, and write its history: `message.received` or `message.queued`, after
@@ -146,7 +142,7 @@ _FINDING_UPDATES = (
 )
 _SEARCH_VECTOR = f"to_tsvector('{SEARCH_CONFIGURATION}', CAST(:search_text AS text))"
 _STORE_MESSAGE = text(
-    _compact(
+    compact(
         f"""
         WITH new_message AS MATERIALIZED (
             SELECT nextval(pg_get_serial_sequence('messages', 'id')) AS id
@@ -384,7 +380,7 @@ def mark_all_read(connection: Connection, conversation_id: int) -> Conversation 
 
 
 _LOCK_FOR_READ = text(
-    _compact(
+    compact(
         """
     SELECT c.*, m.message_timestamp AS through_at, m.id AS through_id
     FROM conversations c
@@ -396,7 +392,7 @@ _LOCK_FOR_READ = text(
 )
 
 _READ_THROUGH = text(
-    _compact(
+    compact(
         """
     UPDATE conversations SET read_through_at = :at, read_through_id = :message_id,
         unread_count = (
@@ -454,7 +450,7 @@ _MOVED_COLUMNS = "m.*, current.status AS previous_status"
 # provider_receipts) are applied in the same statement: the message goes straight on to their verdict, and
 # the history shows `message.sent` then `message.delivered`/`message.undelivered`.
 _MARK_SENT = text(
-    _compact(
+    compact(
         f"""
         WITH current AS (
             SELECT id, status, provider FROM messages WHERE id = :message_id AND {PENDING_CONDITION} FOR UPDATE
@@ -496,7 +492,7 @@ _MARK_SENT = text(
 
 # Not accepted: `retrying` (due again after the delay, on the database's clock) or `failed`.
 _MARK_UNACCEPTED = text(
-    _compact(
+    compact(
         f"""
         WITH current AS (
             SELECT id, status FROM messages WHERE id = :message_id AND {PENDING_CONDITION} FOR UPDATE
@@ -575,7 +571,7 @@ def mark_failed(connection: Connection, message_id: int, error: str, source: Eve
 
 # Reconciliation: a `sent` message whose receipt never came, settled by what the provider's lookup says.
 _RECORD_LOOKUP_VERDICT = text(
-    _compact(
+    compact(
         f"""
         WITH current AS (
             SELECT id, status FROM messages WHERE id = :message_id AND status IN {RECEIPT_MAY_MOVE} FOR UPDATE
@@ -613,7 +609,7 @@ def record_lookup_verdict(
 
 
 _CLAIM_AWAITING_RECEIPT = text(
-    _compact(
+    compact(
         """
         UPDATE messages SET updated_at = now()
         WHERE id IN (
@@ -670,7 +666,7 @@ def message_exists(connection: Connection, message_id: int) -> bool:
 
 
 _CLAIM_DUE_SEND = text(
-    _compact(
+    compact(
         f"""
     UPDATE messages SET next_attempt_at = now() + make_interval(secs => :lease_seconds), updated_at = now()
     WHERE id = :message_id AND {PENDING_CONDITION}
@@ -681,7 +677,7 @@ _CLAIM_DUE_SEND = text(
 )
 
 _CLAIM_OVERDUE_SENDS = text(
-    _compact(
+    compact(
         f"""
     UPDATE messages SET next_attempt_at = now() + make_interval(secs => :lease_seconds), updated_at = now()
     WHERE id IN (
@@ -776,7 +772,7 @@ def _update_idempotency_key(connection: Connection, route: str, key: str, **valu
 
 
 _PURGE_EXPIRED_KEYS = text(
-    _compact(
+    compact(
         """
     DELETE FROM idempotency_keys WHERE (route, key) IN (
         SELECT route, key FROM idempotency_keys WHERE expires_at < now() LIMIT :limit FOR UPDATE SKIP LOCKED

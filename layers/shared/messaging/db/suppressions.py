@@ -15,8 +15,8 @@ from typing import Any
 from sqlalchemy import Connection, Row, delete, select, text
 
 from messaging.db.events import remember_written
-from messaging.db.repository import _compact
 from messaging.db.schema import message_events, suppressions
+from messaging.db.statements import compact
 from messaging.domain import Suppression
 
 # The advisory-lock namespace of recipient addresses (the first key of the two-key form).
@@ -45,7 +45,7 @@ def lock_address(connection: Connection, address: str, *, exclusive: bool) -> No
 
 
 _BLOCKING = text(
-    _compact(
+    compact(
         """
     SELECT * FROM suppressions
     WHERE address = :address AND (sender IS NULL OR sender = :sender)
@@ -69,7 +69,7 @@ def blocking_suppression(
 
 
 _ADD = text(
-    _compact(
+    compact(
         """
     INSERT INTO suppressions AS s (address, sender, source, reason, confirmation_message_id)
     VALUES (:address, :sender, :source, :reason, CAST(:confirmation_message_id AS bigint))
@@ -170,7 +170,7 @@ def record_suppression_event(
 
 
 _RESERVE_SLOT = text(
-    _compact(
+    compact(
         """
     INSERT INTO sender_slots AS s (sender, next_free_at)
     VALUES (:sender, clock_timestamp() + make_interval(secs => :spacing))

@@ -9,11 +9,8 @@ from typing import Any
 from sqlalchemy import Connection, Row, delete, insert, select, text, update
 
 from messaging.db.schema import webhook_endpoints
+from messaging.db.statements import compact
 from messaging.domain import WebhookAttempt, WebhookDelivery, WebhookEndpoint
-
-
-def _compact(sql: str) -> str:
-    return " ".join(sql.split())
 
 
 def _endpoint(row: Row[Any]) -> WebhookEndpoint:
@@ -129,7 +126,7 @@ _DELIVERY_COLUMNS = (
 # fan-out (the event was enqueued twice) creates nothing. The new deliveries come back leased to the caller,
 # which attempts them at once.
 _CREATE_DELIVERIES = text(
-    _compact(
+    compact(
         f"""
         WITH created AS (
             INSERT INTO webhook_deliveries (event_id, endpoint_id, payload, next_attempt_at, retry_until)
@@ -174,7 +171,7 @@ def create_deliveries(
 
 
 _GET_DELIVERY = text(
-    _compact(
+    compact(
         f"""
         SELECT {_DELIVERY_COLUMNS}
         FROM webhook_deliveries d JOIN webhook_endpoints e ON e.id = d.endpoint_id
@@ -192,7 +189,7 @@ def get_delivery(connection: Connection, delivery_id: int) -> WebhookDelivery | 
 
 # Take a pending delivery whose attempt is due, leasing it so that no other worker attempts it meanwhile.
 _CLAIM_DUE_DELIVERY = text(
-    _compact(
+    compact(
         f"""
         WITH claimed AS (
             UPDATE webhook_deliveries SET next_attempt_at = now() + make_interval(secs => :lease_seconds)
@@ -215,7 +212,7 @@ def claim_due_delivery(connection: Connection, delivery_id: int, lease_seconds: 
 # settled, the endpoint's run of consecutive failures (reset by a success; at `disable_after` failed
 # deliveries in a row the endpoint is disabled with the reason shown).
 _RECORD_ATTEMPT = text(
-    _compact(
+    compact(
         """
         WITH delivery AS (
             UPDATE webhook_deliveries SET
@@ -304,7 +301,7 @@ def abandon_delivery(connection: Connection, delivery_id: int, reason: str) -> N
 # Deliver again now: a settled delivery becomes pending for one more attempt; a pending one is due now and
 # keeps its retry window.
 _RETRY_NOW = text(
-    _compact(
+    compact(
         f"""
         WITH reset AS (
             UPDATE webhook_deliveries SET status = 'pending', next_attempt_at = now(),
@@ -325,7 +322,7 @@ def retry_now(connection: Connection, delivery_id: int) -> WebhookDelivery | Non
 
 
 _CLAIM_OVERDUE_DELIVERIES = text(
-    _compact(
+    compact(
         """
         UPDATE webhook_deliveries SET next_attempt_at = now()
         WHERE id IN (
@@ -348,7 +345,7 @@ def claim_overdue_deliveries(connection: Connection, grace_seconds: float, limit
     return sorted(row.id for row in rows)
 
 
-_LIST_DELIVERIES = _compact(
+_LIST_DELIVERIES = compact(
     f"""
     SELECT {_DELIVERY_COLUMNS}
     FROM webhook_deliveries d JOIN webhook_endpoints e ON e.id = d.endpoint_id
