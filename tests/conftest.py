@@ -153,6 +153,10 @@ def db(database_url: str, admin_engine):
             with admin_engine.begin() as connection:
                 return connection.execute(text(sql), params).scalar()
 
+        def execute(self, sql: str, **params: Any) -> None:
+            with admin_engine.begin() as connection:
+                connection.execute(text(sql), params)
+
         def rows(self, sql: str, **params: Any) -> list[Any]:
             with admin_engine.begin() as connection:
                 return list(connection.execute(text(sql), params).mappings())

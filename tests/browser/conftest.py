@@ -46,7 +46,7 @@ def _unavailable(reason: str) -> None:
     pytest.skip(f"BROWSER TESTS SKIPPED: {reason} (`make test` installs Debian's chromium when run as root)")
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def browser() -> Iterator[Any]:
     try:
         from playwright.sync_api import sync_playwright

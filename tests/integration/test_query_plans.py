@@ -35,6 +35,9 @@ def some_messages(invoke, db):
             "timestamp": f"2024-11-01T15:{index:02d}:00Z",
         }
         assert invoke("InboundEmailFunction", sample_event("inbound_email-email", payload=body))["statusCode"] == 200
+    # Statistics of exactly these rows: without them the planner's choice between two ordered indexes
+    # depends on whatever autovacuum last sampled from earlier tests' rows.
+    db.execute("ANALYZE messages, conversations")
 
 
 def _with_query(name, query):
@@ -56,7 +59,12 @@ def _with_query(name, query):
             "limit=1&participant=user@usehatchapp.com&archived=false",
             "ix_conversations_participant_b_activity",
         ),
-        ("conversations-list", "limit=1&archived=false", "ix_conversations_archived_activity"),
+        (
+            "conversations-list",
+            "limit=1&archived=false",
+            # Here no conversation is archived: walking the activity order and filtering is as cheap.
+            "ix_conversations_archived_activity|ix_conversations_last_activity",
+        ),
         ("conversations-list", "limit=1&channel=sms", "ix_conversations_sms_activity"),
         ("conversations-list", "limit=1&channel=mms&archived=false", "ix_conversations_mms_activity"),
         ("conversations-list", "limit=1&channel=email", "ix_conversations_email_activity"),
