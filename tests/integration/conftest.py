@@ -40,6 +40,16 @@ def configure(monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[..., None]]:
     _refresh_configuration()
 
 
+@pytest.fixture
+def one_connection_engine(configure, database_url):
+    """The service's engine with a single pooled connection, so every statement reuses it."""
+    from messaging.db import engine
+
+    configure(DATABASE_POOL_SIZE=1)
+    yield engine.get_engine()
+    configure(DATABASE_POOL_SIZE=None)
+
+
 @dataclass
 class Queues:
     client: Any

@@ -166,16 +166,6 @@ class ExplodingParameter:
         raise RuntimeError("this parameter cannot be converted")
 
 
-@pytest.fixture
-def one_connection_engine(configure):
-    """The service's engine with a single pooled connection, so every statement reuses it."""
-    from messaging.db import engine
-
-    configure(DATABASE_POOL_SIZE=1)
-    yield engine.get_engine()
-    configure(DATABASE_POOL_SIZE=None)
-
-
 def test_an_error_mid_statement_that_is_not_the_databases_discards_the_connection(one_connection_engine):
     with one_connection_engine.connect() as connection:
         first_backend = connection.exec_driver_sql("SELECT pg_backend_pid()").scalar()

@@ -1,0 +1,102 @@
+"""A pg8000 connection that sends each statement in one round trip.
+
+pg8000 (1.31, the version pinned in requirements) runs every parameterised statement through the
+extended protocol in three round trips: Parse+Sync, then Describe+Bind, then Execute+Sync, each waiting
+for the server's answer before the next. It sends a transaction's "begin" as a query of its own, and its
+commit is one more such three-trip statement. An inbound webhook (begin, one statement, commit) so made
+seven round trips to the database; on loopback each costs a wake-up of the server and of this process.
+
+The protocol allows all of a statement's messages to go at once, with one Sync at the end: the server
+answers them in order and, after an error, skips to the Sync, so the replies are read in one pass. And
+pg8000's Cursor asks for "begin" immediately before the statement that needs it, so the begin can travel
+with that statement. Here: begin + statement in one round trip, every further statement in one, commit in
+one. The same webhook makes two.
+
+It changes nothing else: the same unnamed statement (no session state, so nothing for RDS Proxy to pin),
+the same parameter conversion, the same replies handled by pg8000's own code. Two things are safer than
+before: parameters are converted and encoded before any byte is written, so a value the driver cannot
+send (an integer beyond bigint, a string that cannot be encoded) fails with the connection still in step;
+and when a pipelined "begin" and statement both answer, every reply up to each ReadyForQuery is read
+before an error is raised.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pg8000.converters import make_params
+from pg8000.core import NULL_BYTE, SYNC_MSG, Context, _flush, _write
+from pg8000.legacy import Connection
+
+_BEGIN = "begin transaction"  # exactly what pg8000's Cursor.execute sends before a transaction's first statement
+
+
+class PipelinedConnection(Connection):  # type: ignore[misc]  # pg8000 ships no type hints
+    _begin_pending = False
+
+    def execute_simple(self, statement: str) -> Any:
+        if statement == _BEGIN:
+            # Cursor.execute calls us for "begin" and, in the same call, for its statement: send both together.
+            self._begin_pending = True
+            return Context(statement)
+        begin = self._write_pending_begin()
+        context = Context(statement)
+        self.send_QUERY(statement)
+        _flush(self._sock)
+        self._read_replies(begin, context)
+        return context
+
+    def execute_unnamed(self, statement: str, vals: Any = (), oids: Any = (), stream: Any = None) -> Any:
+        if stream is not None:  # COPY: the server waits for our data mid-statement; pg8000's own sequence
+            begin = self._write_pending_begin()
+            if begin is not None:
+                _flush(self._sock)
+                self._read_replies(begin)
+            return super().execute_unnamed(statement, vals=vals, oids=oids, stream=stream)
+        params = make_params(self.py_types, vals)
+        for value in params:  # fail here, with nothing written, rather than halfway through the Bind
+            if value is not None:
+                value.encode(self._client_encoding)
+        begin = self._write_pending_begin()
+        context = Context(statement)
+        self.send_PARSE(NULL_BYTE, statement, oids)
+        self.send_DESCRIBE_STATEMENT(NULL_BYTE)
+        self.send_BIND(NULL_BYTE, params)
+        self.send_EXECUTE()
+        _write(self._sock, SYNC_MSG)
+        _flush(self._sock)
+        self._read_replies(begin, context)
+        return context
+
+    def rollback(self) -> None:
+        # A begin still pending (its statement failed before being sent) opened nothing: forget it.
+        self._begin_pending = False
+        super().rollback()
+
+    def _write_pending_begin(self) -> Context | None:
+        if not self._begin_pending:
+            return None
+        self._begin_pending = False
+        self.send_QUERY(_BEGIN)
+        return Context(_BEGIN)
+
+    def _read_replies(self, *contexts: Context | None) -> None:
+        """Read each exchange through its ReadyForQuery, then raise the first error the server reported:
+        stopping at the first error would leave the next exchange's replies unread on the socket."""
+        first_error: BaseException | None = None
+        for context in contexts:
+            if context is None:
+                continue
+            try:
+                self.handle_messages(context)
+            except BaseException as error:
+                if error is not context.error:  # not the server's answer (the network, a reader): stop
+                    raise
+                first_error = first_error or error
+        if first_error is not None:
+            raise first_error
+
+
+def connect(*args: Any, **kwargs: Any) -> PipelinedConnection:
+    """pg8000.connect's signature, our connection class (SQLAlchemy's do_connect hook calls this)."""
+    return PipelinedConnection(*args, **kwargs)

@@ -1,0 +1,125 @@
+"""The service's connections send each statement in one round trip (messaging.db.wire), and stay in step
+with the server whatever fails: the server's own errors, values the driver cannot send, a failed begin."""
+
+import io
+
+import pg8000.core
+import pytest
+from sqlalchemy import text
+from sqlalchemy.exc import DBAPIError, IntegrityError
+
+from messaging.db import wire
+
+
+@pytest.fixture
+def round_trips(monkeypatch):
+    """Counts the driver's socket flushes: each is one round trip to the server."""
+    flushes = []
+    original = pg8000.core._flush
+
+    def counting(sock):
+        flushes.append(1)
+        return original(sock)
+
+    monkeypatch.setattr(pg8000.core, "_flush", counting)
+    monkeypatch.setattr(wire, "_flush", counting)
+    return flushes
+
+
+@pytest.fixture
+def scratch_table(one_connection_engine):
+    with one_connection_engine.begin() as connection:
+        connection.execute(text("CREATE TABLE IF NOT EXISTS wire_test (id int PRIMARY KEY, note text)"))
+        connection.execute(text("TRUNCATE wire_test"))
+    yield one_connection_engine
+    with one_connection_engine.begin() as connection:
+        connection.execute(text("DROP TABLE wire_test"))
+
+
+def backend_pid(engine):
+    with engine.connect() as connection:
+        return connection.exec_driver_sql("SELECT pg_backend_pid()").scalar()
+
+
+def test_a_transaction_of_one_statement_is_two_round_trips(scratch_table, round_trips):
+    with scratch_table.connect() as connection:
+        connection.exec_driver_sql("SELECT 1")  # connected and checked out before counting
+        connection.rollback()
+        round_trips.clear()
+        connection.execute(text("INSERT INTO wire_test VALUES (:id, :note)"), {"id": 1, "note": "one"})
+        connection.commit()
+    # begin travels with the insert; the commit is the second. pg8000 alone makes seven.
+    assert len(round_trips) == 2
+    with scratch_table.connect() as connection:
+        round_trips.clear()
+        rows = connection.execute(text("SELECT note FROM wire_test WHERE id = :id"), {"id": 1}).scalars().all()
+        assert len(round_trips) == 1
+    assert rows == ["one"]
+
+
+def test_statements_of_a_transaction_share_it(scratch_table):
+    with scratch_table.begin() as connection:
+        first = connection.exec_driver_sql("SELECT txid_current()").scalar()  # parameterless: a simple query
+        second = connection.execute(text("SELECT txid_current() + :zero"), {"zero": 0}).scalar()
+        connection.execute(text("INSERT INTO wire_test VALUES (:id, 'x')"), {"id": 2})
+    assert first == second
+    with scratch_table.begin() as connection:
+        assert connection.execute(text("SELECT count(*) FROM wire_test")).scalar() == 1
+
+
+def test_the_servers_error_leaves_the_connection_in_step_and_the_transaction_rolled_back(scratch_table):
+    pid = backend_pid(scratch_table)
+    with scratch_table.begin() as connection:
+        connection.execute(text("INSERT INTO wire_test VALUES (1, 'kept')"))
+    with pytest.raises(IntegrityError), scratch_table.begin() as connection:
+        connection.execute(text("INSERT INTO wire_test VALUES (:id, 'second')"), {"id": 3})
+        connection.execute(text("INSERT INTO wire_test VALUES (:id, 'duplicate')"), {"id": 1})
+    # The first error of a transaction, on the statement that carried the begin:
+    with pytest.raises(DBAPIError), scratch_table.begin() as connection:
+        connection.execute(text("SELECT CAST(:value AS int)"), {"value": "not a number"})
+    with pytest.raises(DBAPIError), scratch_table.begin() as connection:
+        connection.execute(text("SELECT no_such_column FROM wire_test WHERE id = :id"), {"id": 1})
+    with scratch_table.begin() as connection:
+        assert connection.execute(text("SELECT id, note FROM wire_test ORDER BY id")).all() == [(1, "kept")]
+        assert connection.execute(text("SELECT CAST(:a AS int) + :b"), {"a": 40, "b": 2}).scalar() == 42
+    assert backend_pid(scratch_table) == pid  # a clean error: the same connection serves on
+
+
+@pytest.mark.parametrize("value", ["lone surrogate \ud800", 10**40], ids=["unencodable", "beyond-bigint"])
+def test_after_a_value_that_cannot_be_stored_every_read_returns_its_own_rows(scratch_table, value):
+    with scratch_table.begin() as connection:
+        connection.execute(text("INSERT INTO wire_test VALUES (1, 'kept')"))
+    with pytest.raises((DBAPIError, UnicodeEncodeError)), scratch_table.begin() as connection:
+        connection.execute(text("INSERT INTO wire_test VALUES (:id, 'new')"), {"id": 2})
+        connection.execute(text("INSERT INTO wire_test VALUES (CAST(:value AS int), 'bad')"), {"value": value})
+    for _ in range(3):
+        with scratch_table.begin() as connection:
+            assert connection.execute(text("SELECT id FROM wire_test ORDER BY id")).scalars().all() == [1]
+            numbers = connection.execute(text("SELECT n FROM generate_series(1, :n) AS n"), {"n": 3}).scalars()
+            assert numbers.all() == [1, 2, 3]
+
+
+def test_an_unencodable_value_fails_with_nothing_written_so_the_raw_connection_serves_on(scratch_table):
+    with scratch_table.connect() as connection:
+        raw = connection.connection.driver_connection
+        assert isinstance(raw, wire.PipelinedConnection)
+        cursor = raw.cursor()
+        with pytest.raises(UnicodeEncodeError):
+            cursor.execute("SELECT CAST(%s AS text)", ("\udfff",))
+        raw.rollback()
+        cursor.execute("SELECT CAST(%s AS text), 1 + %s", ("fine", 1))
+        assert list(cursor.fetchall()) == [["fine", 2]]
+        raw.rollback()
+
+
+def test_copy_from_a_stream_still_works_with_the_begin_sent_first(scratch_table):
+    with scratch_table.connect() as connection:
+        raw = connection.connection.driver_connection
+        assert isinstance(raw, wire.PipelinedConnection)
+        cursor = raw.cursor()
+        cursor.execute(
+            "COPY wire_test (id, note) FROM STDIN WITH (FORMAT csv)", stream=io.BytesIO(b"7,seven\n8,eight\n")
+        )
+        raw.commit()
+    with scratch_table.begin() as connection:
+        assert connection.execute(text("SELECT note FROM wire_test ORDER BY id")).scalars().all() == ["seven", "eight"]
