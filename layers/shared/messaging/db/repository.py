@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any
 
 from sqlalchemy import (
     ColumnElement,
     Connection,
+    Integer,
     Row,
     Select,
     Table,
+    Text,
     bindparam,
     func,
     literal,
@@ -21,7 +25,7 @@ from sqlalchemy import (
     union_all,
     update,
 )
-from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.dialects.postgresql import JSONB, aggregate_order_by
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 
 from messaging.db.events import remember_written
@@ -52,43 +56,53 @@ from messaging.search_text import searchable_text
 PREVIEW_LENGTH = 140
 
 
-def _message(row: Row[Any]) -> Message:
+def _as_is(value: Any) -> Any:
+    return value
+
+
+# What a Message is read from: every column but search_vector, the full-text index's input (as large as
+# the body, never shown), which a page read would otherwise fetch and the driver decode, row by row.
+_MESSAGE_COLUMNS = tuple(column for column in messages.c if column.name != "search_vector")
+
+
+def _message(row: Any, instant: Callable[[Any], Any] = _as_is) -> Message:
+    """A Message from a row, or from one item of a page built as JSON (instant: its timestamps' reader)."""
     return Message(
-        id=row.id,
-        conversation_id=row.conversation_id,
-        direction=row.direction,
-        type=row.type,
-        from_address=row.from_address,
-        to_address=row.to_address,
-        body=row.body,
-        attachments=tuple(row.attachments),
-        timestamp=row.message_timestamp,
-        status=row.status,
-        provider=row.provider,
-        provider_message_id=row.provider_message_id,
-        attempts=row.attempts,
-        next_attempt_at=row.next_attempt_at,
-        last_error=row.last_error,
-        status_detail=row.status_detail,
-        created_at=row.created_at,
-        updated_at=row.updated_at,
-        encoding=row.encoding,
-        segments=row.segments,
-        resent_from=row.resent_from,
+        id=row["id"],
+        conversation_id=row["conversation_id"],
+        direction=row["direction"],
+        type=row["type"],
+        from_address=row["from_address"],
+        to_address=row["to_address"],
+        body=row["body"],
+        attachments=tuple(row["attachments"]),
+        timestamp=instant(row["message_timestamp"]),
+        status=row["status"],
+        provider=row["provider"],
+        provider_message_id=row["provider_message_id"],
+        attempts=row["attempts"],
+        next_attempt_at=instant(row["next_attempt_at"]),
+        last_error=row["last_error"],
+        status_detail=row["status_detail"],
+        created_at=instant(row["created_at"]),
+        updated_at=instant(row["updated_at"]),
+        encoding=row["encoding"],
+        segments=row["segments"],
+        resent_from=row["resent_from"],
     )
 
 
-def _conversation(row: Row[Any]) -> Conversation:
+def _conversation(row: Any, instant: Callable[[Any], Any] = _as_is) -> Conversation:
     return Conversation(
-        id=row.id,
-        participants=(row.participant_a, row.participant_b),
-        message_count=row.message_count,
-        last_message_at=row.last_message_at,
-        last_message_id=row.last_message_id,
-        last_message_preview=row.last_message_preview,
-        created_at=row.created_at,
-        archived=row.archived,
-        unread_count=row.unread_count,
+        id=row["id"],
+        participants=(row["participant_a"], row["participant_b"]),
+        message_count=row["message_count"],
+        last_message_at=instant(row["last_message_at"]),
+        last_message_id=row["last_message_id"],
+        last_message_preview=row["last_message_preview"],
+        created_at=instant(row["created_at"]),
+        archived=row["archived"],
+        unread_count=row["unread_count"],
     )
 
 
@@ -107,7 +121,7 @@ def _idempotency_record(row: Row[Any]) -> IdempotencyRecord:
 
 def _first_message(rows: Any) -> Message | None:
     row = rows.first()
-    return None if row is None else _message(row)
+    return None if row is None else _message(row._mapping)
 
 
 # One statement: reserve the message id, upsert the conversation with its summary already folded in
@@ -245,19 +259,19 @@ def store_message(connection: Connection, message: NewMessage) -> StoredMessage:
 
 
 def get_message(connection: Connection, message_id: int) -> Message | None:
-    return _first_message(connection.execute(select(messages).where(messages.c.id == message_id)))
+    return _first_message(connection.execute(select(*_MESSAGE_COLUMNS).where(messages.c.id == message_id)))
 
 
 def get_conversation(connection: Connection, conversation_id: int) -> Conversation | None:
     row = connection.execute(select(conversations).where(conversations.c.id == conversation_id)).first()
-    return None if row is None else _conversation(row)
+    return None if row is None else _conversation(row._mapping)
 
 
 def _in_list_order(
     table: Table,
+    columns: Sequence[ColumnElement[Any]],
     branches: list[list[ColumnElement[bool]]],
     common: list[ColumnElement[bool]],
-    limit: int,
     newest_first: bool,
 ) -> Select[Any]:
     """Rows of `table` matching `common` and any one of `branches` (disjoint), in (timestamp, id) order.
@@ -271,8 +285,10 @@ def _in_list_order(
     def in_order(columns: tuple[Any, Any]) -> list[Any]:
         return [column.desc() if newest_first else column.asc() for column in columns]
 
+    limit = bindparam("limit", type_=Integer)
     legs = [
-        select(table).where(*common, *branch).order_by(*in_order((at, table.c.id))).limit(limit) for branch in branches
+        select(*columns).where(*common, *branch).order_by(*in_order((at, table.c.id))).limit(limit)
+        for branch in branches
     ]
     if len(legs) == 1:
         return legs[0]
@@ -286,24 +302,44 @@ def list_conversations(
     """Most recent activity first; keyset on (last_message_at, id). Unfiltered: ix_conversations_last_activity;
     by participant: ix_conversations_participant_{a,b}_activity merged (a channel filters those rows: the
     participant's conversations); by channel: its partial index; by archived: ix_conversations_archived_activity."""
+    values: dict[str, Any] = {"limit": limit, "participant": filters.participant, "archived": filters.archived}
+    if before is not None:
+        values.update(before_at=before[0], before_id=before[1])
+    statement = _conversations_page(
+        before is not None, filters.participant is not None, filters.channel, filters.archived is not None
+    )
+    return [_conversation(item, _instant) for item in connection.execute(statement, values).scalar_one()]
+
+
+@functools.cache
+def _conversations_page(keyset: bool, participant: bool, channel: str | None, archived: bool) -> Select[Any]:
+    """The statement of one shape of conversation list (which filters are set), built once: building it
+    costs more than PostgreSQL's planning of it. Values are bound at execution."""
     c = conversations.c
     common: list[ColumnElement[bool]] = []
-    if before is not None:
-        common.append(tuple_(c.last_message_at, c.id) < tuple_(literal(before[0]), literal(before[1])))
-    if filters.channel is not None:
-        common.append(c[f"has_{filters.channel}"])  # the channel's partial index predicate, word for word
+    if keyset:
+        common.append(
+            tuple_(c.last_message_at, c.id) < tuple_(_bound("before_at", c.last_message_at), _bound("before_id", c.id))
+        )
+    if channel is not None:
+        common.append(c[f"has_{channel}"])  # the channel's partial index predicate, word for word
     # Every filtered index has archived after its participant (if any): unset, it is one leg per value.
-    archived = [
-        c.archived == literal(value) for value in ((False, True) if filters.archived is None else (filters.archived,))
-    ]
+    archived_legs = (
+        [c.archived == _bound("archived", c.archived)]
+        if archived
+        else [c.archived == literal(False), c.archived == literal(True)]
+    )
     branches: list[list[ColumnElement[bool]]] = [[]]
-    if filters.participant is not None:
-        sides = (c.participant_a == filters.participant, c.participant_b == filters.participant)
-        branches = [[side, value] for side in sides for value in archived]
-    elif filters.channel is not None or filters.archived is not None:
-        branches = [[value] for value in archived]
-    query = _in_list_order(conversations, branches, common, limit, newest_first=True)
-    return [_conversation(row) for row in connection.execute(query)]
+    if participant:
+        sides = (
+            c.participant_a == _bound("participant", c.participant_a),
+            c.participant_b == _bound("participant", c.participant_b),
+        )
+        branches = [[side, value] for side in sides for value in archived_legs]
+    elif channel is not None or archived:
+        branches = [[value] for value in archived_legs]
+    query = _in_list_order(conversations, tuple(conversations.c), branches, common, newest_first=True)
+    return _as_json(query, (c.last_message_at.name, "id"), newest_first=True)
 
 
 def list_messages(
@@ -316,7 +352,23 @@ def list_messages(
 def find_messages(
     connection: Connection, filters: MessageFilters, limit: int, after: tuple[datetime, int] | None
 ) -> list[Message]:
-    """Messages across conversations, chronological; keyset on (message_timestamp, id).
+    """Messages across conversations, chronological; keyset on (message_timestamp, id)."""
+    values: dict[str, Any] = {"limit": limit, **{name: getattr(filters, name) for name in _MESSAGE_FILTERS}}
+    if after is not None:
+        values.update(after_at=after[0], after_id=after[1])
+    shape = tuple(getattr(filters, name) is not None for name in _MESSAGE_FILTERS)
+    statement = _messages_page(after is not None, *shape)
+    return [_message(item, _instant) for item in connection.execute(statement, values).scalar_one()]
+
+
+_MESSAGE_FILTERS = ("since", "until", "conversation_id", "status", "q", "direction", "type")
+
+
+@functools.cache
+def _messages_page(  # noqa: PLR0913 - one flag per filter: the statement's shape
+    keyset: bool, since: bool, until: bool, conversation_id: bool, status: bool, q: bool, direction: bool, type_: bool
+) -> Select[Any]:
+    """The statement of one shape of message list (which filters are set), built once; values bound later.
 
     Each filter is an index's equality prefix where it can be: the conversation's timeline, the status
     timeline (other filters filter its rows), or the direction-and-type timeline, whose unset column becomes
@@ -325,32 +377,54 @@ def find_messages(
     its statistics say is cheaper for the words (a rare word: the matches; a common one: the timeline)."""
     m = messages.c
     common: list[ColumnElement[bool]] = []
-    if after is not None:
-        common.append(tuple_(m.message_timestamp, m.id) > tuple_(literal(after[0]), literal(after[1])))
-    if filters.since is not None:
-        common.append(m.message_timestamp >= filters.since)
-    if filters.until is not None:
-        common.append(m.message_timestamp < filters.until)
-    if filters.conversation_id is not None:
-        common.append(m.conversation_id == filters.conversation_id)
-    if filters.status is not None:
-        common.append(m.status == filters.status)
-    if filters.q is not None:
-        common.append(m.search_vector.bool_op("@@")(func.websearch_to_tsquery(_SEARCH_CONFIGURATION, filters.q)))
-    direction = filters.direction
+    if keyset:
+        common.append(
+            tuple_(m.message_timestamp, m.id)
+            > tuple_(_bound("after_at", m.message_timestamp), _bound("after_id", m.id))
+        )
+    if since:
+        common.append(m.message_timestamp >= _bound("since", m.message_timestamp))
+    if until:
+        common.append(m.message_timestamp < _bound("until", m.message_timestamp))
+    if conversation_id:
+        common.append(m.conversation_id == _bound("conversation_id", m.conversation_id))
+    if status:
+        common.append(m.status == _bound("status", m.status))
+    if q:
+        query_text = func.websearch_to_tsquery(_SEARCH_CONFIGURATION, bindparam("q", type_=Text))
+        common.append(m.search_vector.bool_op("@@")(query_text))
+    one_direction = [m.direction == _bound("direction", m.direction)] if direction else []
+    one_type = [m.type == _bound("type", m.type)] if type_ else []
     branches: list[list[ColumnElement[bool]]] = [[]]
-    if filters.conversation_id is not None or filters.status is not None or filters.q is not None:
-        common.extend(_equal(m.direction, direction) + _equal(m.type, filters.type))
-    elif direction is not None or filters.type is not None:
-        directions = [direction] if direction is not None else [value.value for value in Direction]
-        types = [filters.type] if filters.type is not None else [value.value for value in MessageType]
-        branches = [[m.direction == one, m.type == kind] for one in directions for kind in types]
-    query = _in_list_order(messages, branches, common, limit, newest_first=False)
-    return [_message(row) for row in connection.execute(query)]
+    if conversation_id or status or q:
+        common.extend(one_direction + one_type)
+    elif direction or type_:
+        directions = one_direction or [m.direction == literal(value.value) for value in Direction]
+        types = one_type or [m.type == literal(value.value) for value in MessageType]
+        branches = [[one, kind] for one in directions for kind in types]
+    query = _in_list_order(messages, _MESSAGE_COLUMNS, branches, common, newest_first=False)
+    return _as_json(query, (m.message_timestamp.name, "id"), newest_first=False)
 
 
-def _equal(column: Any, value: str | None) -> list[ColumnElement[bool]]:
-    return [] if value is None else [column == value]
+def _bound(name: str, column: Any) -> Any:
+    """A parameter bound at execution, typed like the column it is compared with."""
+    return bindparam(name, type_=column.type)
+
+
+def _as_json(query: Select[Any], order: tuple[str, str], newest_first: bool) -> Select[Any]:
+    """The page as one JSON array that PostgreSQL builds, in the page's order. pg8000 is pure Python: reading
+    fifty rows column by column was most of a page read's time; one value, decoded by the json module's C
+    code, is not. The aggregate's ORDER BY is the page's own order, which the planner knows the rows already
+    have (no sort)."""
+    page = query.subquery("page")
+    keys = [page.c[name].desc() if newest_first else page.c[name].asc() for name in order]
+    items = func.json_agg(aggregate_order_by(literal_column("page"), *keys))
+    return select(func.coalesce(items, literal_column("'[]'::json")))
+
+
+def _instant(value: str | None) -> datetime | None:
+    """A timestamp of a JSON page: PostgreSQL writes ISO 8601 with the offset."""
+    return None if value is None else datetime.fromisoformat(value)
 
 
 _SEARCH_CONFIGURATION: ColumnElement[Any] = literal_column(f"'{SEARCH_CONFIGURATION}'::regconfig")
@@ -363,7 +437,7 @@ def set_archived(connection: Connection, conversation_id: int, archived: bool) -
         .values(archived=archived)
         .returning(*conversations.c)
     ).first()
-    return None if row is None else _conversation(row)
+    return None if row is None else _conversation(row._mapping)
 
 
 def mark_all_read(connection: Connection, conversation_id: int) -> Conversation | None:
@@ -376,7 +450,7 @@ def mark_all_read(connection: Connection, conversation_id: int) -> Conversation 
         .values(read_through_at=c.last_message_at, read_through_id=c.last_message_id, unread_count=0)
         .returning(*conversations.c)
     ).first()
-    return None if row is None else _conversation(row)
+    return None if row is None else _conversation(row._mapping)
 
 
 _LOCK_FOR_READ = text(
@@ -427,7 +501,7 @@ def mark_read_through(connection: Connection, conversation_id: int, message_id: 
     row = connection.execute(
         _READ_THROUGH, {"conversation_id": conversation_id, "message_id": message_id, "at": locked.through_at}
     ).first()
-    return _conversation(row if row is not None else locked)
+    return _conversation((row if row is not None else locked)._mapping)
 
 
 def conversation_exists(connection: Connection, conversation_id: int) -> bool:
@@ -525,7 +599,7 @@ def _moved(connection: Connection, statement: Any, parameters: dict[str, Any]) -
     if row is None:
         return None
     remember_written(connection, row.event_ids)
-    return _message(row)
+    return _message(row._mapping)
 
 
 def mark_sent(connection: Connection, message_id: int, provider_message_id: str, source: EventSource) -> Message | None:
@@ -629,7 +703,7 @@ def claim_awaiting_receipt(connection: Connection, timeout_seconds: float, limit
     """`sent` messages without a receipt for longer than the timeout; their clock restarts, so each is looked
     up at most once per timeout, whatever the answer."""
     rows = connection.execute(_CLAIM_AWAITING_RECEIPT, {"timeout_seconds": timeout_seconds, "limit": limit})
-    return [_message(row) for row in rows]
+    return [_message(row._mapping) for row in rows]
 
 
 def list_message_events(
