@@ -31,7 +31,7 @@ from pg8000.legacy import Connection
 _BEGIN = "begin transaction"  # exactly what pg8000's Cursor.execute sends before a transaction's first statement
 
 
-class PipelinedConnection(Connection):  # type: ignore[misc]  # pg8000 ships no type hints
+class PipelinedConnection(Connection):
     _begin_pending = False
 
     def execute_simple(self, statement: str) -> Any:
