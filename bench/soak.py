@@ -20,7 +20,11 @@ twice. `lost` and `doubled` are figures whose target is 0.
 
 The runner runs with the mocks' faults and receipts below, fast retries and a 2 s sweep so retries settle
 within the drain, webhook secrets set (every webhook is signed, the mocks' receipts too), and is pinned
-to core 0 as in the http phase (`http_load._start_runner`): the load client has the other core.
+to core 0 as in the http phase (`http_load._start_runner`): the load client has the other core. Before the
+timed load, a warm-up starts every execution environment (cold starts on that core during the load would
+otherwise dominate the percentiles). The default rate is what that core sustains comfortably: this mix costs
+the runner about 35 ms of CPU a request (the most of it in the runner's own process: the HTTP front, the
+queue pollers and the embedded SQS), so 60/s saturates it and latencies grow for as long as the load lasts.
 
 Knobs: BENCH_SOAK_SECONDS (load duration, default 60; 0 skips the phase in `bench.run`), BENCH_SOAK_RATE
 (requests per second offered, default 20), BENCH_SOAK_CONNECTIONS (default 16), BENCH_SOAK_DRAIN_SECONDS
