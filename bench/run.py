@@ -1,7 +1,9 @@
 """`make bench`: every benchmark, a table of ratios, and the results as JSON.
 
 Knobs: BENCH_SCALE (messages in the large database, default 1,000,000), BENCH_HTTP_SECONDS (per load
-phase, default 8), BENCH_DATABASE_URL / TEST_DATABASE_URL (a server to use instead of the embedded one).
+phase, default 8), BENCH_SOAK_SECONDS / BENCH_SOAK_RATE (the soak: its load duration, default 60, 0 skips it;
+its fixed arrival rate, default 20/s; see bench/soak.py), BENCH_DATABASE_URL / TEST_DATABASE_URL (a server to
+use instead of the embedded one).
 Writes bench/results/latest.json; `--update-reference` also replaces the tracked bench/RESULTS.json.
 """
 
@@ -14,7 +16,7 @@ import time
 import warnings
 from pathlib import Path
 
-from bench import cold_start, http_load, latency, scale, statements, webhooks
+from bench import cold_start, http_load, latency, scale, soak, statements, webhooks
 from bench.common import ROOT, Report, configure_environment
 
 
@@ -34,6 +36,9 @@ def main() -> int:
     bare_ms = latency.measure(report)
     print("... http", file=sys.stderr)
     http_load.measure(report, bare_ms)
+    if soak.SECONDS > 0:
+        print("... soak", file=sys.stderr)
+        soak.measure(report)
     print("... scale", file=sys.stderr)
     scale.measure(report)
     print("... webhooks", file=sys.stderr)
