@@ -43,7 +43,7 @@ ROOT = Path(__file__).resolve().parents[1]
 EVENTS = ROOT / "events"
 TABLES = ("messages", "conversations", "mock_provider_deliveries")
 # Emptied before each test too, but outside TABLES' counts (which tests compare whole).
-OTHER_TABLES = ("suppressions", "sender_slots")
+OTHER_TABLES = ("suppressions", "sender_slots", "webhook_endpoints")
 
 
 # A language (such as en-US) whose collation every database the tests create has by default; unset, the

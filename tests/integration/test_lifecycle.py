@@ -398,10 +398,10 @@ def test_the_history_pages_oldest_first_and_404s_for_unknown_messages(invoke, db
     assert response_json(missing)["error"]["field"] == "id"
 
 
-def test_every_history_row_is_handed_to_the_relay_contract(invoke, db, receipts):
-    """Each repository write of history rows notes their ids on its connection (db/events.remember_written)."""
+def _history_noted_for_the_relay(invoke, receipts) -> list[int]:
+    """Send a message and deliver it; the ids each repository write noted for publishing
+    (db/events.remember_written)."""
     from messaging.db import events
-    from messaging.db.engine import get_engine
 
     noted: list[int] = []
     original = events.remember_written
@@ -422,9 +422,33 @@ def test_every_history_row_is_handed_to_the_relay_contract(invoke, db, receipts)
     finally:
         for module in (repository, receipts_db):
             module.remember_written = original
-    assert get_engine() is not None
-    assert sorted(noted) == [row["id"] for row in db.rows("SELECT id FROM message_events ORDER BY id")]
-    assert len(noted) == 4 and message["id"] == 1
+    assert message["id"] == 1
+    return sorted(noted)
+
+
+def test_every_history_row_a_subscriber_listens_to_is_handed_to_the_relay(invoke, db, receipts):
+    db.execute(
+        "INSERT INTO webhook_endpoints (url, events, secret) VALUES ('https://example.com/hook', "
+        "ARRAY['message.sent', 'message.delivered', 'conversation.created'], 'whsec_test')"
+    )
+    noted = _history_noted_for_the_relay(invoke, receipts)
+    rows = db.rows("SELECT id, type, relayed_at FROM message_events ORDER BY id")
+    subscribed = [row["id"] for row in rows if row["type"] != "message.queued"]
+    assert len(rows) == 4 and len(subscribed) == 3
+    assert noted == subscribed  # published after commit, for the dispatcher to take
+    assert all(row["relayed_at"] is None for row in rows if row["id"] in subscribed)
+    # The one nobody listens to was recorded relayed as it was written: nothing to publish or sweep.
+    assert [row["relayed_at"] is not None for row in rows if row["id"] not in subscribed] == [True]
+
+
+def test_without_subscribers_history_is_recorded_relayed_and_nothing_is_published(invoke, db, receipts):
+    db.execute(
+        "INSERT INTO webhook_endpoints (url, events, secret, enabled) "
+        "VALUES ('https://example.com/off', ARRAY['message.sent'], 'whsec_test', false)"
+    )
+    assert _history_noted_for_the_relay(invoke, receipts) == []
+    rows = db.rows("SELECT relayed_at FROM message_events")
+    assert len(rows) == 4 and all(row["relayed_at"] is not None for row in rows)
 
 
 def test_mock_receipt_function_posts_signed_receipts_to_the_status_webhook_over_http(

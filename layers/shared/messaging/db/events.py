@@ -18,6 +18,12 @@ from messaging.domain import OutboxEvent
 
 WRITTEN_EVENT_IDS = "written_event_ids"
 
+# What an insert into message_events returns for the publisher: the new row's id while it awaits the
+# dispatcher, or null when no enabled endpoint subscribed to its type as it was written. Such a row is
+# recorded relayed by the insert itself (migration 0009's trigger): the dispatcher would create no delivery
+# for it, so neither EventQueue nor the sweep need see it, and a webhook pays no queue call for it.
+AWAITING_RELAY = "CASE WHEN relayed_at IS NULL THEN id END"
+
 
 def remember_written(connection: Connection, ids: Iterable[int]) -> None:
     """Note history rows this connection's transaction inserted (ids of `message_events`)."""
@@ -61,7 +67,8 @@ def _event(row: Row[Any]) -> OutboxEvent:
 
 _RECORD_EVENT = text(
     "INSERT INTO message_events (type, message_id, conversation_id, status, previous_status, detail, source) "
-    "VALUES (:type, :message_id, :conversation_id, :status, :previous_status, :detail, :source) RETURNING id"
+    "VALUES (:type, :message_id, :conversation_id, :status, :previous_status, :detail, :source) "
+    f"RETURNING id, {AWAITING_RELAY} AS awaiting_relay"
 )
 
 
@@ -77,22 +84,20 @@ def record_event(
     detail: str | None = None,
 ) -> int:
     """Write one event on its own (events that belong to a status change are folded into that statement)."""
-    event_id = int(
-        connection.execute(
-            _RECORD_EVENT,
-            {
-                "type": type,
-                "message_id": message_id,
-                "conversation_id": conversation_id,
-                "status": status,
-                "previous_status": previous_status,
-                "detail": detail,
-                "source": source,
-            },
-        ).scalar_one()
-    )
-    remember_written(connection, [event_id])
-    return event_id
+    row = connection.execute(
+        _RECORD_EVENT,
+        {
+            "type": type,
+            "message_id": message_id,
+            "conversation_id": conversation_id,
+            "status": status,
+            "previous_status": previous_status,
+            "detail": detail,
+            "source": source,
+        },
+    ).one()
+    remember_written(connection, [row.awaiting_relay])
+    return int(row.id)
 
 
 # The dispatcher received the event: it has been relayed, whoever enqueued it. Set in the transaction

@@ -15,7 +15,7 @@ from datetime import datetime
 
 from sqlalchemy import Connection, text
 
-from messaging.db.events import remember_written
+from messaging.db.events import AWAITING_RELAY, remember_written
 from messaging.db.statements import compact
 
 # The statuses a receipt may move a message from. `failed` is there on purpose: only a provider's receipt
@@ -64,10 +64,11 @@ _RECORD_RECEIPT = text(
             SELECT 'message.' || CAST(:status AS text), id, conversation_id, CAST(:status AS text), previous_status,
                    attempts, CAST(:detail AS text), 'receipt'
             FROM moved
-            RETURNING id
+            RETURNING id, {AWAITING_RELAY} AS awaiting_relay
         )
         SELECT (SELECT id FROM receipt) AS receipt_id, (SELECT id FROM target) AS message_id,
-               (SELECT previous_status FROM moved) AS previous_status, (SELECT id FROM event) AS event_id
+               (SELECT previous_status FROM moved) AS previous_status, (SELECT id FROM event) AS event_id,
+               (SELECT awaiting_relay FROM event) AS awaiting_relay
         """
     )
 )
@@ -95,7 +96,7 @@ def record_receipt(
             "reported_at": reported_at,
         },
     ).one()
-    remember_written(connection, [row.event_id])
+    remember_written(connection, [row.awaiting_relay])
     if row.receipt_id is None:
         return ReceiptOutcome("duplicate", row.message_id)
     if row.message_id is None:
@@ -137,9 +138,10 @@ _APPLY_ONE_HELD = text(
             SELECT 'message.' || status, id, conversation_id, status, previous_status, attempts, status_detail,
                    'receipt'
             FROM moved
-            RETURNING id
+            RETURNING id, {AWAITING_RELAY} AS awaiting_relay
         )
-        SELECT (SELECT id FROM claimed) AS receipt_id, (SELECT id FROM event) AS event_id
+        SELECT (SELECT id FROM claimed) AS receipt_id, (SELECT id FROM event) AS event_id,
+               (SELECT awaiting_relay FROM event) AS awaiting_relay
         """
     )
 )
@@ -148,7 +150,7 @@ _APPLY_ONE_HELD = text(
 def apply_one_held_receipt(connection: Connection) -> bool:
     """Apply the oldest held receipt whose message is now known. False when there is none."""
     row = connection.execute(_APPLY_ONE_HELD).one()
-    remember_written(connection, [row.event_id])
+    remember_written(connection, [row.awaiting_relay])
     return row.receipt_id is not None
 
 

@@ -28,7 +28,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import JSONB, aggregate_order_by
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 
-from messaging.db.events import remember_written
+from messaging.db.events import AWAITING_RELAY, remember_written
 from messaging.db.receipts import RECEIPT_MAY_MOVE
 from messaging.db.schema import (
     PENDING_CONDITION,
@@ -205,12 +205,12 @@ _STORE_MESSAGE = text(
             ) AS event(ordinal, type, message_id, status, attempt)
             WHERE event.ordinal = 2 OR conversation.created
             ORDER BY event.ordinal
-            RETURNING id
+            RETURNING id, {AWAITING_RELAY} AS awaiting_relay
         )
-        SELECT id, conversation_id, true AS created, ARRAY(SELECT id FROM events ORDER BY id) AS event_ids
+        SELECT id, conversation_id, true AS created, ARRAY(SELECT awaiting_relay FROM events ORDER BY id) AS awaiting_relay
         FROM inserted
         UNION ALL
-        SELECT id, conversation_id, false AS created, ARRAY[]::bigint[] AS event_ids FROM messages
+        SELECT id, conversation_id, false AS created, ARRAY[]::bigint[] AS awaiting_relay FROM messages
         WHERE provider = CAST(:provider AS text) AND provider_message_id = CAST(:provider_message_id AS text)
           AND NOT EXISTS (SELECT 1 FROM inserted)
         """
@@ -254,7 +254,7 @@ def store_message(connection: Connection, message: NewMessage) -> StoredMessage:
             )
         ).one()
         return StoredMessage(id=row.id, conversation_id=row.conversation_id, created=False)
-    remember_written(connection, row.event_ids)
+    remember_written(connection, row.awaiting_relay)
     return StoredMessage(id=row.id, conversation_id=row.conversation_id, created=row.created)
 
 
@@ -557,9 +557,9 @@ _MARK_SENT = text(
             ) AS event(ordinal, type, status, previous_status, detail, source)
             WHERE event.ordinal = 1 OR moved.status <> 'sent'
             ORDER BY event.ordinal
-            RETURNING id
+            RETURNING id, {AWAITING_RELAY} AS awaiting_relay
         )
-        SELECT moved.*, ARRAY(SELECT id FROM events ORDER BY id) AS event_ids FROM moved
+        SELECT moved.*, ARRAY(SELECT awaiting_relay FROM events ORDER BY id) AS awaiting_relay FROM moved
         """
     )
 )
@@ -586,9 +586,9 @@ _MARK_UNACCEPTED = text(
             SELECT 'message.' || status, id, conversation_id, status, previous_status, attempts, last_error,
                    CAST(:source AS text)
             FROM moved
-            RETURNING id
+            RETURNING id, {AWAITING_RELAY} AS awaiting_relay
         )
-        SELECT moved.*, ARRAY(SELECT id FROM events) AS event_ids FROM moved
+        SELECT moved.*, ARRAY(SELECT awaiting_relay FROM events ORDER BY id) AS awaiting_relay FROM moved
         """
     )
 )
@@ -598,7 +598,7 @@ def _moved(connection: Connection, statement: Any, parameters: dict[str, Any]) -
     row = connection.execute(statement, parameters).first()
     if row is None:
         return None
-    remember_written(connection, row.event_ids)
+    remember_written(connection, row.awaiting_relay)
     return _message(row._mapping)
 
 
@@ -663,9 +663,9 @@ _RECORD_LOOKUP_VERDICT = text(
             SELECT 'message.' || status, id, conversation_id, status, previous_status, attempts, status_detail,
                    'reconciliation'
             FROM moved
-            RETURNING id
+            RETURNING id, {AWAITING_RELAY} AS awaiting_relay
         )
-        SELECT moved.*, ARRAY(SELECT id FROM events) AS event_ids FROM moved
+        SELECT moved.*, ARRAY(SELECT awaiting_relay FROM events ORDER BY id) AS awaiting_relay FROM moved
         """
     )
 )

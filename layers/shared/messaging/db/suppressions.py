@@ -12,9 +12,9 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, Row, delete, select, text
+from sqlalchemy import Connection, Row, delete, literal_column, select, text
 
-from messaging.db.events import remember_written
+from messaging.db.events import AWAITING_RELAY, remember_written
 from messaging.db.schema import message_events, suppressions
 from messaging.db.statements import compact
 from messaging.domain import Suppression
@@ -153,7 +153,7 @@ def record_suppression_event(
 ) -> int:
     """A recipient.opted_out / opted_in row of the history (and outbox), in the caller's transaction."""
     detail = suppression.address if suppression.sender is None else f"{suppression.address} from {suppression.sender}"
-    event_id: int = connection.execute(
+    row = connection.execute(
         message_events.insert()
         .values(
             type=event_type,
@@ -163,10 +163,10 @@ def record_suppression_event(
             source=source,
             suppression_id=suppression.id,
         )
-        .returning(message_events.c.id)
-    ).scalar_one()
-    remember_written(connection, [event_id])
-    return event_id
+        .returning(message_events.c.id, literal_column(AWAITING_RELAY).label("awaiting_relay"))
+    ).one()
+    remember_written(connection, [row.awaiting_relay])
+    return int(row.id)
 
 
 _RESERVE_SLOT = text(
