@@ -207,7 +207,8 @@ _STORE_MESSAGE = text(
             ORDER BY event.ordinal
             RETURNING id, {AWAITING_RELAY} AS awaiting_relay
         )
-        SELECT id, conversation_id, true AS created, ARRAY(SELECT awaiting_relay FROM events ORDER BY id) AS awaiting_relay
+        SELECT id, conversation_id, true AS created,
+               ARRAY(SELECT awaiting_relay FROM events ORDER BY id) AS awaiting_relay
         FROM inserted
         UNION ALL
         SELECT id, conversation_id, false AS created, ARRAY[]::bigint[] AS awaiting_relay FROM messages
