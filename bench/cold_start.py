@@ -14,7 +14,7 @@ import subprocess
 import sys
 from typing import Any
 
-from bench.common import ROOT, Figure, Report, median
+from bench.common import ROOT, STAND_IN_ENVIRONMENT, Figure, Report, median
 
 COMMON_FLOOR = [
     # `import pydantic` alone loads almost nothing (its attributes are lazy): the floor loads what the
@@ -57,14 +57,7 @@ print(json.dumps({{"seconds": elapsed, "loaded": sorted(name for name in {watche
 
 
 # What the functions' settings require at cold start (validated there), as stand-ins: nothing is reached.
-FUNCTION_ENVIRONMENT = {
-    "AWS_DEFAULT_REGION": "us-east-1",
-    "DATABASE_URL": "postgresql://bench@127.0.0.1:9/bench",
-    "SEND_RETRY_QUEUE_URL": "http://127.0.0.1:9/queue/SendRetryQueue",
-    "SEND_RETRY_DLQ_URL": "http://127.0.0.1:9/queue/SendRetryDLQ",
-    "PROVIDER_RECEIPT_QUEUE_URL": "http://127.0.0.1:9/queue/ProviderReceiptQueue",
-    "API_BASE_URL": "http://127.0.0.1:9",
-}
+FUNCTION_ENVIRONMENT = {"DATABASE_URL": "postgresql://bench@127.0.0.1:9/bench", **STAND_IN_ENVIRONMENT}
 # What Lambda sets that turns Powertools' tracing on (it is off outside Lambda).
 TRACING_ON = {"LAMBDA_TASK_ROOT": "/var/task", "POWERTOOLS_TRACE_DISABLED": "false"}
 

@@ -16,7 +16,7 @@ import sys
 import time
 from dataclasses import dataclass
 
-from bench.common import ROOT, Figure, Report, percentile, scratch_database
+from bench.common import ROOT, STAND_IN_ENVIRONMENT, Figure, Report, percentile, scratch_database
 from bench.common import event as sample
 
 CONNECTIONS = (1, 4)
@@ -91,8 +91,11 @@ async def _run(port: int, make_request, connections: int, seconds: float = DURAT
 
 def _start_runner(database_url: str, port: int, cores: str | None = "0") -> subprocess.Popen[bytes]:
     """The local runner on `cores` (taskset's list; None: every core), quiet, ready to serve."""
+    # The runner resolves the queues itself (embedded SQS): not the in-process benchmarks' stand-ins.
+    inherited = {name: value for name, value in os.environ.items() if name not in STAND_IN_ENVIRONMENT}
     environment = {
-        **os.environ,
+        **inherited,
+        "AWS_DEFAULT_REGION": os.environ.get("AWS_DEFAULT_REGION", "us-east-1"),
         "DATABASE_URL": database_url,
         "PORT": str(port),
         "LOCAL_RUNNER_LOG_LEVEL": "WARNING",

@@ -3,6 +3,7 @@ same reads on a 1,000-message database, and the plans of the hot queries."""
 
 from __future__ import annotations
 
+import json
 import os
 import time
 from typing import Any
@@ -87,7 +88,7 @@ def _with_query(name: str, query: str) -> dict[str, Any]:
 
 def _reads(conversations: int, per_conversation: int, deep: int) -> dict[str, Any]:
     read = handler("ConversationsFunction")
-    deep_position = encode_cursor(_timestamp_of_message_in_conversation_1(int(deep * 0.9)), 0)
+    deep_position = _message_cursor_in_conversation_1(int(deep * 0.9))
     list_position = _conversation_cursor(conversations // 2)
 
     with_query = _with_query
@@ -169,17 +170,18 @@ def _position(sql: str, index: int) -> str:
     return encode_cursor(row.at, row.id)
 
 
-def _timestamp_of_message_in_conversation_1(index: int):
+def _message_cursor_in_conversation_1(index: int) -> str:
     from messaging.db.engine import get_engine
 
     with get_engine().connect() as connection:
-        return connection.execute(
+        row = connection.execute(
             text(
-                "SELECT message_timestamp FROM messages WHERE conversation_id = 1 "
+                "SELECT message_timestamp AS at, id FROM messages WHERE conversation_id = 1 "
                 "ORDER BY message_timestamp, id OFFSET :index LIMIT 1"
             ),
             {"index": index},
-        ).scalar_one()
+        ).one()
+    return encode_cursor(row.at, row.id)
 
 
 def _conversation_cursor(index: int) -> str:
@@ -195,16 +197,24 @@ def _conversation_cursor(index: int) -> str:
     return encode_cursor(row.last_message_at, row.id)
 
 
+def _must_be_a_page(label: str, response: dict[str, Any], empty_allowed: bool) -> None:
+    items = json.loads(response["body"]).get("items") if response.get("statusCode") == 200 else None
+    if items is None or (not items and not empty_allowed):
+        raise RuntimeError(f"{label}: expected a page of items, got {response.get('statusCode')}: {response['body']}")
+
+
 def _measure_database(name: str, conversations: int, per: int, deep: int, repeat: int) -> dict[str, Any]:
     with scratch_database(name) as database_url:
         seconds = load(database_url, conversations, per, deep)
         reads = _reads(conversations, per, deep)
-        for action in reads.values():
+        searches = _search_reads(handler("ConversationsFunction"), _with_query)
+        for label, action in {**reads, **searches}.items():
+            # A refused request (a stale cursor, say) would time nothing; a rare word may match nothing.
+            _must_be_a_page(label, action(), empty_allowed=label in searches)
             for _ in range(10):
                 action()
         latencies = {label: median(timed(action, repeat)) * 1000 for label, action in reads.items()}
         plans = {label: explain(action) for label, action in reads.items()}
-        searches = _search_reads(handler("ConversationsFunction"), _with_query)
         search_ms = {label: median(timed(action, repeat)) * 1000 for label, action in searches.items()}
         search_plans = {label: explain(action) for label, action in searches.items()}
         return {

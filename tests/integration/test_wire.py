@@ -123,3 +123,42 @@ def test_copy_from_a_stream_still_works_with_the_begin_sent_first(scratch_table)
         raw.commit()
     with scratch_table.begin() as connection:
         assert connection.execute(text("SELECT note FROM wire_test ORDER BY id")).scalars().all() == ["seven", "eight"]
+
+
+def prepared_statements(connection):
+    return connection.exec_driver_sql("SELECT statement FROM pg_prepared_statements").scalars().all()
+
+
+def test_a_statement_is_prepared_once_per_connection_and_then_only_bound(scratch_table, round_trips):
+    insert = text("INSERT INTO wire_test VALUES (:id, :note)")
+    with scratch_table.connect() as connection:
+        connection.execute(insert, {"id": 1, "note": "one"})
+        connection.commit()
+        assert any("INSERT INTO wire_test" in statement for statement in prepared_statements(connection))
+        round_trips.clear()
+        connection.execute(insert, {"id": 2, "note": "two"})
+        connection.commit()
+        assert len(round_trips) == 2  # bind+execute (with the begin), then the commit
+        # A rolled-back transaction keeps the statement (named statements are not transactional).
+        connection.execute(insert, {"id": 3, "note": "rolled back"})
+        connection.rollback()
+        connection.execute(insert, {"id": 4, "note": "four"})
+        connection.commit()
+        # The server's error on a prepared statement leaves it usable.
+        with pytest.raises(IntegrityError):
+            connection.execute(insert, {"id": 4, "note": "duplicate"})
+        connection.rollback()
+        connection.execute(insert, {"id": 5, "note": "five"})
+        connection.commit()
+        rows = connection.execute(text("SELECT id, note FROM wire_test WHERE id > :id ORDER BY id"), {"id": 0}).all()
+    assert rows == [(1, "one"), (2, "two"), (4, "four"), (5, "five")]
+
+
+def test_no_statement_is_prepared_when_turned_off(configure, database_url):
+    from messaging.db import engine
+
+    configure(DATABASE_PREPARED_STATEMENTS="false", DATABASE_POOL_SIZE=1)
+    with engine.get_engine().connect() as connection:
+        assert connection.execute(text("SELECT CAST(:n AS int) + 1"), {"n": 41}).scalar() == 42
+        assert connection.execute(text("SELECT CAST(:n AS int) + 1"), {"n": 1}).scalar() == 2
+        assert prepared_statements(connection) == []

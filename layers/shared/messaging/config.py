@@ -38,6 +38,9 @@ class DatabaseSettings(SettingsPiece):
     database_pool_size: int = Field(2, alias="DATABASE_POOL_SIZE", ge=1, le=50)
     # Socket timeout of connecting and of every round trip (pg8000 applies one timeout to both).
     database_timeout_seconds: float = Field(5.0, alias="DATABASE_TIMEOUT_SECONDS", gt=0)
+    # Statements prepared once per connection (PostgreSQL then skips parsing and planning them). Session
+    # state: off behind RDS Proxy, which would pin every connection (see messaging.db.wire).
+    database_prepared_statements: bool = Field(True, alias="DATABASE_PREPARED_STATEMENTS")
 
     @model_validator(mode="after")
     def _one_database(self) -> DatabaseSettings:

@@ -102,7 +102,7 @@ def build_engine(settings: DatabaseSettings) -> Engine:
         connect_args=connect_args,
         hide_parameters=True,  # errors (and so logs) never carry message bodies or addresses
     )
-    _send_each_statement_in_one_round_trip(engine)
+    _send_each_statement_in_one_round_trip(engine, prepared=settings.database_prepared_statements)
     _discard_connections_left_in_doubt(engine)
     _ping_connections_that_sat_idle(engine)
     _parse_timestamps_fast(engine)
@@ -110,14 +110,15 @@ def build_engine(settings: DatabaseSettings) -> Engine:
     return engine
 
 
-def _send_each_statement_in_one_round_trip(engine: Engine) -> None:
-    """Connections are messaging.db.wire's (pg8000's own, pipelined): see that module for why."""
+def _send_each_statement_in_one_round_trip(engine: Engine, prepared: bool) -> None:
+    """Connections are messaging.db.wire's (pg8000's own, pipelined; statements prepared per connection
+    when `prepared`): see that module for why."""
 
     @event.listens_for(engine, "do_connect")
     def connect(_dialect: Any, _record: Any, cargs: Any, cparams: Any) -> Any:
         from messaging.db import wire
 
-        return wire.connect(*cargs, **cparams)
+        return wire.connect(*cargs, prepared=prepared, **cparams)
 
 
 def _discard_connections_left_in_doubt(engine: Engine) -> None:

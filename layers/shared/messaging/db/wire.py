@@ -12,12 +12,18 @@ pg8000's Cursor asks for "begin" immediately before the statement that needs it,
 with that statement. Here: begin + statement in one round trip, every further statement in one, commit in
 one. The same webhook makes two.
 
-It changes nothing else: the same unnamed statement (no session state, so nothing for RDS Proxy to pin),
-the same parameter conversion, the same replies handled by pg8000's own code. Two things are safer than
-before: parameters are converted and encoded before any byte is written, so a value the driver cannot
-send (an integer beyond bigint, a string that cannot be encoded) fails with the connection still in step;
-and when a pipelined "begin" and statement both answer, every reply up to each ReadyForQuery is read
-before an error is raised.
+With `prepared` (DATABASE_PREPARED_STATEMENTS, on unless the database is reached through RDS Proxy), each
+statement text is also prepared on its connection the first time it runs (Parse of a named statement, in
+the same round trip as its first execution) and then only bound and executed: PostgreSQL parses and plans
+the inbound webhook's statement once per connection instead of once per request (about 0.6 ms of the
+server's time each, measured). Named statements are session state, which RDS Proxy answers by pinning the
+client's connection to one database connection (multiplexing lost): behind the proxy they stay off.
+
+The rest is pg8000's own: the same parameter conversion, the same replies handled by its code. Two things
+are safer than before: parameters are converted and encoded before any byte is written, so a value the
+driver cannot send (an integer beyond bigint, a string that cannot be encoded) fails with the connection
+still in step; and when a pipelined "begin" and statement both answer, every reply up to each
+ReadyForQuery is read before an error is raised.
 """
 
 from __future__ import annotations
@@ -29,10 +35,17 @@ from pg8000.core import NULL_BYTE, SYNC_MSG, Context, _flush, _write
 from pg8000.legacy import Connection
 
 _BEGIN = "begin transaction"  # exactly what pg8000's Cursor.execute sends before a transaction's first statement
+# Statement texts prepared per connection at most: the service has a few dozen; past the cap, unnamed.
+MAX_PREPARED = 256
 
 
 class PipelinedConnection(Connection):
     _begin_pending = False
+
+    def __init__(self, *args: Any, prepared: bool = False, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.prepared_statements: dict[str, tuple[bytes, Any, Any]] | None = {} if prepared else None
+        self._statement_names = 0
 
     def execute_simple(self, statement: str) -> Any:
         if statement == _BEGIN:
@@ -57,16 +70,38 @@ class PipelinedConnection(Connection):
         for value in params:  # fail here, with nothing written, rather than halfway through the Bind
             if value is not None:
                 value.encode(self._client_encoding)
+        prepared = self._prepared(statement, oids)
         begin = self._write_pending_begin()
-        context = Context(statement)
-        self.send_PARSE(NULL_BYTE, statement, oids)
-        self.send_DESCRIBE_STATEMENT(NULL_BYTE)
-        self.send_BIND(NULL_BYTE, params)
+        if prepared is not None:  # parsed, planned and described on this connection before: bind and run
+            name, columns, input_funcs = prepared
+            context = Context(statement, columns=columns, input_funcs=input_funcs)
+        else:
+            name = self._new_statement_name(statement, oids)
+            context = Context(statement)
+            self.send_PARSE(name, statement, oids)
+            self.send_DESCRIBE_STATEMENT(name)
+        self.send_BIND(name, params)
         self.send_EXECUTE()
         _write(self._sock, SYNC_MSG)
         _flush(self._sock)
         self._read_replies(begin, context)
+        if prepared is None and name != NULL_BYTE and self.prepared_statements is not None:
+            self.prepared_statements[statement] = (name, context.columns, context.input_funcs)
         return context
+
+    def _prepared(self, statement: str, oids: Any) -> tuple[bytes, Any, Any] | None:
+        if self.prepared_statements is None or oids:
+            return None
+        return self.prepared_statements.get(statement)
+
+    def _new_statement_name(self, statement: str, oids: Any) -> bytes:
+        """A name for the statement to keep on this connection, or the unnamed statement (NULL_BYTE). Only
+        a statement that succeeds is remembered; one that fails leaves at most an unused name behind, and
+        names count toward the cap whatever became of them."""
+        if self.prepared_statements is None or oids or self._statement_names >= MAX_PREPARED:
+            return NULL_BYTE
+        self._statement_names += 1
+        return f"messaging_{self._statement_names}".encode("ascii") + NULL_BYTE
 
     def rollback(self) -> None:
         # A begin still pending (its statement failed before being sent) opened nothing: forget it.
@@ -97,6 +132,6 @@ class PipelinedConnection(Connection):
             raise first_error
 
 
-def connect(*args: Any, **kwargs: Any) -> PipelinedConnection:
+def connect(*args: Any, prepared: bool = False, **kwargs: Any) -> PipelinedConnection:
     """pg8000.connect's signature, our connection class (SQLAlchemy's do_connect hook calls this)."""
-    return PipelinedConnection(*args, **kwargs)
+    return PipelinedConnection(*args, prepared=prepared, **kwargs)
