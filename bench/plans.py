@@ -64,6 +64,7 @@ def explain(action: Callable[[], Any], *, seqscan: bool = True) -> list[dict[str
                     "node_types": [node["Node Type"] for node in nodes],
                     "indexes": sorted({node["Index Name"] for node in nodes if "Index Name" in node}),
                     "execution_ms": plan["Execution Time"],
+                    "planning_ms": plan.get("Planning Time"),
                 }
             )
         cursor.execute("RESET enable_seqscan")
