@@ -16,7 +16,7 @@ With `prepared` (DATABASE_PREPARED_STATEMENTS, on unless the database is reached
 statement text is also prepared on its connection the first time it runs (Parse of a named statement, in
 the same round trip as its first execution) and then only bound and executed: PostgreSQL parses and plans
 the inbound webhook's statement once per connection instead of once per request (about 0.6 ms of the
-server's time each, measured). Named statements are session state, which RDS Proxy answers by pinning the
+server's time each, measured: the store and commit took 0.75 ms prepared, 1.34 ms not). Named statements are session state, which RDS Proxy answers by pinning the
 client's connection to one database connection (multiplexing lost): behind the proxy they stay off.
 
 The rest is pg8000's own: the same parameter conversion, the same replies handled by its code. Two things
@@ -76,7 +76,7 @@ class PipelinedConnection(Connection):
             name, columns, input_funcs = prepared
             context = Context(statement, columns=columns, input_funcs=input_funcs)
         else:
-            name = self._new_statement_name(statement, oids)
+            name = self._new_statement_name(oids)
             context = Context(statement)
             self.send_PARSE(name, statement, oids)
             self.send_DESCRIBE_STATEMENT(name)
@@ -94,7 +94,7 @@ class PipelinedConnection(Connection):
             return None
         return self.prepared_statements.get(statement)
 
-    def _new_statement_name(self, statement: str, oids: Any) -> bytes:
+    def _new_statement_name(self, oids: Any) -> bytes:
         """A name for the statement to keep on this connection, or the unnamed statement (NULL_BYTE). Only
         a statement that succeeds is remembered; one that fails leaves at most an unused name behind, and
         names count toward the cap whatever became of them."""
