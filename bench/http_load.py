@@ -36,21 +36,31 @@ class LoadResult:
         return self.requests / self.seconds
 
 
-def _free_port() -> int:
+def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return int(probe.getsockname()[1])
 
 
-def _request(method: str, path: str, body: bytes = b"") -> bytes:
+def request(method: str, path: str, body: bytes = b"") -> bytes:
     head = f"{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: {len(body)}\r\n"
     if body:
         head += "Content-Type: application/json\r\n"
     return head.encode() + b"\r\n" + body
 
 
-async def _read_response(reader: asyncio.StreamReader) -> int:
+async def connect(port: int) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+    """A keep-alive connection to the runner, each request sent at once (no Nagle delay)."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    writer.get_extra_info("socket").setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    return reader, writer
+
+
+async def read_reply(reader: asyncio.StreamReader) -> tuple[int, bytes]:
+    """One response: its status and body (Content-Length framing, as the runner answers)."""
     status_line = await reader.readline()
+    if not status_line:
+        raise ConnectionError("the connection closed")
     length = 0
     while True:
         line = await reader.readline()
@@ -59,19 +69,17 @@ async def _read_response(reader: asyncio.StreamReader) -> int:
         name, _, value = line.decode().partition(":")
         if name.lower() == "content-length":
             length = int(value)
-    await reader.readexactly(length)
-    return int(status_line.split()[1])
+    return int(status_line.split()[1]), await reader.readexactly(length)
 
 
 async def _load(port: int, make_request, deadline: float, budget: itertools.count) -> tuple[list[float], int]:
-    reader, writer = await asyncio.open_connection("127.0.0.1", port)
-    writer.get_extra_info("socket").setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    reader, writer = await connect(port)
     latencies, errors = [], 0
     try:
         while time.perf_counter() < deadline and next(budget) < MAX_REQUESTS:
             started = time.perf_counter()
             writer.write(make_request())
-            status = await _read_response(reader)
+            status, _ = await read_reply(reader)
             latencies.append((time.perf_counter() - started) * 1000)
             errors += status >= 400
     finally:
@@ -89,7 +97,7 @@ async def _run(port: int, make_request, connections: int, seconds: float = DURAT
     return LoadResult(len(latencies), seconds, latencies, sum(errors for _, errors in parts))
 
 
-def _start_runner(database_url: str, port: int, cores: str | None = "0") -> subprocess.Popen[bytes]:
+def start_runner(database_url: str, port: int, cores: str | None = "0") -> subprocess.Popen[bytes]:
     """The local runner on `cores` (taskset's list; None: every core), quiet, ready to serve."""
     # The runner resolves the queues itself (embedded SQS): not the in-process benchmarks' stand-ins.
     inherited = {name: value for name, value in os.environ.items() if name not in STAND_IN_ENVIRONMENT}
@@ -111,7 +119,7 @@ def _start_runner(database_url: str, port: int, cores: str | None = "0") -> subp
     while time.monotonic() < deadline:
         try:
             with socket.create_connection(("127.0.0.1", port), timeout=1) as connection:
-                connection.sendall(_request("GET", "/health"))
+                connection.sendall(request("GET", "/health"))
                 if b" 200 " in connection.recv(200):
                     return process
         except OSError:
@@ -141,21 +149,21 @@ def measure(report: Report, bare_insert_ms: float) -> None:
     def webhook() -> bytes:
         n = next(ids)
         body = {**sms, "from": f"+1804555{n % CONTACTS:04d}", "messaging_provider_id": f"load-{n}"}
-        return _request("POST", "/api/webhooks/sms", json.dumps(body).encode())
+        return request("POST", "/api/webhooks/sms", json.dumps(body).encode())
 
     def conversations() -> bytes:
-        return _request("GET", "/api/conversations?limit=50")
+        return request("GET", "/api/conversations?limit=50")
 
     def messages() -> bytes:
-        return _request("GET", "/api/conversations/1/messages?limit=50")
+        return request("GET", "/api/conversations/1/messages?limit=50")
 
     loads = {"webhooks": webhook, "conversations": conversations, "messages": messages}
     bare_rate = 1000 / bare_insert_ms
     report.add(Figure("http", "bare insert+commit rate (baseline)", bare_rate, "/s"))
     for cores, label in (("0", "runner on one core"), (None, "runner on both cores")):
         with scratch_database("http") as database_url:
-            port = _free_port()
-            runner = _start_runner(database_url, port, cores)
+            port = free_port()
+            runner = start_runner(database_url, port, cores)
             try:
                 for make_request in loads.values():  # warm up: every execution environment, connections
                     asyncio.run(_run(port, make_request, max(CONNECTIONS), seconds=2))

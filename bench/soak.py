@@ -20,7 +20,7 @@ twice. `lost` and `doubled` are figures whose target is 0.
 
 The runner runs with the mocks' faults and receipts below, fast retries and a 2 s sweep so retries settle
 within the drain, webhook secrets set (every webhook is signed, the mocks' receipts too), and is pinned
-to core 0 as in the http phase (`http_load._start_runner`): the load client has the other core. Before the
+to core 0 as in the http phase (`http_load.start_runner`): the load client has the other core. Before the
 timed load, a warm-up starts every execution environment (cold starts on that core during the load would
 otherwise dominate the percentiles). The default rate is what that core sustains comfortably: this mix costs
 the runner about 35 ms of CPU a request (the most of it in the runner's own process: the HTTP front, the
@@ -37,7 +37,6 @@ import asyncio
 import json
 import os
 import random
-import socket
 import sys
 import time
 from collections import Counter
@@ -50,7 +49,7 @@ from typing import Any
 
 from bench.common import Figure, Report, configure_environment, percentile, scratch_database
 from bench.common import event as sample
-from bench.http_load import _free_port, _request, _start_runner
+from bench.http_load import connect, free_port, read_reply, request, start_runner
 
 SECONDS = float(os.environ.get("BENCH_SOAK_SECONDS", "60"))
 RATE = float(os.environ.get("BENCH_SOAK_RATE", "20"))
@@ -145,10 +144,10 @@ class Harness:
             changes: dict[str, Any] = {"to": contact, "type": kind, "body": f"{word} soak send {n}", "timestamp": now}
             if kind == "mms":
                 changes["attachments"] = ["https://example.com/image.jpg"]
-            return _request("POST", "/api/messages/sms", _body("send_message-sms", **changes)), None
+            return request("POST", "/api/messages/sms", _body("send_message-sms", **changes)), None
         if route == "send email":
             body = _body("send_message-email", to=f"soak{n}@example.com", body=f"{word} soak send {n}", timestamp=now)
-            return _request("POST", "/api/messages/email", body), None
+            return request("POST", "/api/messages/email", body), None
         if route == "receipt sms":
             # A provider id the harness's sends were answered with (none yet: one no message claims; it is held).
             provider_id = self.rng.choice(self.sms_provider_ids) if self.sms_provider_ids else f"mock-sms-soak-{n}"
@@ -159,12 +158,12 @@ class Harness:
             events = [{"event_id": f"soak-evt-{n}", "xillio_id": provider_id, "event": "delivered", "timestamp": now}]
             return _signed("/api/webhooks/email/events", json.dumps(events).encode(), EMAIL_SECRET), None
         if route == "page conversations":
-            return _request("GET", "/api/conversations?limit=50"), None
+            return request("GET", "/api/conversations?limit=50"), None
         if route == "page messages":
             conversation = self.rng.choice(self.conversation_ids) if self.conversation_ids else 1
-            return _request("GET", f"/api/conversations/{conversation}/messages?limit=50"), None
+            return request("GET", f"/api/conversations/{conversation}/messages?limit=50"), None
         if route == "search messages":
-            return _request("GET", f"/api/messages?q={word}&limit=50"), None
+            return request("GET", f"/api/messages?q={word}&limit=50"), None
         raise ValueError(route)
 
     def accepted(self, route: str, remember: Any, document: Any) -> None:
@@ -192,25 +191,9 @@ def _signed(path: str, body: bytes, secret: str) -> bytes:
     """A POST of `body` with the provider's signature headers (messaging.signatures)."""
     from messaging.signatures import signature_headers
 
-    head, separator, payload = _request("POST", path, body).partition(b"\r\n\r\n")
+    head, separator, payload = request("POST", path, body).partition(b"\r\n\r\n")
     extra = "".join(f"{name}: {value}\r\n" for name, value in signature_headers(secret, body).items())
     return head + b"\r\n" + extra.encode().rstrip(b"\r\n") + separator + payload
-
-
-async def _read_reply(reader: asyncio.StreamReader) -> tuple[int, bytes]:
-    """Status and body (http_load._read_response reads only the status; the soak needs the ids answered)."""
-    status_line = await reader.readline()
-    if not status_line:
-        raise ConnectionError("the connection closed")
-    length = 0
-    while True:
-        line = await reader.readline()
-        if line in (b"\r\n", b""):
-            break
-        name, _, value = line.decode().partition(":")
-        if name.lower() == "content-length":
-            length = int(value)
-    return int(status_line.split()[1]), await reader.readexactly(length)
 
 
 class Pool:
@@ -222,21 +205,16 @@ class Pool:
 
     async def open(self) -> None:
         for _ in range(CONNECTIONS):
-            self.free.put_nowait(await self._connect())
-
-    async def _connect(self) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
-        reader, writer = await asyncio.open_connection("127.0.0.1", self.port)
-        writer.get_extra_info("socket").setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        return reader, writer
+            self.free.put_nowait(await connect(self.port))
 
     async def exchange(self, request: bytes) -> tuple[int, bytes]:
         connection = await self.free.get()
         try:
             if connection is None:
-                connection = await self._connect()
+                connection = await connect(self.port)
             reader, writer = connection
             writer.write(request)
-            reply = await asyncio.wait_for(_read_reply(reader), REQUEST_TIMEOUT_SECONDS)
+            reply = await asyncio.wait_for(read_reply(reader), REQUEST_TIMEOUT_SECONDS)
         except (OSError, TimeoutError, asyncio.IncompleteReadError):
             if connection is not None:
                 connection[1].close()
@@ -317,7 +295,7 @@ async def _drain(port: int, deadline: float) -> bool:
             pending = 0
             for status in PENDING:
                 code, body = await pool.exchange(
-                    _request("GET", f"/api/messages?direction=outbound&status={status}&limit=1")
+                    request("GET", f"/api/messages?direction=outbound&status={status}&limit=1")
                 )
                 pending += code != 200 or bool(json.loads(body)["items"])
             if not pending:
@@ -406,7 +384,7 @@ def _check(harness: Harness) -> Check:
 
 @contextmanager
 def _runner_environment() -> Iterator[None]:
-    """RUNNER_ENVIRONMENT in os.environ while the runner starts (`_start_runner` passes os.environ on), and no
+    """RUNNER_ENVIRONMENT in os.environ while the runner starts (`start_runner` passes os.environ on), and no
     SQS endpoint: the runner starts an embedded SQS of its own."""
     names = [*RUNNER_ENVIRONMENT, "SQS_ENDPOINT_URL"]
     saved = {name: os.environ.get(name) for name in names}
@@ -425,9 +403,9 @@ def _runner_environment() -> Iterator[None]:
 def measure(report: Report, seconds: float = SECONDS, rate: float = RATE) -> None:
     harness = Harness()
     with scratch_database("soak") as database_url:
-        port = _free_port()
+        port = free_port()
         with _runner_environment():
-            runner = _start_runner(database_url, port)
+            runner = start_runner(database_url, port)
         try:
             asyncio.run(_warm_up(port, harness))  # its webhooks and sends are checked too, not timed
             outcomes, elapsed = asyncio.run(_offer(port, harness, seconds, rate))
