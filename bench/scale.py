@@ -208,28 +208,34 @@ def _page_size(label: str, response: dict[str, Any], empty_allowed: bool) -> int
 ROUNDS = 10  # the two databases are timed in turns, so that both see the same moments of a noisy machine
 
 
-def _prepare(name: str, url: str, conversations: int, per: int, deep: int) -> dict[str, Any]:
+def _prepare(url: str, conversations: int, per: int, deep: int) -> dict[str, Any]:
     use_database(url)
     seconds = load(url, conversations, per, deep)
     reads = _reads(conversations, per, deep)
     searches = _search_reads(handler("ConversationsFunction"), _with_query)
-    sizes = {}
-    for label, action in {**reads, **searches}.items():
-        # A refused request (a stale cursor, say) would time nothing; a rare word may match nothing.
-        sizes[label] = _page_size(label, action(), empty_allowed=label in searches)
-    return {"url": url, "load_seconds": seconds, "reads": reads, "searches": searches, "sizes": sizes}
+    actions = {**reads, **searches}
+    # A refused request (a stale cursor, say) would time nothing; a rare word may match nothing.
+    sizes = {label: _page_size(label, action(), empty_allowed=label in searches) for label, action in actions.items()}
+    return {
+        "url": url,
+        "load_seconds": seconds,
+        "reads": reads,
+        "searches": searches,
+        "actions": actions,
+        "sizes": sizes,
+    }
 
 
 def _timed_in_turns(databases: dict[str, dict[str, Any]], repeat: int) -> dict[str, dict[str, list[float]]]:
     """Milliseconds of every read on every database, `repeat` each: read by read, the databases take turns
     (ROUNDS chunks each), so both are timed at the same moments of a shared, noisy machine."""
     samples: dict[str, dict[str, list[float]]] = {name: {} for name in databases}
-    first = next(iter(databases.values()))
+    labels = next(iter(databases.values()))["actions"]
     for _ in range(ROUNDS):
-        for label in {**first["reads"], **first["searches"]}:
+        for label in labels:
             for name, database in databases.items():
                 use_database(database["url"])  # a fresh engine: its connection warms up below, untimed
-                action = {**database["reads"], **database["searches"]}[label]
+                action = database["actions"][label]
                 for _ in range(10):
                     action()
                 timings = timed(action, max(1, repeat // ROUNDS))
@@ -242,8 +248,8 @@ def measure(report: Report, repeat: int = 200) -> None:
     large_conversations = max(1, scale // 10)
     with scratch_database("large") as large_url, scratch_database("small") as small_url:
         databases = {
-            "large": _prepare("large", large_url, large_conversations, 10, 20_000),
-            "small": _prepare("small", small_url, 50, 10, 500),  # 1,000 messages, one long conversation
+            "large": _prepare(large_url, large_conversations, 10, 20_000),
+            "small": _prepare(small_url, 50, 10, 500),  # 1,000 messages, one long conversation
         }
         unequal = {
             label: (size, databases["small"]["sizes"][label])
