@@ -102,7 +102,7 @@ def build_engine(settings: DatabaseSettings) -> Engine:
         connect_args=connect_args,
         hide_parameters=True,  # errors (and so logs) never carry message bodies or addresses
     )
-    _send_each_statement_in_one_round_trip(engine, prepared=settings.database_prepared_statements)
+    _use_pipelined_connections(engine, prepared=settings.database_prepared_statements)
     _discard_connections_left_in_doubt(engine)
     _ping_connections_that_sat_idle(engine)
     _parse_timestamps_fast(engine)
@@ -110,7 +110,7 @@ def build_engine(settings: DatabaseSettings) -> Engine:
     return engine
 
 
-def _send_each_statement_in_one_round_trip(engine: Engine, prepared: bool) -> None:
+def _use_pipelined_connections(engine: Engine, prepared: bool) -> None:
     """Connections are messaging.db.wire's (pg8000's own, pipelined; statements prepared per connection
     when `prepared`): see that module for why."""
 
