@@ -11,6 +11,7 @@ rebinding), while Host and TLS SNI keep the name. Redirects are never followed.
 from __future__ import annotations
 
 import contextlib
+import functools
 import http.client
 import ipaddress
 import socket
@@ -159,11 +160,16 @@ class _PinnedHttpConnection(http.client.HTTPConnection):
 class _PinnedHttpsConnection(_PinnedHttpConnection):
     """TLS to the vetted address, with SNI and certificate checks against the URL's host name."""
 
-    _context = ssl.create_default_context()
-
     def connect(self) -> None:
         super().connect()
-        self.sock = self._context.wrap_socket(self.sock, server_hostname=self.host)
+        self.sock = _tls_context().wrap_socket(self.sock, server_hostname=self.host)
+
+
+@functools.cache
+def _tls_context() -> ssl.SSLContext:
+    """Built on the first https delivery, not at import: loading the CA store costs about 80 ms, a cold
+    start's worth for every function that imports this module and never delivers over TLS."""
+    return ssl.create_default_context()
 
 
 def post(
