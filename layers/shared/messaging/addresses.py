@@ -8,6 +8,7 @@ address must be the one the sender wrote.
 
 from __future__ import annotations
 
+import functools
 import re
 import unicodedata
 
@@ -71,6 +72,9 @@ def parse_phone(raw: str) -> phonenumbers.PhoneNumber:
     return parsed
 
 
+# Addresses repeat (a conversation is two of them, over and over): the normalized form of each is kept, so a
+# warm function parses a number or an address once, not on every request. Refusals are not kept (they raise).
+@functools.lru_cache(maxsize=4096)
 def normalize_phone(raw: str, *, assigned: bool = True) -> str:
     """E.164 form of `raw`. `assigned=True` (sends) also requires a number the numbering plan assigns;
     webhooks pass False: the carrier already delivered the message, so any possible number is real enough."""
@@ -94,6 +98,7 @@ def _bare_email(value: str) -> str:
     return validated.normalized.lower()
 
 
+@functools.lru_cache(maxsize=4096)
 def normalize_email(raw: str) -> str:
     value = _printable(raw.strip())
     if len(value) > 2 * MAX_ADDRESS_LENGTH + 16:
