@@ -1,7 +1,9 @@
 import json
+import time
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
+from sqlalchemy import text
 
 from tests.conftest import response_json, sample_body, sample_event
 
@@ -187,3 +189,42 @@ def test_malformed_requests_get_clear_4xx_and_write_nothing(invoke, db, changes,
     assert response["statusCode"] == status, response["body"]
     assert response_json(response)["error"]["code"] == code
     assert db.counts()["messages"] == 0
+
+
+def test_a_twin_committed_while_the_webhook_waited_leaves_the_conversation_as_the_twin_left_it(
+    invoke, db, admin_engine
+):
+    """The store is its own transaction, so nobody can roll it back afterwards: when a twin with the same
+    provider id commits after the store's snapshot (the store has already updated the conversation and its
+    message insert then meets the twin), the statement must abort itself and answer with the twin."""
+    first = response_json(webhook(invoke, "inbound_sms-sms", messaging_provider_id="first"))
+    conversation_before = db.rows("SELECT * FROM conversations")[0]
+    with admin_engine.connect() as holder:
+        holder.begin()
+        # A twin of the coming webhook, stored but not committed, holding the conversation's row lock.
+        holder.execute(text("SELECT 1 FROM conversations WHERE id = :id FOR UPDATE"), {"id": first["conversation_id"]})
+        holder.execute(
+            text(
+                "INSERT INTO messages (conversation_id, direction, type, from_address, to_address, body,"
+                " message_timestamp, status, provider, provider_message_id, search_vector)"
+                " SELECT conversation_id, direction, type, from_address, to_address, 'twin', message_timestamp,"
+                " status, provider, 'twin', search_vector FROM messages WHERE id = :id RETURNING id"
+            ),
+            {"id": first["id"]},
+        )
+        twin_id = holder.execute(text("SELECT max(id) FROM messages")).scalar()
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            pending = pool.submit(webhook, invoke, "inbound_sms-sms", messaging_provider_id="twin")
+            deadline = time.monotonic() + 10
+            while not db.scalar(
+                "SELECT count(*) FROM pg_stat_activity"
+                " WHERE wait_event_type = 'Lock' AND query LIKE 'WITH new_message%'"
+            ):
+                assert time.monotonic() < deadline, "the webhook never waited for the twin's lock"
+                time.sleep(0.01)
+            holder.commit()
+            response = pending.result(timeout=10)
+    assert response["statusCode"] == 200
+    assert response_json(response) == {"id": twin_id, "conversation_id": first["conversation_id"], "duplicate": True}
+    assert db.rows("SELECT * FROM conversations")[0] == conversation_before
+    assert db.scalar("SELECT count(*) FROM message_events WHERE message_id = :id", id=twin_id) == 0

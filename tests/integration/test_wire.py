@@ -57,6 +57,61 @@ def test_a_transaction_of_one_statement_is_two_round_trips(scratch_table, round_
     assert rows == ["one"]
 
 
+def rows_of(engine):
+    with engine.begin() as connection:
+        return connection.execute(text("SELECT id, note FROM wire_test ORDER BY id")).all()
+
+
+ALONE = text("INSERT INTO wire_test VALUES (:id, :note)").execution_options(own_transaction=True)
+
+
+def test_a_statement_that_is_its_whole_transaction_is_one_round_trip_committed_as_it_completes(
+    scratch_table, round_trips
+):
+    with scratch_table.connect() as connection:
+        connection.exec_driver_sql("SELECT 1")
+        connection.rollback()
+        round_trips.clear()
+        connection.execute(ALONE, {"id": 1, "note": "one"})
+        connection.rollback()  # nothing left to undo: PostgreSQL committed it as it completed
+        connection.commit()
+    # No begin, no commit: the statement alone, in one round trip.
+    assert len(round_trips) == 1
+    assert rows_of(scratch_table) == [(1, "one")]
+
+
+def test_a_failing_statement_that_is_its_whole_transaction_writes_nothing_and_the_connection_serves_on(
+    scratch_table,
+):
+    with scratch_table.begin() as connection:
+        connection.execute(ALONE, {"id": 1, "note": "one"})
+    with pytest.raises(IntegrityError), scratch_table.begin() as connection:
+        connection.execute(ALONE, {"id": 1, "note": "again"})
+    # The next transaction, of two statements, is one: the begin is sent again after the failure.
+    with pytest.raises(IntegrityError), scratch_table.begin() as connection:
+        connection.execute(text("INSERT INTO wire_test VALUES (2, 'two')"))
+        connection.execute(text("INSERT INTO wire_test VALUES (1, 'duplicate')"))
+    assert rows_of(scratch_table) == [(1, "one")]
+
+
+def test_inside_a_transaction_already_begun_the_statement_stays_part_of_it(scratch_table):
+    with pytest.raises(IntegrityError), scratch_table.begin() as connection:
+        connection.execute(text("INSERT INTO wire_test VALUES (5, 'first')"))
+        connection.execute(ALONE, {"id": 6, "note": "second"})
+        connection.execute(text("INSERT INTO wire_test VALUES (5, 'duplicate')"))
+    assert rows_of(scratch_table) == []
+
+
+def test_a_statement_that_fails_before_it_is_sent_leaves_the_next_transaction_whole(scratch_table):
+    with pytest.raises(UnicodeEncodeError), scratch_table.begin() as connection:
+        connection.execute(ALONE, {"id": 1, "note": "lone surrogate \ud800"})
+    # Had the flag outlived the failed statement, the first insert below would commit on its own.
+    with pytest.raises(IntegrityError), scratch_table.begin() as connection:
+        connection.execute(text("INSERT INTO wire_test VALUES (3, 'three')"))
+        connection.execute(text("INSERT INTO wire_test VALUES (3, 'duplicate')"))
+    assert rows_of(scratch_table) == []
+
+
 def test_statements_of_a_transaction_share_it(scratch_table):
     with scratch_table.begin() as connection:
         first = connection.exec_driver_sql("SELECT txid_current()").scalar()  # parameterless: a simple query
@@ -162,3 +217,18 @@ def test_no_statement_is_prepared_when_turned_off(configure, database_url):
         assert connection.execute(text("SELECT CAST(:n AS int) + 1"), {"n": 41}).scalar() == 42
         assert connection.execute(text("SELECT CAST(:n AS int) + 1"), {"n": 1}).scalar() == 2
         assert prepared_statements(connection) == []
+
+
+def test_an_inbound_webhook_is_one_round_trip_to_the_database(invoke, db, round_trips):
+    """Its store is the whole of its transaction: begin, statement and commit travel as one."""
+    from tests.conftest import sample_body, sample_event
+
+    def webhook(provider_id):
+        body = {**sample_body("inbound_sms-sms"), "messaging_provider_id": provider_id}
+        return invoke("InboundSmsFunction", sample_event("inbound_sms-sms", payload=body))
+
+    assert webhook("warm-up")["statusCode"] == 200  # connected (a connection's setup is its own)
+    round_trips.clear()
+    assert webhook("counted")["statusCode"] == 200
+    assert len(round_trips) == 1
+    assert db.scalar("SELECT count(*) FROM messages") == 2

@@ -120,6 +120,15 @@ def _use_pipelined_connections(engine: Engine, prepared: bool) -> None:
 
         return wire.connect(*cargs, prepared=prepared, **cparams)
 
+    @event.listens_for(engine, "before_cursor_execute")
+    def own_transaction(
+        connection: Any, _cursor: Any, _statement: Any, _parameters: Any, context: Any, _many: Any
+    ) -> None:
+        # A statement executed with own_transaction=True as the first of its transaction is that whole
+        # transaction: committed by PostgreSQL as it completes (see wire.PipelinedConnection).
+        if context is not None and context.execution_options.get("own_transaction"):
+            connection.connection.driver_connection.statement_is_transaction = True
+
 
 def _discard_connections_left_in_doubt(engine: Engine) -> None:
     """Close (never pool again) a connection on which a statement failed other than by the database's own
@@ -250,11 +259,12 @@ def database_unavailable(error: DBAPIError) -> bool:
         return True
     if type(original).__name__ in ("InterfaceError", "OperationalError"):
         return True
-    state = _sqlstate(original)
+    state = sqlstate(original)
     return state[:2] in _UNAVAILABLE_SQLSTATE_CLASSES or state in _UNAVAILABLE_SQLSTATES
 
 
-def _sqlstate(original: BaseException | None) -> str:
+def sqlstate(original: BaseException | None) -> str:
+    """The SQLSTATE of a driver error the server reported ("" for any other error)."""
     arguments = getattr(original, "args", ())
     details = arguments[0] if arguments else None
     return str(details.get("C", "")) if isinstance(details, dict) else ""

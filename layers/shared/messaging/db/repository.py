@@ -27,7 +27,9 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects.postgresql import JSONB, aggregate_order_by
 from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.exc import DBAPIError
 
+from messaging.db.engine import sqlstate
 from messaging.db.events import AWAITING_RELAY, remember_written
 from messaging.db.receipts import RECEIPT_MAY_MOVE
 from messaging.db.schema import (
@@ -154,6 +156,8 @@ _FINDING_UPDATES = (
     "unread_count = c.unread_count + CASE WHEN EXCLUDED.unread_count = 1 AND (c.read_through_at IS NULL OR "
     "(EXCLUDED.last_message_at, EXCLUDED.last_message_id) > (c.read_through_at, c.read_through_id)) THEN 1 ELSE 0 END"
 )
+# Raised (migration 0010's messaging_abort) by a store that is its own transaction when a twin committed meanwhile.
+TWIN_COMMITTED_MEANWHILE = "MS001"
 _SEARCH_VECTOR = f"to_tsvector('{SEARCH_CONFIGURATION}', CAST(:search_text AS text))"
 _STORE_MESSAGE = text(
     compact(
@@ -169,6 +173,10 @@ _STORE_MESSAGE = text(
                    new_message.id, left(CAST(:body AS text), {PREVIEW_LENGTH}),
                    {_FINDING_VALUES}
             FROM new_message
+            WHERE NOT EXISTS (
+                SELECT 1 FROM messages WHERE provider = CAST(:provider AS text)
+                                         AND provider_message_id = CAST(:provider_message_id AS text)
+            )
             ON CONFLICT (participant_a, participant_b) DO UPDATE SET
                 message_count = c.message_count + 1,
                 last_message_at = GREATEST(c.last_message_at, EXCLUDED.last_message_at),
@@ -214,15 +222,30 @@ _STORE_MESSAGE = text(
         SELECT id, conversation_id, false AS created, ARRAY[]::bigint[] AS awaiting_relay FROM messages
         WHERE provider = CAST(:provider AS text) AND provider_message_id = CAST(:provider_message_id AS text)
           AND NOT EXISTS (SELECT 1 FROM inserted)
+        UNION ALL
+        SELECT NULL, NULL, false, ARRAY[]::bigint[] FROM conversation
+        WHERE CASE WHEN CAST(:own_transaction AS boolean) AND NOT EXISTS (SELECT 1 FROM inserted)
+                   THEN messaging_abort('{TWIN_COMMITTED_MEANWHILE}', 'a twin message committed meanwhile')
+                   ELSE false END
         """
     )
 ).bindparams(bindparam("attachments", type_=JSONB))
+# The inbound webhook's whole transaction: sent without "begin", committed by PostgreSQL as it completes.
+# Hence, in the statement: the conversation is not written at all for a provider id already stored (a
+# provider's retry changes nothing, and there is nothing for the caller to roll back); and when the
+# conversation was written but the message was not (a twin committed after this statement's snapshot),
+# the last branch aborts the statement through messaging_abort, since its caller cannot roll it back.
+_STORE_MESSAGE_AS_TRANSACTION = _STORE_MESSAGE.execution_options(own_transaction=True)
 
 
-def store_message(connection: Connection, message: NewMessage) -> StoredMessage:
+def store_message(connection: Connection, message: NewMessage, *, whole_transaction: bool = False) -> StoredMessage:
     """Find or create the conversation of the pair, insert the message and update the conversation's
     summary: one statement. `created` is False for a repeated provider message id; the caller must then
-    roll back."""
+    roll back.
+
+    `whole_transaction`: the store is all its transaction does (an inbound webhook), so it is sent as its
+    own transaction, committed as it completes: a repeated provider message id then writes nothing at all,
+    and the caller's rollback has nothing left to undo."""
     pair = participant_pair(message.from_address, message.to_address)
     parameters = {
         "participant_a": pair.first,
@@ -245,7 +268,15 @@ def store_message(connection: Connection, message: NewMessage) -> StoredMessage:
         "search_text": searchable_text(message.type, message.body),
         "resent_from": message.resent_from,
     }
-    row = connection.execute(_STORE_MESSAGE, parameters).first()
+    parameters["own_transaction"] = whole_transaction
+    try:
+        row = connection.execute(
+            _STORE_MESSAGE_AS_TRANSACTION if whole_transaction else _STORE_MESSAGE, parameters
+        ).first()
+    except DBAPIError as error:
+        if sqlstate(error.orig) != TWIN_COMMITTED_MEANWHILE:
+            raise
+        row = None  # aborted, nothing written: the twin is found below
     if row is None:
         # A twin with this provider id committed after this statement's snapshot was taken.
         row = connection.execute(

@@ -10,7 +10,8 @@ The protocol allows all of a statement's messages to go at once, with one Sync a
 answers them in order and, after an error, skips to the Sync, so the replies are read in one pass. And
 pg8000's Cursor asks for "begin" immediately before the statement that needs it, so the begin can travel
 with that statement. Here: begin + statement in one round trip, every further statement in one, commit in
-one. The same webhook makes two.
+one. The same webhook makes two; and one, since its statement is the whole of its transaction
+(`statement_is_transaction`: sent without "begin", committed by PostgreSQL as it completes).
 
 With `prepared` (DATABASE_PREPARED_STATEMENTS, on unless the database is reached through RDS Proxy), each
 statement text is also prepared on its connection the first time it runs (Parse of a named statement, in
@@ -42,6 +43,12 @@ MAX_PREPARED = 256
 
 class PipelinedConnection(Connection):
     _begin_pending = False
+    # Set by the engine (execution option `own_transaction`) just before a statement that is the whole of
+    # its transaction: when it is the transaction's first, its "begin" is not sent and PostgreSQL runs it in
+    # an implicit transaction, committed as it completes (rolled back if it fails), and the commit that
+    # follows has nothing to send. One round trip for begin, statement and commit. Read (and cleared) by the
+    # next statement whatever becomes of it; inside a transaction already begun it changes nothing.
+    statement_is_transaction = False
 
     def __init__(self, *args: Any, prepared: bool = False, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -53,7 +60,7 @@ class PipelinedConnection(Connection):
             # Cursor.execute calls us for "begin" and, in the same call, for its statement: send both together.
             self._begin_pending = True
             return Context(statement)
-        begin = self._write_pending_begin()
+        begin = self._write_pending_begin(self._take_statement_is_transaction())
         context = Context(statement)
         self.send_QUERY(statement)
         _flush(self._sock)
@@ -61,6 +68,7 @@ class PipelinedConnection(Connection):
         return context
 
     def execute_unnamed(self, statement: str, vals: Any = (), oids: Any = (), stream: Any = None) -> Any:
+        alone = self._take_statement_is_transaction()  # taken first: a failure below must not leave it set
         if stream is not None:  # COPY: the server waits for our data mid-statement; pg8000's own sequence
             begin = self._write_pending_begin()
             if begin is not None:
@@ -72,7 +80,7 @@ class PipelinedConnection(Connection):
             if value is not None:
                 value.encode(self._client_encoding)
         prepared = self._prepared(statement, oids)
-        begin = self._write_pending_begin()
+        begin = self._write_pending_begin(alone)
         if prepared is not None:  # parsed, planned and described on this connection before: bind and run
             name, columns, input_funcs = prepared
             context = Context(statement, columns=columns, input_funcs=input_funcs)
@@ -104,15 +112,30 @@ class PipelinedConnection(Connection):
         self._statement_names += 1
         return f"messaging_{self._statement_names}".encode("ascii") + NULL_BYTE
 
+    def commit(self) -> None:
+        # Nothing open (the transaction's only statement committed with its Sync): nothing to send.
+        if not self._in_transaction and not self._begin_pending:
+            return
+        super().commit()
+
     def rollback(self) -> None:
         # A begin still pending (its statement failed before being sent) opened nothing: forget it.
         self._begin_pending = False
+        self.statement_is_transaction = False
         super().rollback()
 
-    def _write_pending_begin(self) -> Context | None:
+    def _take_statement_is_transaction(self) -> bool:
+        alone, self.statement_is_transaction = self.statement_is_transaction, False
+        return alone
+
+    def _write_pending_begin(self, alone: bool = False) -> Context | None:
+        """Write the transaction's "begin" if it is still to be sent; not when the statement about to go is
+        `alone`, the whole of its transaction: PostgreSQL then runs it in an implicit transaction."""
         if not self._begin_pending:
             return None
         self._begin_pending = False
+        if alone:
+            return None
         self.send_QUERY(_BEGIN)
         return Context(_BEGIN)
 

@@ -42,7 +42,7 @@ def _new_message(
 
 def _receive(message: NewMessage) -> InboundAccepted:
     with transaction() as connection:
-        stored = repository.store_message(connection, message)
+        stored = repository.store_message(connection, message, whole_transaction=True)
         if not stored.created:
             # A provider retry: answer with the original ids and leave the store exactly as it was.
             connection.rollback()
