@@ -202,12 +202,17 @@ def _ping_connections_that_sat_idle(engine: Engine) -> None:
             raise DisconnectionError("stale connection") from exc
 
 
+# An open transaction, as `transaction()` yields it: what a service that works inside its caller's
+# transaction takes and hands on to db/ (services never name SQLAlchemy themselves).
+type Transaction = Connection
+
+
 def get_engine() -> Engine:
     return runtime.once("engine", lambda: build_engine(config.current(DatabaseSettings)), Engine.dispose)
 
 
 @contextmanager
-def transaction() -> Iterator[Connection]:
+def transaction() -> Iterator[Transaction]:
     """One transaction: committed on success, rolled back on error. A database that cannot serve us right
     now (unreachable, shutting down, out of connections, a serialization failure...) or no free connection
     in the pool before the timeout (the database stalls and every connection waits on it) raises

@@ -13,13 +13,12 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 
 from pydantic import ValidationError
-from sqlalchemy import Connection
 
 from messaging import config, queue
 from messaging.config import IdempotencySettings, RetryPolicySettings, SegmentSettings, ThrottleSettings
 from messaging.db import repository
 from messaging.db import suppressions as suppression_store
-from messaging.db.engine import transaction
+from messaging.db.engine import Transaction, transaction
 from messaging.documents import message_document
 from messaging.domain import IdempotencyRecord, Message, NewMessage, StoredMessage
 from messaging.enums import Direction, EventSource, MessageType
@@ -160,7 +159,7 @@ class StoredOutbound:
     throttled: bool  # waits for its sender's slot: no attempt now
 
 
-def store_outbound(connection: Connection, message: NewMessage) -> StoredOutbound:
+def store_outbound(connection: Transaction, message: NewMessage) -> StoredOutbound:
     """Store an outbound message in the caller's transaction: its sender's next slot (throttling) first,
     then the suppression check, then the row. Locks are always taken in this order (sender slot, recipient,
     conversation), by sends and by opt-out keywords alike, so they never deadlock."""
@@ -171,7 +170,7 @@ def store_outbound(connection: Connection, message: NewMessage) -> StoredOutboun
     return StoredOutbound(message, repository.store_message(connection, message), throttled=slot is not None)
 
 
-def reserve_slot(connection: Connection, sender: str) -> datetime | None:
+def reserve_slot(connection: Transaction, sender: str) -> datetime | None:
     """Beyond SENDER_RATE_PER_SECOND, the instant the sender's next message may go (None: now)."""
     rate = config.current(ThrottleSettings).sender_rate_per_second
     if rate <= 0:
