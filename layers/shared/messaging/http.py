@@ -12,7 +12,6 @@ from http import HTTPStatus
 from typing import Annotated, Any
 
 from aws_lambda_powertools.event_handler import Response, content_types
-from aws_lambda_powertools.event_handler.api_gateway import ResponseBuilder
 from aws_lambda_powertools.event_handler.exceptions import NotFoundError
 from aws_lambda_powertools.event_handler.openapi.exceptions import (
     RequestUnsupportedContentType,
@@ -106,7 +105,7 @@ class MessagingApi(PowertoolsHttpResolver):
             route = self.route_for(proxy)
             if route is not None:  # otherwise the resolver answers 404 or 405, before any body check
                 # An action without a body (POST /api/webhook-deliveries/{id}/retry) may come with none at all.
-                if route.dependant.body_params or raw_body(request).strip():
+                if self.declares_body(route) or raw_body(request).strip():
                     verifier = self._webhook_verifier() if self._webhook_verifier is not None else None
                     check_envelope(
                         request,
@@ -116,7 +115,7 @@ class MessagingApi(PowertoolsHttpResolver):
                     )
                 check_query(proxy.query_string_parameters or {}, self.declared_query_parameters(route))
         except DomainError as error:
-            return ResponseBuilder(self._domain_error(error)).build(proxy)
+            return self.answer(self._domain_error(error), proxy)
         return super().resolve(request, context)
 
     @staticmethod
@@ -130,7 +129,7 @@ class MessagingApi(PowertoolsHttpResolver):
         """No route for this method and path in this function: 405 with Allow when the path has other methods."""
         method = self.current_event.http_method.upper()
         path = self.current_event.path
-        allowed = sorted({route.method for route in self.routes() if route.rule.match(path)})
+        allowed = self.allowed_methods(path)
         if allowed:
             return error_response(
                 HTTPStatus.METHOD_NOT_ALLOWED,
