@@ -22,6 +22,7 @@ from pydantic import BaseModel
 
 from messaging import config
 from messaging.config import RequestLimitSettings
+from messaging.db.engine import UNWRAPPED_NETWORK_ERRORS
 from messaging.errors import DomainError, ServiceUnavailable, UnsupportedMediaType
 from messaging.http_errors import ERROR_DESCRIPTIONS, error_body, error_headers, status_of, validation_error
 from messaging.http_requests import JSON_MEDIA_TYPE, check_envelope, check_query, raw_body, request_headers
@@ -95,7 +96,7 @@ class MessagingApi(PowertoolsHttpResolver):
         self.exception_handler(DomainError)(self._domain_error)
         self.exception_handler(RequestValidationError)(self._validation_error)
         self.exception_handler(RequestUnsupportedContentType)(self._unsupported_media_type)
-        self.exception_handler([TimeoutError, ConnectionError])(self._network_error)
+        self.exception_handler(list(UNWRAPPED_NETWORK_ERRORS))(self._network_error)
         self.not_found(self._no_route)
 
     def resolve(self, event: Mapping[str, Any], context: Any) -> dict[str, Any]:
@@ -140,7 +141,7 @@ class MessagingApi(PowertoolsHttpResolver):
         return error_response(HTTPStatus.NOT_FOUND, "not_found", f"no route for {method} {path}")
 
     @classmethod
-    def _network_error(cls, error: TimeoutError | ConnectionError) -> Response:
+    def _network_error(cls, error: Exception) -> Response:
         """A socket timeout or reset the driver did not wrap (a database that accepts but never answers)."""
         logger.warning("network error reaching a dependency", extra={"error": type(error).__name__})
         return cls._domain_error(ServiceUnavailable("a dependency is unavailable; retry later"))

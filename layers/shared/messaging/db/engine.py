@@ -140,19 +140,20 @@ def _discard_connections_left_in_doubt(engine: Engine) -> None:
 
     @event.listens_for(engine, "handle_error")
     def discard(context: ExceptionContext) -> None:
-        if context.is_disconnect or _clean_database_error(context.original_exception):
+        if context.is_disconnect or _server_sqlstate(context.original_exception) is not None:
             return
         context.is_disconnect = True
         context.invalidate_pool_on_disconnect = False  # the other pooled connections are in step
 
 
-def _clean_database_error(error: BaseException) -> bool:
-    """True for an error the server reported (pg8000 raises it with the ErrorResponse's fields, SQLSTATE
-    under "C", only after reading every reply up to ReadyForQuery)."""
+def _server_sqlstate(error: BaseException | None) -> str | None:
+    """The SQLSTATE of an error the server reported, None for any other error. pg8000 raises the server's
+    error with the ErrorResponse's fields (SQLSTATE under "C"), only after reading every reply up to
+    ReadyForQuery."""
     from pg8000.exceptions import Error
 
     details = error.args[0] if isinstance(error, Error) and error.args else None
-    return isinstance(details, dict) and "C" in details
+    return str(details["C"]) if isinstance(details, dict) and "C" in details else None
 
 
 _TIMESTAMP_OID, _TIMESTAMPTZ_OID = 1114, 1184
@@ -246,20 +247,22 @@ _UNAVAILABLE_SQLSTATE_CLASSES = ("08", "53", "57", "40", "28")
 _UNAVAILABLE_SQLSTATES = {"3D000", "55P03", "25006"}
 
 
+# A socket that timed out or was reset mid-conversation is not always wrapped in a driver error: raised as
+# it is, it means the same as a lost connection (the database, or the network to it, is unavailable).
+UNWRAPPED_NETWORK_ERRORS: tuple[type[Exception], ...] = (TimeoutError, ConnectionError)
+# What work done outside a transaction() sees when the database cannot serve it right now: the caller may
+# retry later, or leave the rest to the retry consumer and the sweep.
+DATABASE_UNAVAILABLE_ERRORS: tuple[type[Exception], ...] = (ServiceUnavailable, *UNWRAPPED_NETWORK_ERRORS)
+
+
 def database_unavailable(error: DBAPIError) -> bool:
     """True when a driver error means the database is unavailable (retry later), not a defect."""
     if error.connection_invalidated:
         return True
     original = error.orig
-    if isinstance(original, OSError | ConnectionError | TimeoutError):
+    if isinstance(original, (OSError, *UNWRAPPED_NETWORK_ERRORS)):
         return True
     if type(original).__name__ in ("InterfaceError", "OperationalError"):
         return True
-    state = _sqlstate(original)
+    state = _server_sqlstate(original) or ""
     return state[:2] in _UNAVAILABLE_SQLSTATE_CLASSES or state in _UNAVAILABLE_SQLSTATES
-
-
-def _sqlstate(original: BaseException | None) -> str:
-    arguments = getattr(original, "args", ())
-    details = arguments[0] if arguments else None
-    return str(details.get("C", "")) if isinstance(details, dict) else ""
