@@ -33,8 +33,9 @@ def dispatch(body: str) -> int:
     try:
         if record.event_id is not None:
             return webhook_dispatch.fan_out(record.event_id).attempted
-        assert record.delivery_id is not None  # noqa: S101 - parse_record returns one of the two
-        return webhook_dispatch.deliver(record.delivery_id).attempted
+        if record.delivery_id is not None:
+            return webhook_dispatch.deliver(record.delivery_id).attempted
+        raise ValueError(f"an event record names neither an event nor a delivery: {body}")
     except Exception:
         # The batch reports the record as failed and SQS redelivers it; say why here (the processor does not).
         logger.exception("event record failed; it will be redelivered", extra={"record": body})

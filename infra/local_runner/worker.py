@@ -31,7 +31,8 @@ def import_handler(code_uri: Path, handler: str, module_name: str) -> Any:
         module = sys.modules.get(module_name)
         if module is None:
             spec = importlib.util.spec_from_file_location(module_name, code_uri / f"{module_file}.py")
-            assert spec is not None and spec.loader is not None
+            if spec is None or spec.loader is None:
+                raise ImportError(f"cannot load {module_file}.py from {code_uri}")
             module = importlib.util.module_from_spec(spec)
             sys.modules[module_name] = module  # before running it, as imports do (pydantic looks it up)
             try:

@@ -59,31 +59,31 @@ def environment():
     queues = create_queues(client, template.load())
     status_webhook = _AcceptEverything(("127.0.0.1", 0), _Ok)  # where MockReceiptFunction posts its receipt
     threading.Thread(target=status_webhook.serve_forever, daemon=True).start()
-    yield (
-        queues,
-        {
-            "PATH": os.environ.get("PATH", ""),
-            "DATABASE_URL": database_url,
-            # The template gives MockReceiptFunction the deployed API's URL (a !Sub); here, a local receiver.
-            "API_BASE_URL": f"http://127.0.0.1:{status_webhook.server_address[1]}",
-            "SQS_ENDPOINT_URL": endpoint,
-            "AWS_DEFAULT_REGION": "us-east-1",
-            "AWS_ACCESS_KEY_ID": "build-test",
-            "AWS_SECRET_ACCESS_KEY": "build-test",
-            "POWERTOOLS_SERVICE_NAME": "unified-messaging",
-            "POWERTOOLS_METRICS_NAMESPACE": "UnifiedMessaging",
-            "POWERTOOLS_TRACE_DISABLED": "true",
-            "POWERTOOLS_LOG_LEVEL": "WARNING",
-            "RETRY_BASE_SECONDS": "0",
-            "RETRY_MAX_SECONDS": "0",
-            # The SMS provider refuses the first send (send_message-mms.json: message 5, failed at once), so
-            # send_message-resend.json has a failed message to resend.
-            "MOCK_SMS_FAULTS": "400",
-            "EVENT_QUEUE_URL": queues["EventQueue"],
-            "EVENT_DLQ_URL": queues["EventDLQ"],
-            "WEBHOOK_ALLOW_PRIVATE_TARGETS": "true",  # the sample endpoint's name need not resolve here
-        },
-    )
+    # Variables no function of the template names: the local stand-ins for AWS and for test settings. Every
+    # built function gets them.
+    stand_ins = {
+        "PATH": os.environ.get("PATH", ""),
+        "DATABASE_URL": database_url,
+        "SQS_ENDPOINT_URL": endpoint,
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "AWS_ACCESS_KEY_ID": "build-test",
+        "AWS_SECRET_ACCESS_KEY": "build-test",
+        "POWERTOOLS_TRACE_DISABLED": "true",
+        "RETRY_BASE_SECONDS": "0",
+        "RETRY_MAX_SECONDS": "0",
+        # The SMS provider refuses the first send (send_message-mms.json: message 5, failed at once), so
+        # send_message-resend.json has a failed message to resend.
+        "MOCK_SMS_FAULTS": "400",
+    }
+    # Local values of variables the template names: a function gets one only if the template gives it that
+    # variable, so a variable missing from one function in the template fails here as it would in AWS.
+    local_values = {
+        # The template gives MockReceiptFunction the deployed API's URL (a !Sub); here, a local receiver.
+        "API_BASE_URL": f"http://127.0.0.1:{status_webhook.server_address[1]}",
+        "WEBHOOK_ALLOW_PRIVATE_TARGETS": "true",  # the sample endpoint's name need not resolve here
+        "POWERTOOLS_LOG_LEVEL": "WARNING",
+    }
+    yield queues, stand_ins, local_values
     status_webhook.shutdown()
     sqs_server.stop()
     postgres.drop_database(server_url, database)
@@ -121,14 +121,18 @@ def _succeeded(result):
 
 @pytest.mark.parametrize("function", FUNCTIONS)
 def test_built_function_imports_from_the_build_and_handles_its_sample_events(environment, function):
-    # Each function gets only what template.yaml gives it (queue references resolved to the test's queues),
-    # plus the local stand-ins for AWS: a variable missing from one function in the template fails here.
-    queues, local = environment
+    # Each function gets only what template.yaml gives it (queue references resolved to the test's queues,
+    # local values for what cannot be resolved here), plus the stand-ins no function of the template names.
+    queues, stand_ins, local_values = environment
     application = template.load()
-    given = application.functions[function].resolved_environment({**application.parameter_defaults, **queues})
+    named_anywhere = {name for each in application.functions.values() for name in each.environment}
+    assert not stand_ins.keys() & named_anywhere, "a stand-in would hide a variable missing from the template"
+    declared = application.functions[function]
+    given = declared.resolved_environment({**application.parameter_defaults, **queues})
+    given.update((name, value) for name, value in local_values.items() if name in declared.environment)
     completed = subprocess.run(  # noqa: S603 - our own driver
         [sys.executable, "-I", "-S", str(DRIVER), str(BUILD), function, *map(str, _events_of(function))],
-        env={**given, **local},
+        env={**given, **stand_ins},
         capture_output=True,
         text=True,
         timeout=120,

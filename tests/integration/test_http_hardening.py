@@ -6,6 +6,7 @@ import socket
 import urllib.request
 
 import pytest
+from pg8000.exceptions import DatabaseError
 from sqlalchemy.exc import DBAPIError
 
 from tests.conftest import response_json, sample_body, sample_event
@@ -108,12 +109,9 @@ def test_an_unknown_id_is_404_in_the_error_shape(invoke, db):
     assert_error(invoke("ConversationsFunction", sample_event("conversations-message")), 404, "not_found", "id")
 
 
-class _DriverError(Exception):
-    """Stands in for a pg8000 error: its first argument is the server's error fields."""
-
-
 def _driver_error(sqlstate: str) -> DBAPIError:
-    return DBAPIError("INSERT ...", {}, _DriverError({"S": "ERROR", "C": sqlstate, "M": "simulated"}))
+    """What pg8000 raises for an error the server reported: its first argument is the server's error fields."""
+    return DBAPIError("INSERT ...", {}, DatabaseError({"S": "ERROR", "C": sqlstate, "M": "simulated"}))
 
 
 @pytest.mark.parametrize(

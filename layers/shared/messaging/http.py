@@ -12,7 +12,6 @@ from http import HTTPStatus
 from typing import Annotated, Any
 
 from aws_lambda_powertools.event_handler import Response, content_types
-from aws_lambda_powertools.event_handler.api_gateway import ResponseBuilder
 from aws_lambda_powertools.event_handler.exceptions import NotFoundError
 from aws_lambda_powertools.event_handler.openapi.exceptions import (
     RequestUnsupportedContentType,
@@ -23,6 +22,7 @@ from pydantic import BaseModel
 
 from messaging import config
 from messaging.config import RequestLimitSettings
+from messaging.db.engine import UNWRAPPED_NETWORK_ERRORS
 from messaging.errors import DomainError, ServiceUnavailable, UnsupportedMediaType
 from messaging.http_errors import ERROR_DESCRIPTIONS, error_body, error_headers, status_of, validation_error
 from messaging.http_requests import JSON_MEDIA_TYPE, check_envelope, check_query, raw_body, request_headers
@@ -96,7 +96,7 @@ class MessagingApi(PowertoolsHttpResolver):
         self.exception_handler(DomainError)(self._domain_error)
         self.exception_handler(RequestValidationError)(self._validation_error)
         self.exception_handler(RequestUnsupportedContentType)(self._unsupported_media_type)
-        self.exception_handler([TimeoutError, ConnectionError])(self._network_error)
+        self.exception_handler(list(UNWRAPPED_NETWORK_ERRORS))(self._network_error)
         self.not_found(self._no_route)
 
     def resolve(self, event: Mapping[str, Any], context: Any) -> dict[str, Any]:
@@ -106,7 +106,7 @@ class MessagingApi(PowertoolsHttpResolver):
             route = self.route_for(proxy)
             if route is not None:  # otherwise the resolver answers 404 or 405, before any body check
                 # An action without a body (POST /api/webhook-deliveries/{id}/retry) may come with none at all.
-                if route.dependant.body_params or raw_body(request).strip():
+                if self.declares_body(route) or raw_body(request).strip():
                     verifier = self._webhook_verifier() if self._webhook_verifier is not None else None
                     check_envelope(
                         request,
@@ -116,7 +116,7 @@ class MessagingApi(PowertoolsHttpResolver):
                     )
                 check_query(proxy.query_string_parameters or {}, self.declared_query_parameters(route))
         except DomainError as error:
-            return ResponseBuilder(self._domain_error(error)).build(proxy)
+            return self.answer(self._domain_error(error), proxy)
         return super().resolve(request, context)
 
     @staticmethod
@@ -130,7 +130,7 @@ class MessagingApi(PowertoolsHttpResolver):
         """No route for this method and path in this function: 405 with Allow when the path has other methods."""
         method = self.current_event.http_method.upper()
         path = self.current_event.path
-        allowed = sorted({route.method for route in self.routes() if route.rule.match(path)})
+        allowed = self.allowed_methods(path)
         if allowed:
             return error_response(
                 HTTPStatus.METHOD_NOT_ALLOWED,
@@ -141,7 +141,7 @@ class MessagingApi(PowertoolsHttpResolver):
         return error_response(HTTPStatus.NOT_FOUND, "not_found", f"no route for {method} {path}")
 
     @classmethod
-    def _network_error(cls, error: TimeoutError | ConnectionError) -> Response:
+    def _network_error(cls, error: Exception) -> Response:
         """A socket timeout or reset the driver did not wrap (a database that accepts but never answers)."""
         logger.warning("network error reaching a dependency", extra={"error": type(error).__name__})
         return cls._domain_error(ServiceUnavailable("a dependency is unavailable; retry later"))

@@ -9,11 +9,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from aws_lambda_powertools.event_handler import APIGatewayHttpResolver
+from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
+from aws_lambda_powertools.event_handler.api_gateway import ResponseBuilder
 
 
 class PowertoolsHttpResolver(APIGatewayHttpResolver):
-    """APIGatewayHttpResolver with the route lookup our checks (before validation) need."""
+    """APIGatewayHttpResolver with the route lookup our checks (before validation) need, and a way to answer
+    before the resolver runs."""
 
     def proxy_event(self, event: dict[str, Any]) -> Any:
         """The event as the resolver's routes see it (`_to_proxy_event`)."""
@@ -29,6 +31,22 @@ class PowertoolsHttpResolver(APIGatewayHttpResolver):
         """Every route (`_static_routes`, `_dynamic_routes`): each has `method`, `rule` and `dependant`."""
         return (*self._static_routes, *self._dynamic_routes)
 
+    def allowed_methods(self, path: str) -> list[str]:
+        """The methods this function routes on `path` (sorted; empty when it has no route for the path)."""
+        return sorted({route.method for route in self.routes() if route.rule.match(path)})
+
+    @staticmethod
+    def declares_body(route: Any) -> bool:
+        """Whether the route's handler takes a request body (`dependant.body_params`)."""
+        return bool(route.dependant.body_params)
+
     @staticmethod
     def declared_query_parameters(route: Any) -> set[str]:
+        """The query parameters the route's handler declares, by their names in the URL (`dependant`)."""
         return {parameter.alias for parameter in route.dependant.query_params}
+
+    @staticmethod
+    def answer(response: Response, event: Any) -> dict[str, Any]:
+        """`response` as the API Gateway result `resolve` returns, for an answer given before the resolver
+        runs (`ResponseBuilder`, which `resolve` uses for every route)."""
+        return ResponseBuilder(response).build(event)

@@ -149,19 +149,20 @@ def _discard_connections_left_in_doubt(engine: Engine) -> None:
 
     @event.listens_for(engine, "handle_error")
     def discard(context: ExceptionContext) -> None:
-        if context.is_disconnect or _clean_database_error(context.original_exception):
+        if context.is_disconnect or server_sqlstate(context.original_exception) is not None:
             return
         context.is_disconnect = True
         context.invalidate_pool_on_disconnect = False  # the other pooled connections are in step
 
 
-def _clean_database_error(error: BaseException) -> bool:
-    """True for an error the server reported (pg8000 raises it with the ErrorResponse's fields, SQLSTATE
-    under "C", only after reading every reply up to ReadyForQuery)."""
+def server_sqlstate(error: BaseException | None) -> str | None:
+    """The SQLSTATE of an error the server reported, None for any other error. pg8000 raises the server's
+    error with the ErrorResponse's fields (SQLSTATE under "C"), only after reading every reply up to
+    ReadyForQuery."""
     from pg8000.exceptions import Error
 
     details = error.args[0] if isinstance(error, Error) and error.args else None
-    return isinstance(details, dict) and "C" in details
+    return str(details["C"]) if isinstance(details, dict) and "C" in details else None
 
 
 _TIMESTAMP_OID, _TIMESTAMPTZ_OID = 1114, 1184
@@ -211,12 +212,17 @@ def _ping_connections_that_sat_idle(engine: Engine) -> None:
             raise DisconnectionError("stale connection") from exc
 
 
+# An open transaction, as `transaction()` yields it: what a service that works inside its caller's
+# transaction takes and hands on to db/ (services never name SQLAlchemy themselves).
+type Transaction = Connection
+
+
 def get_engine() -> Engine:
     return runtime.once("engine", lambda: build_engine(config.current(DatabaseSettings)), Engine.dispose)
 
 
 @contextmanager
-def transaction() -> Iterator[Connection]:
+def transaction() -> Iterator[Transaction]:
     """One transaction: committed on success, rolled back on error. A database that cannot serve us right
     now (unreachable, shutting down, out of connections, a serialization failure...) or no free connection
     in the pool before the timeout (the database stalls and every connection waits on it) raises
@@ -250,21 +256,22 @@ _UNAVAILABLE_SQLSTATE_CLASSES = ("08", "53", "57", "40", "28")
 _UNAVAILABLE_SQLSTATES = {"3D000", "55P03", "25006"}
 
 
+# A socket that timed out or was reset mid-conversation is not always wrapped in a driver error: raised as
+# it is, it means the same as a lost connection (the database, or the network to it, is unavailable).
+UNWRAPPED_NETWORK_ERRORS: tuple[type[Exception], ...] = (TimeoutError, ConnectionError)
+# What work done outside a transaction() sees when the database cannot serve it right now: the caller may
+# retry later, or leave the rest to the retry consumer and the sweep.
+DATABASE_UNAVAILABLE_ERRORS: tuple[type[Exception], ...] = (ServiceUnavailable, *UNWRAPPED_NETWORK_ERRORS)
+
+
 def database_unavailable(error: DBAPIError) -> bool:
     """True when a driver error means the database is unavailable (retry later), not a defect."""
     if error.connection_invalidated:
         return True
     original = error.orig
-    if isinstance(original, OSError | ConnectionError | TimeoutError):
+    if isinstance(original, (OSError, *UNWRAPPED_NETWORK_ERRORS)):
         return True
     if type(original).__name__ in ("InterfaceError", "OperationalError"):
         return True
-    state = sqlstate(original)
+    state = server_sqlstate(original) or ""
     return state[:2] in _UNAVAILABLE_SQLSTATE_CLASSES or state in _UNAVAILABLE_SQLSTATES
-
-
-def sqlstate(original: BaseException | None) -> str:
-    """The SQLSTATE of a driver error the server reported ("" for any other error)."""
-    arguments = getattr(original, "args", ())
-    details = arguments[0] if arguments else None
-    return str(details.get("C", "")) if isinstance(details, dict) else ""

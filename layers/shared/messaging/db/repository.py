@@ -29,7 +29,7 @@ from sqlalchemy.dialects.postgresql import JSONB, aggregate_order_by
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.exc import DBAPIError
 
-from messaging.db.engine import sqlstate
+from messaging.db.engine import server_sqlstate
 from messaging.db.events import AWAITING_RELAY, remember_written
 from messaging.db.receipts import RECEIPT_MAY_MOVE
 from messaging.db.schema import (
@@ -274,7 +274,7 @@ def store_message(connection: Connection, message: NewMessage, *, whole_transact
             _STORE_MESSAGE_AS_TRANSACTION if whole_transaction else _STORE_MESSAGE, parameters
         ).first()
     except DBAPIError as error:
-        if sqlstate(error.orig) != TWIN_COMMITTED_MEANWHILE:
+        if server_sqlstate(error.orig) != TWIN_COMMITTED_MEANWHILE:
             raise
         row = None  # aborted, nothing written: the twin is found below
     if row is None:

@@ -13,27 +13,21 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 
 from pydantic import ValidationError
-from sqlalchemy import Connection
 
 from messaging import config, queue
 from messaging.config import IdempotencySettings, RetryPolicySettings, SegmentSettings, ThrottleSettings
 from messaging.db import repository
 from messaging.db import suppressions as suppression_store
-from messaging.db.engine import transaction
+from messaging.db.engine import DATABASE_UNAVAILABLE_ERRORS, Transaction, transaction
 from messaging.documents import message_document
 from messaging.domain import IdempotencyRecord, Message, NewMessage, StoredMessage
 from messaging.enums import Direction, EventSource, MessageType
-from messaging.errors import Conflict, InvalidInput, NotFound, RequestInFlight, ServiceUnavailable
+from messaging.errors import Conflict, InvalidInput, NotFound, RequestInFlight
 from messaging.models import MessageOut, MessageStatus, Provider, SendEmail, SendSms
 from messaging.observability import logger, metrics
 from messaging.segments import count_segments
 from messaging.services.delivery import attempt
 from messaging.services.suppressions import ensure_sendable
-
-# What may go wrong once the message is committed without the request failing: the database (or the network
-# to it) becoming unavailable. The message stays `queued`, and the retry consumer or the sweep finishes it.
-# Anything else is a defect and propagates.
-_SURVIVABLE_AFTER_COMMIT = (ServiceUnavailable, TimeoutError, ConnectionError)
 
 SMS_ROUTE = "POST /api/messages/sms"
 EMAIL_ROUTE = "POST /api/messages/email"
@@ -160,7 +154,7 @@ class StoredOutbound:
     throttled: bool  # waits for its sender's slot: no attempt now
 
 
-def store_outbound(connection: Connection, message: NewMessage) -> StoredOutbound:
+def store_outbound(connection: Transaction, message: NewMessage) -> StoredOutbound:
     """Store an outbound message in the caller's transaction: its sender's next slot (throttling) first,
     then the suppression check, then the row. Locks are always taken in this order (sender slot, recipient,
     conversation), by sends and by opt-out keywords alike, so they never deadlock."""
@@ -171,7 +165,7 @@ def store_outbound(connection: Connection, message: NewMessage) -> StoredOutboun
     return StoredOutbound(message, repository.store_message(connection, message), throttled=slot is not None)
 
 
-def reserve_slot(connection: Connection, sender: str) -> datetime | None:
+def reserve_slot(connection: Transaction, sender: str) -> datetime | None:
     """Beyond SENDER_RATE_PER_SECOND, the instant the sender's next message may go (None: now)."""
     rate = config.current(ThrottleSettings).sender_rate_per_second
     if rate <= 0:
@@ -203,8 +197,10 @@ def _first_attempt(stored: StoredMessage, message: NewMessage) -> MessageOut:
     pending = message.as_stored(stored.id, stored.conversation_id, at=datetime.now(UTC))
     try:
         return message_document(attempt(pending, EventSource.API))
-    except _SURVIVABLE_AFTER_COMMIT:
-        # The message is committed as `queued`; the sweep finishes it. The client still gets its 202.
+    except DATABASE_UNAVAILABLE_ERRORS:
+        # What may go wrong once the message is committed without the request failing: the database becoming
+        # unavailable. The message stays `queued`; the retry consumer or the sweep finishes it, and the client
+        # still gets its 202. Anything else is a defect and propagates.
         logger.exception("first send attempt could not be recorded; the sweep will finish it")
         return message_document(pending)
 
@@ -237,5 +233,5 @@ def _remember_response(route: str, key: str, document: MessageOut) -> None:
             repository.remember_idempotent_response(
                 connection, route, key, 202, document.model_dump(mode="json", by_alias=True)
             )
-    except _SURVIVABLE_AFTER_COMMIT:
+    except DATABASE_UNAVAILABLE_ERRORS:
         logger.exception("could not store the response of an idempotent request; twins will see the live message")

@@ -7,11 +7,9 @@ db/receipts.py for the race this closes).
 
 from __future__ import annotations
 
-from sqlalchemy import Connection
-
 from messaging.db import receipts as receipts_db
 from messaging.db import repository
-from messaging.db.engine import transaction
+from messaging.db.engine import Transaction, transaction
 from messaging.enums import RECEIPT_OUTCOME_STATUS, Provider
 from messaging.models import EmailEvent, ReceiptResult, ReceiptResults, SmsReceipt
 from messaging.observability import logger, metrics
@@ -52,7 +50,7 @@ def receive_email_events(events: list[EmailEvent]) -> ReceiptResults:
     return ReceiptResults(results=[_reported(outcome, Provider.EMAIL) for outcome in outcomes])
 
 
-def _suppress_recipient_of(connection: Connection, event: EmailEvent, outcome: receipts_db.ReceiptOutcome) -> None:
+def _suppress_recipient_of(connection: Transaction, event: EmailEvent, outcome: receipts_db.ReceiptOutcome) -> None:
     """A first-seen bounce or spam report about a message we know: its recipient is suppressed (a duplicate
     changes nothing; a held event names no message yet, so no address)."""
     if (

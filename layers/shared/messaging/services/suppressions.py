@@ -11,10 +11,8 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from sqlalchemy import Connection
-
 from messaging.db import suppressions as store
-from messaging.db.engine import transaction
+from messaging.db.engine import Transaction, transaction
 from messaging.domain import Message, NewMessage, Suppression
 from messaging.enums import EventSource, EventType, SuppressionSource
 from messaging.errors import NotFound, RecipientOptedOut
@@ -33,7 +31,7 @@ def suppression_document(suppression: Suppression) -> SuppressionOut:
     return SuppressionOut.model_validate(suppression, from_attributes=True)
 
 
-def ensure_sendable(connection: Connection, message: NewMessage) -> None:
+def ensure_sendable(connection: Transaction, message: NewMessage) -> None:
     """Inside the transaction that stores an outbound message: refuse a suppressed recipient. The shared
     lock is held until that transaction ends, so no suppression commits between this check and the store."""
     store.lock_address(connection, message.to_address, exclusive=False)
@@ -61,7 +59,7 @@ def deliver_unless_suppressed(message: Message, send: Callable[[], Accepted]) ->
 
 
 def suppress(
-    connection: Connection,
+    connection: Transaction,
     address: str,
     sender: str | None,
     source: SuppressionSource,
@@ -89,7 +87,7 @@ def suppress(
 
 
 def opted_in(
-    connection: Connection, suppression: Suppression, event_source: EventSource, **context: int | None
+    connection: Transaction, suppression: Suppression, event_source: EventSource, **context: int | None
 ) -> None:
     store.record_suppression_event(connection, EventType.OPTED_IN, suppression, event_source, **context)
     metrics.add_metric(name="RecipientsOptedIn", unit="Count", value=1)
@@ -143,7 +141,7 @@ def suppress_for_email_event(
 
 
 def suppress_in_for_email_event(
-    connection: Connection, event: str, address: str, *, reason: str | None = None, message_id: int | None = None
+    connection: Transaction, event: str, address: str, *, reason: str | None = None, message_id: int | None = None
 ) -> Suppression | None:
     """As suppress_for_email_event, inside the caller's transaction (the one recording the event)."""
     source = _EMAIL_EVENT_SOURCES.get(event)

@@ -100,7 +100,8 @@ def deliver(delivery_id: int) -> DispatchReport:
         return DispatchReport(0, 0)  # gone with its endpoint, or settled: a duplicate record
     if delivery is None:
         # Early: the delay was longer than SQS allows, or another worker holds the lease. Chain the wait.
-        assert current.next_attempt_at is not None  # noqa: S101 - pending deliveries always have one
+        if current.next_attempt_at is None:
+            raise RuntimeError(f"webhook delivery {delivery_id} is pending without a next attempt time")
         wait = (current.next_attempt_at - datetime.now(UTC)).total_seconds()
         event_queue.schedule_delivery(delivery_id, wait)
         return DispatchReport(0, 0)
@@ -202,8 +203,7 @@ def _record(delivery: WebhookDelivery, result: HttpResult | None) -> bool:
         metrics.add_metric(name="WebhookDeliveries", unit="Count", value=1)
         logger.info("webhook delivered", extra=log)
         return True
-    if status == "pending":
-        assert next_attempt_at is not None  # noqa: S101
+    if next_attempt_at is not None:  # pending: attempted again at that instant
         logger.info("webhook attempt failed; retrying", extra={**log, "next_attempt_at": next_attempt_at})
         try:
             event_queue.schedule_delivery(delivery.id, (next_attempt_at - datetime.now(UTC)).total_seconds())

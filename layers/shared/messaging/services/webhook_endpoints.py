@@ -114,7 +114,8 @@ def retry_delivery(delivery_id: int) -> WebhookDeliveryOut:
         if not current.endpoint_enabled:
             raise Conflict(f"webhook endpoint {current.endpoint_id} is disabled; enable it first", field="id")
         delivery = webhooks.retry_now(connection, delivery_id)
-    assert delivery is not None  # noqa: S101 - read in the same transaction
+        if delivery is None:  # deleted with its endpoint since it was read
+            raise NotFound(f"webhook delivery {delivery_id} does not exist", field="id")
     try:
         event_queue.enqueue_deliveries([delivery_id])
     except Exception:
