@@ -293,3 +293,23 @@ def test_a_signed_webhook_still_passes(invoke, db, configure):
     headers = {"content-type": "application/json", **{k.lower(): v for k, v in sign(body, "sms-secret").items()}}
     assert post(invoke, "inbound_sms-sms", SMS, headers)["statusCode"] == 200
     assert int(headers["x-signature-timestamp"]) <= time.time() + 1
+
+
+RECEIPT = sample_body("inbound_sms-status")
+
+
+@pytest.mark.parametrize("error_code", ["", "   ", "30\x0708", "30\n08", "\u200b"])
+def test_a_blank_or_unprintable_receipt_error_code_is_422_naming_error_code(invoke, db, error_code):
+    receipts_before = db.scalar("SELECT count(*) FROM provider_receipts")
+    event = sample_event("inbound_sms-status", {**RECEIPT, "status": "undelivered", "error_code": error_code})
+    error = error_of(invoke("InboundSmsFunction", event), 422)
+    assert error["field"] == "error_code", error
+    assert "error_code" in error["message"]
+    assert db.scalar("SELECT count(*) FROM provider_receipts") == receipts_before
+    assert db.counts()["messages"] == 0
+
+
+def test_a_printable_receipt_error_code_is_accepted(invoke, db):
+    event = sample_event("inbound_sms-status", {**RECEIPT, "status": "undelivered", "error_code": "30008"})
+    response = invoke("InboundSmsFunction", event)
+    assert response["statusCode"] == 200, response["body"]
