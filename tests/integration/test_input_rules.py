@@ -147,12 +147,25 @@ def test_phone_numbers_that_would_be_converted_are_refused(invoke, db, number, r
         ("[contact us](mailto:c@d.com)", "ambiguous"),
         ("a" * 65 + "@example.com", "64"),
         ("a\u200d@example.com", "invisible"),
+        ("a@\uff45xample.com", "compatibility characters"),  # fullwidth e: stored as a@example.com before
+        ("\ufb01@example.com", "compatibility characters"),
+        ("a@example\u3002com", "not as written"),
     ],
 )
 def test_email_addresses_that_would_be_converted_are_refused(invoke, db, address, reason):
     error = error_of(post(invoke, "inbound_email-email", {**EMAIL, "to": address}), 422)
     assert error["field"] == "to" and reason in error["message"]
     assert db.counts()["messages"] == 0
+
+
+@pytest.mark.parametrize(
+    ("address", "stored"),
+    [("who@b\u00fccher.de", "who@b\u00fccher.de"), ("who@xn--bcher-kva.de", "who@b\u00fccher.de")],
+)
+def test_an_internationalized_domain_is_stored_as_written(invoke, db, address, stored):
+    response = post(invoke, "inbound_email-email", {**EMAIL, "to": address})
+    assert response["statusCode"] == 200, response["body"]
+    assert db.scalar("SELECT to_address FROM messages") == stored
 
 
 def test_a_markdown_link_whose_text_is_its_target_is_stored_bare(invoke, db):
