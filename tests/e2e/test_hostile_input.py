@@ -412,6 +412,39 @@ def test_hardening_ii_input_is_refused_naming_the_field(
     assert runner_db.counts() == before
 
 
+# Pairs in code-point order that a linguistic collation reverses: ICU en-US puts '_' before '-'; glibc's
+# en_US.UTF-8 compares letters first ("ab" before "ac").
+COLLATION_PAIRS = [("a-b@x.com", "a_b@x.com"), ("a-c@x.com", "ab@x.com")]
+
+
+def test_emails_between_addresses_a_locale_orders_otherwise_meet_in_their_own_conversations(runner_url, runner_db):
+    """The second run of `make test` creates the runner's database with en-US's default collation: there,
+    before the participant columns were COLLATE "C", an email between such a pair was a 500 and was lost.
+    Each email is stored, both directions of a pair meet in one conversation, and neither address of the
+    pair is taken for the other."""
+    sent = iter(range(100))
+
+    def receive(sender: str, recipient: str) -> int:
+        document = {**EMAIL, "from": sender, "to": recipient, "xillio_id": f"collation-{next(sent)}"}
+        response = call(runner_url, "POST", "/api/webhooks/email", document)
+        assert response.status == 200, response.text
+        return response.json()["conversation_id"]
+
+    expected = {}
+    for first, second in COLLATION_PAIRS:
+        conversation_id = receive(second, first)
+        assert receive(first, second) == conversation_id
+        expected[conversation_id] = ([first, second], 2)
+    hyphen, underscore = COLLATION_PAIRS[0]
+    expected[receive(hyphen, "support@x.com")] = ([hyphen, "support@x.com"], 1)
+    expected[receive(underscore, "support@x.com")] = ([underscore, "support@x.com"], 1)
+    assert len(expected) == 4  # four distinct conversations
+    for conversation_id, (participants, count) in expected.items():
+        conversation = call(runner_url, "GET", f"/api/conversations/{conversation_id}").json()
+        assert (conversation["participants"], conversation["message_count"]) == (participants, count)
+    assert runner_db.scalar("SELECT count(*) FROM conversations") == 4
+
+
 @pytest.mark.parametrize("content_type", ["APPLICATION/JSON", "application/json; charset=UTF-8"])
 def test_application_json_in_any_case_is_accepted_over_http(runner_url, runner_db, content_type):
     response = call(runner_url, "POST", "/api/webhooks/sms", json.dumps(SMS).encode(), {"Content-Type": content_type})
