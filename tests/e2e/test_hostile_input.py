@@ -22,6 +22,7 @@ SMS = sample_body("inbound_sms-sms")
 EMAIL = sample_body("inbound_email-email")
 SEND_SMS = sample_body("send_message-sms")
 SEND_EMAIL = sample_body("send_message-email")
+RECEIPT = sample_body("inbound_sms-status")
 
 
 def changed(document, **changes):
@@ -362,6 +363,16 @@ HARDENING_II_CASES = [
     ("email-link-differs", "POST", "/api/webhooks/email", changed(EMAIL, to="[a@b.com](mailto:c@d.com)"), JSON, "to"),
     ("email-local-65", "POST", "/api/messages/email", changed(SEND_EMAIL, to="a" * 65 + "@example.com"), JSON, "to"),
     ("email-zero-width", "POST", "/api/webhooks/email", changed(EMAIL, to="a\u200d@example.com"), JSON, "to"),
+    ("email-fullwidth", "POST", "/api/webhooks/email", changed(EMAIL, to="a@\uff45xample.com"), JSON, "to"),
+    ("email-ideographic-dot", "POST", "/api/messages/email", changed(SEND_EMAIL, to="a@example\u3002com"), JSON, "to"),
+    (
+        "receipt-blank-error-code",
+        "POST",
+        "/api/webhooks/sms/status",
+        changed(RECEIPT, status="undelivered", error_code=" "),
+        JSON,
+        "error_code",
+    ),
     ("naive-timestamp", "POST", "/api/webhooks/sms", changed(SMS, timestamp="2024-11-01T14:00:00"), JSON, "timestamp"),
     ("date-timestamp", "POST", "/api/webhooks/email", changed(EMAIL, timestamp="2024-11-01"), JSON, "timestamp"),
     ("epoch-timestamp", "POST", "/api/webhooks/sms", changed(SMS, timestamp=1730469600), JSON, "timestamp"),
