@@ -22,6 +22,7 @@ SMS = sample_body("inbound_sms-sms")
 EMAIL = sample_body("inbound_email-email")
 SEND_SMS = sample_body("send_message-sms")
 SEND_EMAIL = sample_body("send_message-email")
+RECEIPT = sample_body("inbound_sms-status")
 
 
 def changed(document, **changes):
@@ -362,6 +363,16 @@ HARDENING_II_CASES = [
     ("email-link-differs", "POST", "/api/webhooks/email", changed(EMAIL, to="[a@b.com](mailto:c@d.com)"), JSON, "to"),
     ("email-local-65", "POST", "/api/messages/email", changed(SEND_EMAIL, to="a" * 65 + "@example.com"), JSON, "to"),
     ("email-zero-width", "POST", "/api/webhooks/email", changed(EMAIL, to="a\u200d@example.com"), JSON, "to"),
+    ("email-fullwidth", "POST", "/api/webhooks/email", changed(EMAIL, to="a@\uff45xample.com"), JSON, "to"),
+    ("email-ideographic-dot", "POST", "/api/messages/email", changed(SEND_EMAIL, to="a@example\u3002com"), JSON, "to"),
+    (
+        "receipt-blank-error-code",
+        "POST",
+        "/api/webhooks/sms/status",
+        changed(RECEIPT, status="undelivered", error_code=" "),
+        JSON,
+        "error_code",
+    ),
     ("naive-timestamp", "POST", "/api/webhooks/sms", changed(SMS, timestamp="2024-11-01T14:00:00"), JSON, "timestamp"),
     ("date-timestamp", "POST", "/api/webhooks/email", changed(EMAIL, timestamp="2024-11-01"), JSON, "timestamp"),
     ("epoch-timestamp", "POST", "/api/webhooks/sms", changed(SMS, timestamp=1730469600), JSON, "timestamp"),
@@ -410,6 +421,39 @@ def test_hardening_ii_input_is_refused_naming_the_field(
     assert set(error) == {"code", "message", "field"}
     assert error["field"] == field, error
     assert runner_db.counts() == before
+
+
+# Pairs in code-point order that a linguistic collation reverses: ICU en-US puts '_' before '-'; glibc's
+# en_US.UTF-8 compares letters first ("ab" before "ac").
+COLLATION_PAIRS = [("a-b@x.com", "a_b@x.com"), ("a-c@x.com", "ab@x.com")]
+
+
+def test_emails_between_addresses_a_locale_orders_otherwise_meet_in_their_own_conversations(runner_url, runner_db):
+    """The second run of `make test` creates the runner's database with en-US's default collation: there,
+    before the participant columns were COLLATE "C", an email between such a pair was a 500 and was lost.
+    Each email is stored, both directions of a pair meet in one conversation, and neither address of the
+    pair is taken for the other."""
+    sent = iter(range(100))
+
+    def receive(sender: str, recipient: str) -> int:
+        document = {**EMAIL, "from": sender, "to": recipient, "xillio_id": f"collation-{next(sent)}"}
+        response = call(runner_url, "POST", "/api/webhooks/email", document)
+        assert response.status == 200, response.text
+        return response.json()["conversation_id"]
+
+    expected = {}
+    for first, second in COLLATION_PAIRS:
+        conversation_id = receive(second, first)
+        assert receive(first, second) == conversation_id
+        expected[conversation_id] = ([first, second], 2)
+    hyphen, underscore = COLLATION_PAIRS[0]
+    expected[receive(hyphen, "support@x.com")] = ([hyphen, "support@x.com"], 1)
+    expected[receive(underscore, "support@x.com")] = ([underscore, "support@x.com"], 1)
+    assert len(expected) == 4  # four distinct conversations
+    for conversation_id, (participants, count) in expected.items():
+        conversation = call(runner_url, "GET", f"/api/conversations/{conversation_id}").json()
+        assert (conversation["participants"], conversation["message_count"]) == (participants, count)
+    assert runner_db.scalar("SELECT count(*) FROM conversations") == 4
 
 
 @pytest.mark.parametrize("content_type", ["APPLICATION/JSON", "application/json; charset=UTF-8"])

@@ -147,12 +147,25 @@ def test_phone_numbers_that_would_be_converted_are_refused(invoke, db, number, r
         ("[contact us](mailto:c@d.com)", "ambiguous"),
         ("a" * 65 + "@example.com", "64"),
         ("a\u200d@example.com", "invisible"),
+        ("a@\uff45xample.com", "compatibility characters"),  # fullwidth e: stored as a@example.com before
+        ("\ufb01@example.com", "compatibility characters"),
+        ("a@example\u3002com", "not as written"),
     ],
 )
 def test_email_addresses_that_would_be_converted_are_refused(invoke, db, address, reason):
     error = error_of(post(invoke, "inbound_email-email", {**EMAIL, "to": address}), 422)
     assert error["field"] == "to" and reason in error["message"]
     assert db.counts()["messages"] == 0
+
+
+@pytest.mark.parametrize(
+    ("address", "stored"),
+    [("who@b\u00fccher.de", "who@b\u00fccher.de"), ("who@xn--bcher-kva.de", "who@b\u00fccher.de")],
+)
+def test_an_internationalized_domain_is_stored_as_written(invoke, db, address, stored):
+    response = post(invoke, "inbound_email-email", {**EMAIL, "to": address})
+    assert response["statusCode"] == 200, response["body"]
+    assert db.scalar("SELECT to_address FROM messages") == stored
 
 
 def test_a_markdown_link_whose_text_is_its_target_is_stored_bare(invoke, db):
@@ -293,3 +306,23 @@ def test_a_signed_webhook_still_passes(invoke, db, configure):
     headers = {"content-type": "application/json", **{k.lower(): v for k, v in sign(body, "sms-secret").items()}}
     assert post(invoke, "inbound_sms-sms", SMS, headers)["statusCode"] == 200
     assert int(headers["x-signature-timestamp"]) <= time.time() + 1
+
+
+RECEIPT = sample_body("inbound_sms-status")
+
+
+@pytest.mark.parametrize("error_code", ["", "   ", "30\x0708", "30\n08", "\u200b"])
+def test_a_blank_or_unprintable_receipt_error_code_is_422_naming_error_code(invoke, db, error_code):
+    receipts_before = db.scalar("SELECT count(*) FROM provider_receipts")
+    event = sample_event("inbound_sms-status", {**RECEIPT, "status": "undelivered", "error_code": error_code})
+    error = error_of(invoke("InboundSmsFunction", event), 422)
+    assert error["field"] == "error_code", error
+    assert "error_code" in error["message"]
+    assert db.scalar("SELECT count(*) FROM provider_receipts") == receipts_before
+    assert db.counts()["messages"] == 0
+
+
+def test_a_printable_receipt_error_code_is_accepted(invoke, db):
+    event = sample_event("inbound_sms-status", {**RECEIPT, "status": "undelivered", "error_code": "30008"})
+    response = invoke("InboundSmsFunction", event)
+    assert response["statusCode"] == 200, response["body"]

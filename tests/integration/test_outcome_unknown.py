@@ -4,7 +4,7 @@ when retried with the same Idempotency-Key: the retry finds the stored message a
 
 import pytest
 
-from tests.conftest import response_json
+from tests.conftest import response_json, sample_event
 from tests.integration.test_outbound import send
 
 
@@ -48,3 +48,26 @@ def test_a_send_whose_commit_reply_is_lost_is_found_again_by_its_idempotency_key
     assert retried["statusCode"] == 202, retried
     assert response_json(retried)["id"] == db.scalar("SELECT id FROM messages")
     assert db.scalar("SELECT count(*) FROM messages") == 1
+
+
+@pytest.mark.parametrize(
+    ("function", "event_name"),
+    [("InboundSmsFunction", "inbound_sms-sms"), ("InboundEmailFunction", "inbound_email-email")],
+)
+def test_a_webhook_whose_commit_reply_is_lost_is_stored_once_when_the_provider_retries(
+    invoke, db, lose_the_first_commit_reply, function, event_name
+):
+    first = invoke(function, sample_event(event_name))
+    assert lose_the_first_commit_reply and first["statusCode"] == 503, first
+    assert first["headers"]["Retry-After"]
+    assert db.scalar("SELECT count(*) FROM messages") == 1  # "unavailable", yet stored
+
+    # The provider retries the same webhook (the same provider message id): the stored message answers.
+    retried = invoke(function, sample_event(event_name))
+    assert retried["statusCode"] == 200, retried
+    answer = response_json(retried)
+    assert answer["duplicate"] is True
+    assert answer["id"] == db.scalar("SELECT id FROM messages")
+    assert answer["conversation_id"] == db.scalar("SELECT id FROM conversations")
+    assert db.counts() == {"messages": 1, "conversations": 1, "mock_provider_deliveries": 0}
+    assert db.scalar("SELECT count(*) FROM message_events WHERE type = 'message.received'") == 1

@@ -38,9 +38,10 @@ def test_concurrent_messages_with_one_timestamp_keep_the_summary_on_the_lists_la
             responses = list(pool.map(lambda index, r=round_number: webhook(r, index), range(BURST)))
             assert {response["statusCode"] for response in responses} == {200}
             conversation_id = response_json(responses[0])["conversation_id"]
-            ids = {"conversation_id": str(conversation_id)}
-            listed = read(invoke, f"/api/conversations/{conversation_id}/messages", {"limit": "200"}, ids)["items"]
-            summary = read(invoke, f"/api/conversations/{conversation_id}", None, ids)
+            ids = {"conversation_id": conversation_id}
+            messages = "/api/conversations/{conversation_id}/messages"
+            listed = read(invoke, "ConversationsFunction", messages, ids, "limit=200")["items"]
+            summary = read(invoke, "ConversationsFunction", "/api/conversations/{conversation_id}", ids)
             assert len(listed) == BURST and summary["message_count"] == BURST
             stored = db.rows("SELECT last_message_id FROM conversations WHERE id = :id", id=conversation_id)[0]
             if (stored["last_message_id"], summary["last_message_preview"]) != (listed[-1]["id"], listed[-1]["body"]):

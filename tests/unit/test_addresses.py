@@ -107,3 +107,41 @@ def test_ambiguous_or_overlong_emails_are_refused(raw, reason):
 
 def test_a_local_part_of_exactly_64_characters_is_accepted():
     assert normalize_email("a" * 64 + "@example.com") == "a" * 64 + "@example.com"
+
+
+@pytest.mark.parametrize(
+    ("raw", "reason"),
+    [
+        ("a@\uff45xample.com", "compatibility characters"),  # fullwidth e: the library would store a@example.com
+        ("\uff41@example.com", "compatibility characters"),  # fullwidth a, kept by the library: a look-alike
+        ("a\uff20example.com", "compatibility characters"),  # fullwidth @
+        ("a@example\uff0ecom", "compatibility characters"),  # fullwidth full stop
+        ("\ufb01@example.com", "compatibility characters"),  # the ligature fi
+        ("a@\ufb01le.com", "compatibility characters"),
+        ("a@\u2460.com", "compatibility characters"),  # circled digit one
+        ("a@\u2168.com", "compatibility characters"),  # roman numeral nine
+        ("a@\u017fx.com", "compatibility characters"),  # long s
+        ("a@example\u3002com", "would be stored as 'a@example.com'"),  # ideographic full stop, read as '.'
+    ],
+)
+def test_emails_the_library_would_convert_or_that_read_as_another_address_are_refused(raw, reason):
+    with pytest.raises(InvalidAddress, match=reason):
+        normalize_email(raw)
+    with pytest.raises(InvalidAddress):
+        normalize_email(f"[{raw}](mailto:{raw})")
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        ("a@b\u00fccher.de", "a@b\u00fccher.de"),  # an internationalized domain, stored as written
+        ("a@B\u00dcCHER.DE", "a@b\u00fccher.de"),  # ... up to case
+        ("a@bu\u0308cher.de", "a@b\u00fccher.de"),  # ... and to canonical equivalence (u + combining diaeresis)
+        ("a@xn--bcher-kva.de", "a@b\u00fccher.de"),  # its ASCII form names the same domain
+        ("Jos\u00e9@example.com", "jos\u00e9@example.com"),
+        ("\u7528\u6237@\u4f8b\u5b50.\u5e7f\u544a", "\u7528\u6237@\u4f8b\u5b50.\u5e7f\u544a"),
+        ("a@stra\u00dfe.de", "a@stra\u00dfe.de"),  # sharp s stays (IDNA 2008, non-transitional)
+    ],
+)
+def test_internationalized_addresses_are_accepted_as_written(raw, expected):
+    assert normalize_email(raw) == expected

@@ -2,8 +2,8 @@
 
 The grouping rule depends on every address having exactly one normal form, so both directions and both
 channels of a pair meet in one conversation. Anything the libraries would silently convert (letters read
-off a keypad, an extension dropped, a link's target chosen over its text) is refused instead: a stored
-address must be the one the sender wrote.
+off a keypad, an extension dropped, a link's target chosen over its text, a fullwidth letter read as its
+ASCII twin) is refused instead: a stored address must be the one the sender wrote.
 """
 
 from __future__ import annotations
@@ -89,13 +89,37 @@ def normalize_phone(raw: str, *, assigned: bool = True) -> str:
 def _bare_email(value: str) -> str:
     if not value:
         raise InvalidAddress("email address is empty")
+    # Compatibility characters (fullwidth letters, digits, '@' and '.', ligatures, circled digits, roman
+    # numerals) read as other characters: `ａ@example.com` looks like, but is not, `a@example.com`, and in a
+    # domain the library would silently map them to what they resemble.
+    if unicodedata.normalize("NFKC", value) != unicodedata.normalize("NFC", value):
+        raise InvalidAddress(
+            "email address contains compatibility characters (fullwidth forms, ligatures or the like); "
+            "write it with plain characters"
+        )
     try:
         validated = validate_email(value, check_deliverability=False, allow_smtputf8=True)
     except EmailNotValidError as exc:
         raise InvalidAddress(f"not a valid email address: {exc}") from None
     if len(validated.local_part.encode()) > MAX_LOCAL_PART_OCTETS:
         raise InvalidAddress(f"the part before the @ is longer than {MAX_LOCAL_PART_OCTETS} characters")
-    return validated.normalized.lower()
+    stored = validated.normalized.lower()
+    if not _same_address(value, stored, validated.ascii_domain):
+        raise InvalidAddress(f"email address would be stored as {stored!r}, not as written; send that form")
+    return stored
+
+
+def _same_address(given: str, stored: str, ascii_domain: str) -> bool:
+    """True when `stored` is `given` up to letter case, Unicode canonical equivalence (one character
+    encoded composed or decomposed: the same text) and a domain written in its ASCII IDNA form (xn--...:
+    the same domain, stored in Unicode). Any other mapping the library made (such as an ideographic full
+    stop read as '.') would store an address the sender did not write."""
+    given = unicodedata.normalize("NFC", given).lower()
+    if given == stored:
+        return True
+    given_local, _, given_domain = given.rpartition("@")
+    stored_local = stored.rpartition("@")[0]
+    return given_local == stored_local and given_domain == ascii_domain.lower()
 
 
 @functools.lru_cache(maxsize=4096)

@@ -249,6 +249,15 @@ class MessageOut(BaseModel):
 
 
 MAX_EMAIL_EVENTS = 100
+
+
+def _receipt_code(value: str) -> str:
+    if not value.strip() or not value.isprintable():
+        raise ValueError("error_code must be printable, non-empty text")
+    return value
+
+
+ReceiptCode = Annotated[str, Field(max_length=64), AfterValidator(_receipt_code)]
 ReceiptDetail = Annotated[
     str, Field(min_length=1, max_length=1000, pattern=r"^[^\x00-\x1f\x7f]+$"), AfterValidator(_storable_text)
 ]
@@ -260,14 +269,8 @@ class SmsReceipt(BaseModel):
     model_config = ConfigDict(extra="forbid")
     messaging_provider_id: ProviderMessageId
     status: Literal["delivered", "undelivered"]
-    error_code: Annotated[str, Field(max_length=64)] | None = None
+    error_code: ReceiptCode | None = None
     timestamp: Instant
-
-    @model_validator(mode="after")
-    def _code_is_printable(self) -> Any:
-        if self.error_code is not None and (not self.error_code.strip() or not self.error_code.isprintable()):
-            raise ValueError("error_code must be printable, non-empty text")
-        return self
 
 
 class EmailEvent(BaseModel):
