@@ -232,3 +232,15 @@ def test_an_inbound_webhook_is_one_round_trip_to_the_database(invoke, db, round_
     assert webhook("counted")["statusCode"] == 200
     assert len(round_trips) == 1
     assert db.scalar("SELECT count(*) FROM messages") == 2
+
+
+def test_a_page_read_is_one_round_trip_to_the_database(invoke, db, round_trips):
+    """A read of one statement is a transaction of its own: no begin, no commit to send."""
+    from tests.conftest import sample_event
+
+    assert invoke("InboundSmsFunction", sample_event("inbound_sms-sms"))["statusCode"] == 200
+    assert invoke("ConversationsFunction", sample_event("conversations-messages"))["statusCode"] == 200  # warm
+    round_trips.clear()
+    page = invoke("ConversationsFunction", sample_event("conversations-messages"))
+    assert page["statusCode"] == 200
+    assert len(round_trips) == 1

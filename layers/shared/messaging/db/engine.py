@@ -247,6 +247,16 @@ def transaction() -> Iterator[Transaction]:
         publish_events(list(written))
 
 
+@contextmanager
+def reading() -> Iterator[Transaction]:
+    """A unit of work that only reads: each statement is a transaction of its own (its own consistent
+    snapshot), sent without "begin" and committed by PostgreSQL as it completes, so a read of one statement
+    is one round trip. The same errors as transaction(). Nothing written here would be undone as a whole."""
+    with transaction() as connection:
+        connection.execution_options(own_transaction=True)
+        yield connection
+
+
 # SQLSTATE classes and codes that say "the database cannot serve us right now", not "this request is wrong":
 # connection exception, insufficient resources (too many connections), operator intervention (shutdown,
 # starting up, statement timeout), transaction rollback (serialization failure, deadlock), invalid

@@ -6,7 +6,7 @@ from collections.abc import Callable, Sequence
 from datetime import datetime
 
 from messaging.db import repository
-from messaging.db.engine import transaction
+from messaging.db.engine import reading
 from messaging.documents import conversation_document, event_document, message_document
 from messaging.domain import ConversationFilters, MessageFilters
 from messaging.errors import InvalidInput, NotFound
@@ -46,14 +46,14 @@ def list_conversations(
     limit: int, cursor: str | None, filters: ConversationFilters | None = None
 ) -> Page[ConversationOut]:
     position = decode_cursor(cursor)
-    with transaction() as connection:
+    with reading() as connection:
         found = repository.list_conversations(connection, filters or ConversationFilters(), limit + 1, position)
     items, next_cursor = _page(found, limit, conversation_document, lambda last: (last.last_message_at, last.id))
     return Page[ConversationOut](items=items, next_cursor=next_cursor)
 
 
 def get_conversation(conversation_id: int) -> ConversationOut:
-    with transaction() as connection:
+    with reading() as connection:
         conversation = repository.get_conversation(connection, conversation_id)
     if conversation is None:
         raise NotFound(f"conversation {conversation_id} does not exist", field="id")
@@ -62,7 +62,7 @@ def get_conversation(conversation_id: int) -> ConversationOut:
 
 def list_messages(conversation_id: int, limit: int, cursor: str | None) -> Page[MessageOut]:
     position = decode_cursor(cursor)
-    with transaction() as connection:
+    with reading() as connection:
         found = repository.list_messages(connection, conversation_id, limit + 1, position)
         if not found and not repository.conversation_exists(connection, conversation_id):
             raise NotFound(f"conversation {conversation_id} does not exist", field="id")
@@ -76,14 +76,14 @@ def find_messages(filters: MessageFilters, limit: int, cursor: str | None) -> Pa
     if filters.since is not None and filters.until is not None and filters.since >= filters.until:
         raise InvalidInput("until must be later than since", field="until")
     position = decode_cursor(cursor)
-    with transaction() as connection:
+    with reading() as connection:
         found = repository.find_messages(connection, filters, limit + 1, position)
     items, next_cursor = _page(found, limit, message_document, lambda last: (last.timestamp, last.id))
     return Page[MessageOut](items=items, next_cursor=next_cursor)
 
 
 def get_message(message_id: int) -> MessageOut:
-    with transaction() as connection:
+    with reading() as connection:
         message = repository.get_message(connection, message_id)
     if message is None:
         raise NotFound(f"message {message_id} does not exist", field="id")
@@ -93,7 +93,7 @@ def get_message(message_id: int) -> MessageOut:
 def list_message_events(message_id: int, limit: int, cursor: str | None) -> Page[MessageEventOut]:
     """A message's history, oldest first (keyset on the event id, which grows with every row written)."""
     position = decode_cursor(cursor)
-    with transaction() as connection:
+    with reading() as connection:
         found = repository.list_message_events(
             connection, message_id, limit + 1, None if position is None else position[1]
         )
@@ -105,7 +105,7 @@ def list_message_events(message_id: int, limit: int, cursor: str | None) -> Page
 
 def database_reachable() -> bool:
     try:
-        with transaction() as connection:
+        with reading() as connection:
             repository.ping(connection)
     except Exception:
         return False
