@@ -192,6 +192,75 @@ def test_a_hard_bounce_or_spam_report_webhook_suppresses_the_recipient(invoke, d
     assert_opted_out(invoke("SendMessageFunction", sample_event("send_message-email")))
 
 
+def _sent_email_rewound_to_before_its_answer(invoke, db):
+    """A sent email, rewound to `retrying` without a provider id, as it was before the provider's answer was
+    recorded; returns (message id, the provider id the answer carries)."""
+    sent = response_json(invoke("SendMessageFunction", sample_event("send_message-email")))
+    provider_id = db.scalar("SELECT provider_message_id FROM messages WHERE id = :id", id=sent["id"])
+    db.execute("UPDATE messages SET status = 'retrying', provider_message_id = NULL WHERE id = :id", id=sent["id"])
+    return sent["id"], provider_id
+
+
+def _opted_out(db):
+    rows = db.rows("SELECT address, sender, source, reason FROM suppressions")
+    events = db.scalar("SELECT count(*) FROM message_events WHERE type = 'recipient.opted_out'")
+    return [(row["address"], row["sender"], row["source"], row["reason"]) for row in rows], events
+
+
+@pytest.mark.parametrize(("event", "source"), [("bounce", "bounce"), ("spamreport", "complaint")])
+def test_a_held_bounce_or_spam_report_suppresses_when_the_send_is_recorded(invoke, db, queues, event, source):
+    """The provider's event arrives before our `sent` update: held. Recording the send applies it, and it
+    suppresses the recipient exactly as a live one does."""
+    from messaging.db import repository
+    from messaging.db.engine import transaction
+    from messaging.enums import EventSource
+    from messaging.services import delivery
+
+    email = sample_body("send_message-email")
+    message_id, provider_id = _sent_email_rewound_to_before_its_answer(invoke, db)
+    report = {
+        "event_id": "ev-1",
+        "xillio_id": provider_id,
+        "event": event,
+        "reason": "550",
+        "timestamp": email["timestamp"],
+    }
+    assert response_json(email_events(invoke, [report]))["results"][0]["outcome"] == "held"
+    assert db.scalar("SELECT count(*) FROM suppressions") == 0
+
+    with transaction() as connection:
+        message = repository.get_message(connection, message_id)
+    assert delivery.attempt(message, EventSource.RETRY).provider_message_id == provider_id  # the provider replays
+    assert _opted_out(db) == ([(email["to"], None, source, f"{event}: 550")], 1)
+    assert_opted_out(invoke("SendMessageFunction", sample_event("send_message-email")))
+
+
+def test_a_bounce_written_while_the_sent_update_is_uncommitted_suppresses_when_the_sweep_applies_it(invoke, db, queues):
+    import threading
+
+    from messaging.db import repository
+    from messaging.db.engine import transaction
+    from messaging.enums import EventSource
+
+    email = sample_body("send_message-email")
+    message_id, provider_id = _sent_email_rewound_to_before_its_answer(invoke, db)
+    report = {"event_id": "ev-1", "xillio_id": provider_id, "event": "bounce", "timestamp": email["timestamp"]}
+    answers = []
+    with transaction() as connection:
+        assert repository.mark_sent(connection, message_id, provider_id, EventSource.RETRY) is not None
+        # Written while that update is uncommitted: it cannot see the provider id, so it is held.
+        worker = threading.Thread(target=lambda: answers.append(email_events(invoke, [report])))
+        worker.start()
+        worker.join(timeout=120)
+        assert not worker.is_alive(), "the event waited for the uncommitted update"
+    assert response_json(answers[0])["results"][0]["outcome"] == "held"
+    assert db.scalar("SELECT count(*) FROM suppressions") == 0
+
+    assert invoke("RetrySweepFunction", sample_event("retry_sweep-scheduled"))["held_receipts_applied"] == 1
+    assert _opted_out(db) == ([(email["to"], None, "bounce", "bounce")], 1)
+    assert_opted_out(invoke("SendMessageFunction", sample_event("send_message-email")))
+
+
 def test_delivered_and_dropped_email_events_suppress_nothing(invoke, db, queues):
     email = sample_body("send_message-email")
     sent = response_json(invoke("SendMessageFunction", sample_event("send_message-email")))

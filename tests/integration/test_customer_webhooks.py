@@ -15,6 +15,8 @@ from sqlalchemy import text
 from standardwebhooks import Webhook
 
 from tests.conftest import response_json, sample_event
+from tests.integration.test_compliance import NUMBER, SUBSCRIBER, text_in
+from tests.integration.test_compliance import api as suppressions_api
 
 
 @dataclass
@@ -501,3 +503,68 @@ def _get_with_query(invoke, query: str, endpoint_id: str) -> tuple[int, Any]:
     event["queryStringParameters"] = dict(part.split("=", 1) for part in query.split("&"))
     response = invoke("WebhookEndpointsFunction", event)
     return response["statusCode"], response_json(response)
+
+
+# ---------------------------------------------------------------- recipient.* events
+
+
+def _recipient_events(receiver: Receiver, endpoint: dict[str, Any]) -> list[dict[str, Any]]:
+    """Every request the endpoint got, verified, in the order the events were written (records of a batch
+    are delivered side by side: arrival order is not guaranteed)."""
+    ordered = sorted(receiver.received, key=lambda request: int(request.headers["webhook-id"].removeprefix("evt_")))
+    return [verified(request, endpoint["secret"]) for request in ordered]
+
+
+def test_an_operators_suppression_and_its_lifting_are_pushed_with_the_suppression_document(
+    invoke, webhooks_env, receiver, db
+):
+    endpoint = register(invoke, receiver.url(), ["recipient.opted_out", "recipient.opted_in"])
+    created = suppressions_api(
+        invoke, "POST", "/api/suppressions", {"address": "+18045551234", "reason": "lawyer's letter"}
+    )
+    assert created["statusCode"] == 201
+    suppression = response_json(created)
+    assert suppressions_api(invoke, "DELETE", f"/api/suppressions/{suppression['id']}")["statusCode"] == 204
+    assert db.scalar("SELECT count(*) FROM suppressions") == 0  # the opt-in is rendered without the row
+
+    webhooks_env.drain()
+    opted_out, opted_in = _recipient_events(receiver, endpoint)
+    assert opted_out["type"] == "recipient.opted_out" and opted_in["type"] == "recipient.opted_in"
+    assert opted_out["data"] == opted_in["data"] == suppression  # the document POST returned
+    assert suppression["source"] == "manual" and suppression["sender"] is None
+    event_ids = [
+        row["id"] for row in db.rows("SELECT id FROM message_events WHERE type LIKE 'recipient.%' ORDER BY id")
+    ]
+    assert sorted(request.headers["webhook-id"] for request in receiver.received) == [f"evt_{i}" for i in event_ids]
+    assert db.scalar("SELECT count(*) FROM message_events WHERE relayed_at IS NULL") == 0
+
+
+def test_stop_and_start_keywords_are_pushed_with_the_suppression_document(invoke, webhooks_env, receiver):
+    endpoint = register(invoke, receiver.url(), ["recipient.opted_out", "recipient.opted_in"])
+    text_in(invoke, " Stop. ")
+    [listed] = response_json(suppressions_api(invoke, "GET", "/api/suppressions", query={"address": SUBSCRIBER}))[
+        "items"
+    ]
+    text_in(invoke, "START")
+
+    webhooks_env.drain()
+    opted_out, opted_in = _recipient_events(receiver, endpoint)
+    assert (opted_out["type"], opted_in["type"]) == ("recipient.opted_out", "recipient.opted_in")
+    assert opted_out["data"] == opted_in["data"] == listed  # the document the suppressions API returns
+    assert (listed["address"], listed["sender"], listed["source"]) == (SUBSCRIBER, NUMBER, "keyword")
+    assert listed["reason"] == "texted Stop."
+
+
+def test_an_event_missing_its_subject_fails_its_record_loudly_instead_of_vanishing(invoke, webhooks_env, receiver, db):
+    """A writer's defect (a recipient event without its suppression) is never dropped silently: the record
+    fails (SQS redelivers it, then dead-letters it) and the event stays waiting to be relayed."""
+    from messaging.services import webhook_dispatch
+
+    register(invoke, receiver.url(), ["recipient.opted_out"])
+    event_id = db.scalar(
+        "INSERT INTO message_events (type, source) VALUES ('recipient.opted_out', 'manual') RETURNING id"
+    )
+    with pytest.raises(webhook_dispatch.UnrenderableEvent, match="without its suppression"):
+        webhook_dispatch.fan_out(event_id)
+    assert db.scalar("SELECT relayed_at IS NULL FROM message_events WHERE id = :id", id=event_id)
+    assert receiver.received == []

@@ -20,6 +20,7 @@ from messaging.domain import Message
 from messaging.enums import EventSource
 from messaging.observability import logger, metrics
 from messaging.providers import OutboundEnvelope, ProviderError, provider_for
+from messaging.services.receipts import suppress_for_held_events
 from messaging.services.retry_policy import backoff_seconds
 from messaging.services.suppressions import OPTED_OUT, deliver_unless_suppressed
 
@@ -66,9 +67,10 @@ def _record_opted_out(message: Message, source: EventSource) -> Message:
 
 def _record_success(message: Message, provider_message_id: str, source: EventSource, *, replayed: bool) -> Message:
     with transaction() as connection:
-        current = repository.mark_sent(connection, message.id, provider_message_id, source) or repository.get_message(
-            connection, message.id
-        )
+        sent = repository.mark_sent(connection, message.id, provider_message_id, source)
+        if sent is not None:
+            suppress_for_held_events(connection, message.id, sent.message.to_address, sent.email_events)
+        current = sent.message if sent is not None else repository.get_message(connection, message.id)
     metrics.add_metric(name="MessagesSent", unit="Count", value=1)
     logger.info("message sent", extra={"message_id": message.id, "replayed": replayed, "source": source.value})
     return _found(current, message.id)
