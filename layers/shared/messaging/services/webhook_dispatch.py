@@ -2,9 +2,11 @@
 
 At-least-once: an event reaches the dispatcher through EventQueue (after its commit, or by the sweep, which
 offers it again until the dispatcher has taken it);
-fan-out creates one delivery per (event, subscribed enabled endpoint) and attempts them at once, side by
-side, so a slow endpoint delays no other. A failed attempt schedules the next one (capped, jittered
-backoff) in the database first and on the queue second, so a lost record is found again by the sweep.
+fan-out creates one delivery per (event, subscribed enabled endpoint) and attempts them at once, each on a
+thread of its own and holding no database connection, so a slow endpoint delays no other (and the consumer
+runs the records of a batch side by side too: functions/event_dispatch). A failed attempt schedules the
+next one (capped, jittered backoff) in the database first and on the queue second, so a lost record is
+found again by the sweep.
 After EVENT_RETRY_WINDOW_SECONDS a delivery is `failed` (copied to EventDLQ) and counts against its
 endpoint, which is disabled after EVENT_ENDPOINT_DISABLE_AFTER failed deliveries in a row.
 
@@ -18,7 +20,7 @@ built once per event, stored with each delivery, and every retry sends the very 
 from __future__ import annotations
 
 import json
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -37,9 +39,6 @@ from messaging.webhook_models import EventBody
 from messaging.webhook_targets import HttpResult, post
 
 SUBSCRIBABLE = frozenset(event.value for event in SUBSCRIBABLE_EVENTS)
-# Attempts of one batch run side by side: one slow endpoint costs its own timeout, not everyone's.
-MAX_PARALLEL_ATTEMPTS = 8
-_attempts_pool = ThreadPoolExecutor(max_workers=MAX_PARALLEL_ATTEMPTS, thread_name_prefix="webhook")
 
 
 def lease_seconds() -> float:
@@ -123,17 +122,19 @@ def deliver(delivery_id: int) -> DispatchReport:
 
 
 def attempt_all(deliveries: list[WebhookDelivery]) -> DispatchReport:
-    """The HTTP attempts side by side (a slow endpoint costs its own timeout, no one else's); their records
-    one after the other in this thread, so a record never needs more than one database connection."""
+    """The HTTP attempts side by side, each on a thread of its own and none holding a database connection (a
+    slow endpoint costs its own timeout, no one else's); each recorded in this thread as soon as it ends, in
+    a short transaction of its own, so a record never needs more than one database connection."""
     if not deliveries:
         return DispatchReport(0, 0)
-    # Read here: the pool's threads do not see the invoking function's settings (a context variable).
+    # Read here: the threads below do not see the invoking function's settings (a context variable).
     settings = config.current(WebhookDeliverySettings)
     if len(deliveries) == 1:
-        results = [_send(deliveries[0], settings)]
+        outcomes = [_record(deliveries[0], _send(deliveries[0], settings))]
     else:
-        results = list(_attempts_pool.map(_send, deliveries, [settings] * len(deliveries)))
-    outcomes = [_record(delivery, result) for delivery, result in zip(deliveries, results, strict=True)]
+        with ThreadPoolExecutor(max_workers=len(deliveries), thread_name_prefix="webhook") as attempts:
+            pending = {attempts.submit(_send, delivery, settings): delivery for delivery in deliveries}
+            outcomes = [_record(pending[done], done.result()) for done in as_completed(pending)]
     return DispatchReport(attempted=len(outcomes), succeeded=sum(outcomes))
 
 
