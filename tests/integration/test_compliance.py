@@ -130,6 +130,34 @@ def test_help_is_answered_and_changes_nothing(invoke, db, queues, configure, bod
     assert db.scalar("SELECT count(*) FROM suppressions") == 0
 
 
+def test_the_stop_and_start_confirmations_are_configurable(invoke, db, queues, configure):
+    configure(STOP_REPLY_TEXT="Acme: you will get no more texts.", START_REPLY_TEXT="Acme: welcome back.")
+    text_in(invoke, "STOP")
+    text_in(invoke, "START")
+    assert outbound_bodies(db) == ["Acme: you will get no more texts.", "Acme: welcome back."]
+
+
+@pytest.mark.parametrize(("body", "suppressed"), [(" Stop. ", 1), ("START", 0)])
+def test_a_keyword_arriving_as_an_mms_is_applied(invoke, db, queues, body, suppressed):
+    from messaging import config
+    from messaging.config import KeywordReplySettings
+
+    if body == "START":
+        text_in(invoke, "STOP")
+    mms = {**sample_body("inbound_sms-mms"), "body": body, "messaging_provider_id": "mms-keyword"}
+    response = invoke("InboundSmsFunction", sample_event("inbound_sms-mms", payload=mms))
+    assert response["statusCode"] == 200, response["body"]
+    stored = db.rows("SELECT type, attachments FROM messages WHERE id = :id", id=response_json(response)["id"])
+    assert [(row["type"], row["attachments"]) for row in stored] == [("mms", mms["attachments"])]  # stored as usual
+    assert db.scalar("SELECT count(*) FROM suppressions") == suppressed
+    replies = config.current(KeywordReplySettings)
+    expected = replies.stop_reply_text if suppressed else replies.start_reply_text
+    assert outbound_bodies(db)[-1] == expected
+    assert (
+        db.rows("SELECT type FROM messages WHERE direction = 'outbound' ORDER BY id DESC LIMIT 1")[0]["type"] == "sms"
+    )
+
+
 def test_only_the_stop_confirmation_reaches_an_opted_out_subscriber(invoke, db, queues):
     text_in(invoke, "STOP", provider_id="1")
     text_in(invoke, "HELP", provider_id="2")
@@ -305,8 +333,12 @@ def test_a_retry_rechecks_and_fails_with_recipient_opted_out(invoke, db, queues,
 
 
 def test_concurrent_stop_and_sends_none_reaches_the_provider_after_the_stop_commits(db, queues, configure, monkeypatch):
-    """Every provider call checks, as it finishes, whether the opt-out had committed: it never has. Driven
-    in-process from threads (the provider is observed here), like concurrent execution environments."""
+    """50 sends from 8 threads; the STOP lands mid-burst, once 8 sends have been accepted, while others are
+    on their way; the last 20 sends start only after it committed. Every provider call checks, as it
+    finishes, whether the opt-out had committed: it never has. Driven in-process from threads (the provider
+    is observed here), like concurrent execution environments."""
+    import threading
+
     from messaging.errors import RecipientOptedOut
     from messaging.models import InboundSms, SendSms
     from messaging.providers.mock import MockProvider
@@ -324,28 +356,48 @@ def test_concurrent_stop_and_sends_none_reaches_the_provider_after_the_stop_comm
         return accepted
 
     monkeypatch.setattr(MockProvider, "send", observed_send)
-    configure(DATABASE_POOL_SIZE=10)  # the service reads its settings again: a pool for 8 threads
+    configure(DATABASE_POOL_SIZE=10)  # the service reads its settings again: a pool for 9 threads
+    accepted_before_stop = threading.Semaphore(0)
+    stop_committed = threading.Event()
+    after_stop = range(30, 50)  # these sends start once the STOP has committed
+
+    def stop() -> None:
+        for _ in range(8):
+            assert accepted_before_stop.acquire(timeout=60), "the sends before the STOP never finished"
+        body = {**sample_body("inbound_sms-sms"), "body": "STOP", "messaging_provider_id": "stop"}
+        inbound.receive_sms(InboundSms.model_validate(body))
+        stop_committed.set()
 
     def one(index):
-        if index == 20:
-            stop = {**sample_body("inbound_sms-sms"), "body": "STOP", "messaging_provider_id": "stop"}
-            inbound.receive_sms(InboundSms.model_validate(stop))
-            return "stop"
+        if index in after_stop:
+            assert stop_committed.wait(60), "the STOP never committed"
         try:
-            return outbound.send_sms(
+            sent = outbound.send_sms(
                 SendSms.model_validate({**sample_body("send_message-sms"), "body": f"race {index}"})
-            )
+            ).message
         except RecipientOptedOut:
             return "refused"
+        outcome = "sent" if sent.status == "sent" else f"{sent.status}: {sent.status_detail}"
+        if outcome == "sent" and not stop_committed.is_set():
+            accepted_before_stop.release()
+        return outcome
 
+    stopping = threading.Thread(target=stop)
+    stopping.start()
     try:
         with ThreadPoolExecutor(max_workers=8) as pool:
-            results = list(pool.map(one, range(51)))
+            results = list(pool.map(one, range(50)))
     finally:
+        stopping.join(timeout=60)
         configure(DATABASE_POOL_SIZE=None)
+    assert stop_committed.is_set()
     assert late == []
-    assert len(results) == 51
-    # Whatever was stored before the opt-out either reached the provider before it committed or failed.
+    # The STOP landed mid-burst: sends were accepted before it, and every send that started after it
+    # committed was refused before anything was stored.
+    assert results[:8].count("sent") >= 1 and results.count("sent") >= 8, results
+    assert [results[index] for index in after_stop] == ["refused"] * len(after_stop), results
+    # Sends racing the STOP either reached the provider before it committed or failed without reaching it.
+    assert set(results) <= {"sent", "refused", "failed: recipient_opted_out"}, results
     outcomes = {row["status"] for row in db.rows("SELECT status FROM messages WHERE direction = 'outbound'")}
     assert outcomes <= {"sent", "failed"}
     failed = db.rows("SELECT last_error FROM messages WHERE status = 'failed'")
