@@ -2,9 +2,10 @@
 
 Shared by the send path (the first, synchronous attempt) and the retry consumer, so both settle a send
 the same way: accepted is `sent`; a retryable failure with attempts left is `retrying` and enqueued; any
-other failure is `failed` and copied to the dead-letter queue. A status only moves forward (the repository
-records an outcome only on a pending send), and the provider is given our message id as its idempotency
-token, so repeating an attempt never delivers twice.
+other failure is `failed` and copied to the dead-letter queue (a recipient who opted out meanwhile: `failed`
+with `recipient_opted_out`, never sent to the provider, and not copied). A status only moves forward (the
+repository records an outcome only on a pending send), and the provider is given our message id as its
+idempotency token, so repeating an attempt never delivers twice.
 
 `failed` is never a guess: an attempt may have been accepted although we never heard (a timeout), so
 before declaring a send failed the provider is asked (`lookup`); if it accepted the send, it is `sent`.
