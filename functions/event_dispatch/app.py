@@ -1,12 +1,15 @@
 """EventQueue consumer: fans events out to customers' webhook endpoints and attempts deliveries.
 
-Records run side by side (a slow endpoint costs its own timeout, not the batch's); a record fails (and
-SQS redelivers it) only when the database or the queue could not be reached: an endpoint's failure is a
-scheduled retry, recorded in the database, not a failed record.
+Records run side by side, up to EVENT_DISPATCH_CONCURRENCY at once (by default the whole batch): a record
+holds a database connection only for its short transactions (read what to send; record an attempt), never
+across an HTTP attempt, so a slow endpoint costs its own timeout, not the batch's. A record fails (and SQS
+redelivers it) only when the database or the queue could not be reached, or the record cannot be read: an
+endpoint's failure is a scheduled retry, recorded in the database, not a failed record.
 """
 
 import asyncio
-import threading
+import contextvars
+from concurrent.futures import ThreadPoolExecutor
 
 from aws_lambda_powertools.utilities.batch import AsyncBatchProcessor, EventType, async_process_partial_response
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
@@ -23,9 +26,9 @@ class EventDispatchSettings(config.DatabaseSettings, config.WebhookDeliverySetti
 
 settings = config.FunctionSettings(EventDispatchSettings)  # cold start: fails naming a missing variable
 processor = AsyncBatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
-# Records in flight at once: as many as the engine keeps connections (each record uses one at a time), so
-# none waits for a connection or opens and closes an overflow one.
-_slots = threading.BoundedSemaphore(settings.get().database_pool_size)
+# Records in flight at once: not tied to the database pool (a record waits for a connection only while
+# another record runs a short transaction, at most DATABASE_TIMEOUT_SECONDS), never to an endpoint.
+_records = ThreadPoolExecutor(max_workers=settings.get().event_dispatch_concurrency, thread_name_prefix="record")
 
 
 def dispatch(body: str) -> int:
@@ -42,13 +45,10 @@ def dispatch(body: str) -> int:
         raise
 
 
-def dispatch_in_slot(body: str) -> int:
-    with _slots:
-        return dispatch(body)
-
-
 async def dispatch_record(record: SQSRecord) -> int:
-    return await asyncio.to_thread(dispatch_in_slot, record.body)
+    # In the invocation's context (its settings, its log keys), as asyncio.to_thread would run it.
+    invocation = contextvars.copy_context()
+    return await asyncio.get_running_loop().run_in_executor(_records, invocation.run, dispatch, record.body)
 
 
 @logger.inject_lambda_context(clear_state=True)

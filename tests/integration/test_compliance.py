@@ -130,6 +130,34 @@ def test_help_is_answered_and_changes_nothing(invoke, db, queues, configure, bod
     assert db.scalar("SELECT count(*) FROM suppressions") == 0
 
 
+def test_the_stop_and_start_confirmations_are_configurable(invoke, db, queues, configure):
+    configure(STOP_REPLY_TEXT="Acme: you will get no more texts.", START_REPLY_TEXT="Acme: welcome back.")
+    text_in(invoke, "STOP")
+    text_in(invoke, "START")
+    assert outbound_bodies(db) == ["Acme: you will get no more texts.", "Acme: welcome back."]
+
+
+@pytest.mark.parametrize(("body", "suppressed"), [(" Stop. ", 1), ("START", 0)])
+def test_a_keyword_arriving_as_an_mms_is_applied(invoke, db, queues, body, suppressed):
+    from messaging import config
+    from messaging.config import KeywordReplySettings
+
+    if body == "START":
+        text_in(invoke, "STOP")
+    mms = {**sample_body("inbound_sms-mms"), "body": body, "messaging_provider_id": "mms-keyword"}
+    response = invoke("InboundSmsFunction", sample_event("inbound_sms-mms", payload=mms))
+    assert response["statusCode"] == 200, response["body"]
+    stored = db.rows("SELECT type, attachments FROM messages WHERE id = :id", id=response_json(response)["id"])
+    assert [(row["type"], row["attachments"]) for row in stored] == [("mms", mms["attachments"])]  # stored as usual
+    assert db.scalar("SELECT count(*) FROM suppressions") == suppressed
+    replies = config.current(KeywordReplySettings)
+    expected = replies.stop_reply_text if suppressed else replies.start_reply_text
+    assert outbound_bodies(db)[-1] == expected
+    assert (
+        db.rows("SELECT type FROM messages WHERE direction = 'outbound' ORDER BY id DESC LIMIT 1")[0]["type"] == "sms"
+    )
+
+
 def test_only_the_stop_confirmation_reaches_an_opted_out_subscriber(invoke, db, queues):
     text_in(invoke, "STOP", provider_id="1")
     text_in(invoke, "HELP", provider_id="2")
@@ -192,6 +220,75 @@ def test_a_hard_bounce_or_spam_report_webhook_suppresses_the_recipient(invoke, d
     assert_opted_out(invoke("SendMessageFunction", sample_event("send_message-email")))
 
 
+def _sent_email_rewound_to_before_its_answer(invoke, db):
+    """A sent email, rewound to `retrying` without a provider id, as it was before the provider's answer was
+    recorded; returns (message id, the provider id the answer carries)."""
+    sent = response_json(invoke("SendMessageFunction", sample_event("send_message-email")))
+    provider_id = db.scalar("SELECT provider_message_id FROM messages WHERE id = :id", id=sent["id"])
+    db.execute("UPDATE messages SET status = 'retrying', provider_message_id = NULL WHERE id = :id", id=sent["id"])
+    return sent["id"], provider_id
+
+
+def _opted_out(db):
+    rows = db.rows("SELECT address, sender, source, reason FROM suppressions")
+    events = db.scalar("SELECT count(*) FROM message_events WHERE type = 'recipient.opted_out'")
+    return [(row["address"], row["sender"], row["source"], row["reason"]) for row in rows], events
+
+
+@pytest.mark.parametrize(("event", "source"), [("bounce", "bounce"), ("spamreport", "complaint")])
+def test_a_held_bounce_or_spam_report_suppresses_when_the_send_is_recorded(invoke, db, queues, event, source):
+    """The provider's event arrives before our `sent` update: held. Recording the send applies it, and it
+    suppresses the recipient exactly as a live one does."""
+    from messaging.db import repository
+    from messaging.db.engine import transaction
+    from messaging.enums import EventSource
+    from messaging.services import delivery
+
+    email = sample_body("send_message-email")
+    message_id, provider_id = _sent_email_rewound_to_before_its_answer(invoke, db)
+    report = {
+        "event_id": "ev-1",
+        "xillio_id": provider_id,
+        "event": event,
+        "reason": "550",
+        "timestamp": email["timestamp"],
+    }
+    assert response_json(email_events(invoke, [report]))["results"][0]["outcome"] == "held"
+    assert db.scalar("SELECT count(*) FROM suppressions") == 0
+
+    with transaction() as connection:
+        message = repository.get_message(connection, message_id)
+    assert delivery.attempt(message, EventSource.RETRY).provider_message_id == provider_id  # the provider replays
+    assert _opted_out(db) == ([(email["to"], None, source, f"{event}: 550")], 1)
+    assert_opted_out(invoke("SendMessageFunction", sample_event("send_message-email")))
+
+
+def test_a_bounce_written_while_the_sent_update_is_uncommitted_suppresses_when_the_sweep_applies_it(invoke, db, queues):
+    import threading
+
+    from messaging.db import repository
+    from messaging.db.engine import transaction
+    from messaging.enums import EventSource
+
+    email = sample_body("send_message-email")
+    message_id, provider_id = _sent_email_rewound_to_before_its_answer(invoke, db)
+    report = {"event_id": "ev-1", "xillio_id": provider_id, "event": "bounce", "timestamp": email["timestamp"]}
+    answers = []
+    with transaction() as connection:
+        assert repository.mark_sent(connection, message_id, provider_id, EventSource.RETRY) is not None
+        # Written while that update is uncommitted: it cannot see the provider id, so it is held.
+        worker = threading.Thread(target=lambda: answers.append(email_events(invoke, [report])))
+        worker.start()
+        worker.join(timeout=120)
+        assert not worker.is_alive(), "the event waited for the uncommitted update"
+    assert response_json(answers[0])["results"][0]["outcome"] == "held"
+    assert db.scalar("SELECT count(*) FROM suppressions") == 0
+
+    assert invoke("RetrySweepFunction", sample_event("retry_sweep-scheduled"))["held_receipts_applied"] == 1
+    assert _opted_out(db) == ([(email["to"], None, "bounce", "bounce")], 1)
+    assert_opted_out(invoke("SendMessageFunction", sample_event("send_message-email")))
+
+
 def test_delivered_and_dropped_email_events_suppress_nothing(invoke, db, queues):
     email = sample_body("send_message-email")
     sent = response_json(invoke("SendMessageFunction", sample_event("send_message-email")))
@@ -236,8 +333,12 @@ def test_a_retry_rechecks_and_fails_with_recipient_opted_out(invoke, db, queues,
 
 
 def test_concurrent_stop_and_sends_none_reaches_the_provider_after_the_stop_commits(db, queues, configure, monkeypatch):
-    """Every provider call checks, as it finishes, whether the opt-out had committed: it never has. Driven
-    in-process from threads (the provider is observed here), like concurrent execution environments."""
+    """50 sends from 8 threads; the STOP lands mid-burst, once 8 sends have been accepted, while others are
+    on their way; the last 20 sends start only after it committed. Every provider call checks, as it
+    finishes, whether the opt-out had committed: it never has. Driven in-process from threads (the provider
+    is observed here), like concurrent execution environments."""
+    import threading
+
     from messaging.errors import RecipientOptedOut
     from messaging.models import InboundSms, SendSms
     from messaging.providers.mock import MockProvider
@@ -255,28 +356,48 @@ def test_concurrent_stop_and_sends_none_reaches_the_provider_after_the_stop_comm
         return accepted
 
     monkeypatch.setattr(MockProvider, "send", observed_send)
-    configure(DATABASE_POOL_SIZE=10)  # the service reads its settings again: a pool for 8 threads
+    configure(DATABASE_POOL_SIZE=10)  # the service reads its settings again: a pool for 9 threads
+    accepted_before_stop = threading.Semaphore(0)
+    stop_committed = threading.Event()
+    after_stop = range(30, 50)  # these sends start once the STOP has committed
+
+    def stop() -> None:
+        for _ in range(8):
+            assert accepted_before_stop.acquire(timeout=60), "the sends before the STOP never finished"
+        body = {**sample_body("inbound_sms-sms"), "body": "STOP", "messaging_provider_id": "stop"}
+        inbound.receive_sms(InboundSms.model_validate(body))
+        stop_committed.set()
 
     def one(index):
-        if index == 20:
-            stop = {**sample_body("inbound_sms-sms"), "body": "STOP", "messaging_provider_id": "stop"}
-            inbound.receive_sms(InboundSms.model_validate(stop))
-            return "stop"
+        if index in after_stop:
+            assert stop_committed.wait(60), "the STOP never committed"
         try:
-            return outbound.send_sms(
+            sent = outbound.send_sms(
                 SendSms.model_validate({**sample_body("send_message-sms"), "body": f"race {index}"})
-            )
+            ).message
         except RecipientOptedOut:
             return "refused"
+        outcome = "sent" if sent.status == "sent" else f"{sent.status}: {sent.status_detail}"
+        if outcome == "sent" and not stop_committed.is_set():
+            accepted_before_stop.release()
+        return outcome
 
+    stopping = threading.Thread(target=stop)
+    stopping.start()
     try:
         with ThreadPoolExecutor(max_workers=8) as pool:
-            results = list(pool.map(one, range(51)))
+            results = list(pool.map(one, range(50)))
     finally:
+        stopping.join(timeout=60)
         configure(DATABASE_POOL_SIZE=None)
+    assert stop_committed.is_set()
     assert late == []
-    assert len(results) == 51
-    # Whatever was stored before the opt-out either reached the provider before it committed or failed.
+    # The STOP landed mid-burst: sends were accepted before it, and every send that started after it
+    # committed was refused before anything was stored.
+    assert results[:8].count("sent") >= 1 and results.count("sent") >= 8, results
+    assert [results[index] for index in after_stop] == ["refused"] * len(after_stop), results
+    # Sends racing the STOP either reached the provider before it committed or failed without reaching it.
+    assert set(results) <= {"sent", "refused", "failed: recipient_opted_out"}, results
     outcomes = {row["status"] for row in db.rows("SELECT status FROM messages WHERE direction = 'outbound'")}
     assert outcomes <= {"sent", "failed"}
     failed = db.rows("SELECT last_error FROM messages WHERE status = 'failed'")

@@ -15,6 +15,9 @@ from sqlalchemy import text
 from standardwebhooks import Webhook
 
 from tests.conftest import response_json, sample_event
+from tests.integration.conftest import sqs_event
+from tests.integration.test_compliance import NUMBER, SUBSCRIBER, text_in
+from tests.integration.test_compliance import api as suppressions_api
 
 
 @dataclass
@@ -501,3 +504,142 @@ def _get_with_query(invoke, query: str, endpoint_id: str) -> tuple[int, Any]:
     event["queryStringParameters"] = dict(part.split("=", 1) for part in query.split("&"))
     response = invoke("WebhookEndpointsFunction", event)
     return response["statusCode"], response_json(response)
+
+
+# ---------------------------------------------------------------- recipient.* events
+
+
+def _recipient_events(receiver: Receiver, endpoint: dict[str, Any]) -> list[dict[str, Any]]:
+    """Every request the endpoint got, verified, in the order the events were written (records of a batch
+    are delivered side by side: arrival order is not guaranteed)."""
+    ordered = sorted(receiver.received, key=lambda request: int(request.headers["webhook-id"].removeprefix("evt_")))
+    return [verified(request, endpoint["secret"]) for request in ordered]
+
+
+def test_an_operators_suppression_and_its_lifting_are_pushed_with_the_suppression_document(
+    invoke, webhooks_env, receiver, db
+):
+    endpoint = register(invoke, receiver.url(), ["recipient.opted_out", "recipient.opted_in"])
+    created = suppressions_api(
+        invoke, "POST", "/api/suppressions", {"address": "+18045551234", "reason": "lawyer's letter"}
+    )
+    assert created["statusCode"] == 201
+    suppression = response_json(created)
+    assert suppressions_api(invoke, "DELETE", f"/api/suppressions/{suppression['id']}")["statusCode"] == 204
+    assert db.scalar("SELECT count(*) FROM suppressions") == 0  # the opt-in is rendered without the row
+
+    webhooks_env.drain()
+    opted_out, opted_in = _recipient_events(receiver, endpoint)
+    assert opted_out["type"] == "recipient.opted_out" and opted_in["type"] == "recipient.opted_in"
+    assert opted_out["data"] == opted_in["data"] == suppression  # the document POST returned
+    assert suppression["source"] == "manual" and suppression["sender"] is None
+    event_ids = [
+        row["id"] for row in db.rows("SELECT id FROM message_events WHERE type LIKE 'recipient.%' ORDER BY id")
+    ]
+    assert sorted(request.headers["webhook-id"] for request in receiver.received) == [f"evt_{i}" for i in event_ids]
+    assert db.scalar("SELECT count(*) FROM message_events WHERE relayed_at IS NULL") == 0
+
+
+def test_stop_and_start_keywords_are_pushed_with_the_suppression_document(invoke, webhooks_env, receiver):
+    endpoint = register(invoke, receiver.url(), ["recipient.opted_out", "recipient.opted_in"])
+    text_in(invoke, " Stop. ")
+    [listed] = response_json(suppressions_api(invoke, "GET", "/api/suppressions", query={"address": SUBSCRIBER}))[
+        "items"
+    ]
+    text_in(invoke, "START")
+
+    webhooks_env.drain()
+    opted_out, opted_in = _recipient_events(receiver, endpoint)
+    assert (opted_out["type"], opted_in["type"]) == ("recipient.opted_out", "recipient.opted_in")
+    assert opted_out["data"] == opted_in["data"] == listed  # the document the suppressions API returns
+    assert (listed["address"], listed["sender"], listed["source"]) == (SUBSCRIBER, NUMBER, "keyword")
+    assert listed["reason"] == "texted Stop."
+
+
+def test_an_event_missing_its_subject_fails_its_record_loudly_instead_of_vanishing(invoke, webhooks_env, receiver, db):
+    """A writer's defect (a recipient event without its suppression) is never dropped silently: the record
+    fails (SQS redelivers it, then dead-letters it) and the event stays waiting to be relayed."""
+    from messaging.services import webhook_dispatch
+
+    register(invoke, receiver.url(), ["recipient.opted_out"])
+    event_id = db.scalar(
+        "INSERT INTO message_events (type, source) VALUES ('recipient.opted_out', 'manual') RETURNING id"
+    )
+    with pytest.raises(webhook_dispatch.UnrenderableEvent, match="without its suppression"):
+        webhook_dispatch.fan_out(event_id)
+    assert db.scalar("SELECT relayed_at IS NULL FROM message_events WHERE id = :id", id=event_id)
+    assert receiver.received == []
+
+
+# ---------------------------------------------------------------- EventDispatchFunction
+
+
+def dispatch_batch(invoke, bodies: list[dict[str, int] | str]) -> dict[str, Any]:
+    """Invoke EventDispatchFunction with one SQS batch of these record bodies (ids test-0, test-1, ...)."""
+    records = [{"body": body if isinstance(body, str) else json.dumps(body)} for body in bodies]
+    return invoke("EventDispatchFunction", sqs_event(records, "arn:aws:sqs:us-east-1:123456789012:EventQueue"))
+
+
+def test_a_record_that_fails_is_reported_in_batch_item_failures_and_the_others_are_not(
+    invoke, webhooks_env, receiver, db
+):
+    register(invoke, receiver.url(), ["message.received"])
+    stored = receive_sms(invoke)
+    event_id = lifecycle_event_id(db, "message.received", message_id=stored["id"])
+    response = dispatch_batch(invoke, [{"event_id": event_id}, '{"neither": 1}', {"delivery_id": 0}])
+    assert response == {"batchItemFailures": [{"itemIdentifier": "test-1"}, {"itemIdentifier": "test-2"}]}
+    assert [request.headers["webhook-id"] for request in receiver.received] == [f"evt_{event_id}"]
+
+
+def test_a_success_resets_the_endpoints_count_of_consecutive_failures(invoke, webhooks_env, receiver, configure, db):
+    configure(EVENT_RETRY_WINDOW_SECONDS=0, EVENT_ENDPOINT_DISABLE_AFTER=3)
+    endpoint = register(invoke, receiver.url(), ["message.received"])
+    answers = iter([503, 503, 204, 503, 503])
+    receiver.behaviour = lambda _request, _nth: next(answers)
+
+    def failures_after_one_more_event(index: int) -> int:
+        receive_sms(invoke, f"SM-{index}", sender=f"+1804555{index:04d}")
+        webhooks_env.drain()
+        return db.scalar("SELECT consecutive_failures FROM webhook_endpoints WHERE id = :id", id=endpoint["id"])
+
+    assert [failures_after_one_more_event(index) for index in range(5)] == [1, 2, 0, 1, 2]
+    assert api(invoke, "GET", "endpoint", endpoint_id=str(endpoint["id"]))[1]["enabled"] is True
+
+
+def test_the_default_retry_window_keeps_a_failing_delivery_for_a_day(invoke, webhooks_env, receiver, configure, db):
+    """EVENT_RETRY_WINDOW_SECONDS unset: the function's configuration retries for 24 hours."""
+    configure(EVENT_RETRY_WINDOW_SECONDS=None, EVENT_RETRY_BASE_SECONDS=None, EVENT_RETRY_MAX_SECONDS=None)
+    register(invoke, receiver.url(), ["message.received"])
+    receiver.behaviour = lambda _request, _nth: 503
+    stored = receive_sms(invoke)
+    assert dispatch_batch(
+        invoke, [{"event_id": lifecycle_event_id(db, "message.received", message_id=stored["id"])}]
+    ) == {"batchItemFailures": []}
+    [delivery] = db.rows(
+        "SELECT status, EXTRACT(EPOCH FROM retry_until - created_at) AS window,"
+        " EXTRACT(EPOCH FROM next_attempt_at - now()) AS next_in FROM webhook_deliveries"
+    )
+    assert delivery["status"] == "pending"
+    assert abs(float(delivery["window"]) - 24 * 3600) < 60
+    assert 0 < float(delivery["next_in"]) <= 5 * 1.25  # EVENT_RETRY_BASE_SECONDS (5) with its jitter
+
+
+def test_a_hanging_endpoint_delays_no_other_record_of_the_batch(invoke, webhooks_env, receiver, db):
+    """Two records whose endpoint never answers, then one for another endpoint, in one batch: the third is
+    attempted and recorded while the first two still wait for their timeout (no record waits for a slot
+    another record holds across its HTTP attempt)."""
+    hanging = register(invoke, receiver.url("/hang"), ["message.received"])
+    fast = register(invoke, receiver.url("/fast"), ["conversation.created"])
+    receiver.behaviour = lambda request, _nth: "hang" if request.path == "/hang" else 204
+    first = receive_sms(invoke, "SM-1", sender="+18045550001")
+    second = receive_sms(invoke, "SM-2", sender="+18045550002")
+    records = [
+        {"event_id": lifecycle_event_id(db, "message.received", message_id=first["id"])},
+        {"event_id": lifecycle_event_id(db, "message.received", message_id=second["id"])},
+        {"event_id": lifecycle_event_id(db, "conversation.created", conversation_id=first["conversation_id"])},
+    ]
+    assert dispatch_batch(invoke, records) == {"batchItemFailures": []}
+
+    attempts = db.rows("SELECT endpoint_id, outcome, error FROM webhook_attempts ORDER BY id")
+    assert [(row["endpoint_id"], row["outcome"]) for row in attempts][0] == (fast["id"], "succeeded")
+    assert [(row["endpoint_id"], row["error"]) for row in attempts[1:]] == [(hanging["id"], "timed out")] * 2

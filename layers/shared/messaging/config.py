@@ -147,6 +147,8 @@ class WebhookDeliverySettings(EventQueueSettings, WebhookTargetSettings):
     event_endpoint_disable_after: int = Field(10, alias="EVENT_ENDPOINT_DISABLE_AFTER", ge=1)
     webhook_connect_timeout_seconds: float = Field(3.0, alias="WEBHOOK_CONNECT_TIMEOUT_SECONDS", gt=0, le=30)
     webhook_timeout_seconds: float = Field(10.0, alias="WEBHOOK_TIMEOUT_SECONDS", gt=0, le=60)
+    # Records of one EventQueue batch in flight at once in an execution environment (the batch is 10).
+    event_dispatch_concurrency: int = Field(10, alias="EVENT_DISPATCH_CONCURRENCY", ge=1, le=100)
 
 
 class KeywordReplySettings(SettingsPiece):

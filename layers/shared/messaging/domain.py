@@ -189,6 +189,8 @@ class OutboxEvent:
     conversation_id: int | None
     status: str | None
     occurred_at: datetime
+    # recipient.opted_out / opted_in: the suppression as it was when the event was written.
+    suppression: Suppression | None = None
 
 
 @dataclass(frozen=True)

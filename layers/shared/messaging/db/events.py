@@ -9,12 +9,13 @@ on the connection it used; after the commit, `messaging.db.engine.transaction` p
 from __future__ import annotations
 
 from collections.abc import Iterable
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Connection, Row, text
 from sqlalchemy.exc import SQLAlchemyError
 
-from messaging.domain import OutboxEvent
+from messaging.domain import OutboxEvent, Suppression
 
 WRITTEN_EVENT_IDS = "written_event_ids"
 
@@ -54,6 +55,24 @@ def forget_written(connection: Connection) -> None:
         written.clear()
 
 
+def suppression_snapshot(suppression: Suppression) -> dict[str, Any]:
+    """A suppression as a recipient.* event keeps it (message_events.suppression): the event outlives it."""
+    return {
+        "id": suppression.id,
+        "address": suppression.address,
+        "sender": suppression.sender,
+        "source": suppression.source,
+        "reason": suppression.reason,
+        "created_at": suppression.created_at.isoformat(),
+    }
+
+
+def _suppression_of(snapshot: dict[str, Any] | None) -> Suppression | None:
+    if snapshot is None:
+        return None
+    return Suppression(**{**snapshot, "created_at": datetime.fromisoformat(snapshot["created_at"])})
+
+
 def _event(row: Row[Any]) -> OutboxEvent:
     return OutboxEvent(
         id=row.id,
@@ -62,6 +81,7 @@ def _event(row: Row[Any]) -> OutboxEvent:
         conversation_id=row.conversation_id,
         status=row.status,
         occurred_at=row.occurred_at,
+        suppression=_suppression_of(row.suppression),
     )
 
 
@@ -104,11 +124,12 @@ def record_event(
 # that creates the event's deliveries, so "relayed" always means "its deliveries exist".
 _TAKE_EVENT = text(
     "UPDATE message_events SET relayed_at = coalesce(relayed_at, now()) WHERE id = :event_id "
-    "RETURNING id, type, message_id, conversation_id, status, occurred_at"
+    "RETURNING id, type, message_id, conversation_id, status, occurred_at, suppression"
 )
 
 
 def take_event(connection: Connection, event_id: int) -> OutboxEvent | None:
+    """None: no such event (it went with its message or conversation: the foreign keys cascade)."""
     row = connection.execute(_TAKE_EVENT, {"event_id": event_id}).first()
     return None if row is None else _event(row)
 

@@ -4,8 +4,9 @@ A receipt names a provider message id. When a message carries it, the receipt mo
 (`queued`/`retrying`/`sent`/`failed` -> `delivered`/`undelivered`) and writes the history row, all in one
 statement. When no message carries it yet (the provider called back before our own `sent` update
 committed, or before an ambiguous send was settled), the receipt is stored as held (`applied_at` NULL);
-recording the provider id on the message applies it (see `transitions.record_accepted`), and the sweep
-applies any held receipt whose message appeared while the receipt itself was being written.
+recording the provider id on the message applies it (`repository.mark_sent`), and the sweep applies any
+held receipt whose message appeared while the receipt itself was being written. An email receipt keeps the
+provider's name of the event, so applying a held bounce or spam report suppresses as a live one does.
 """
 
 from __future__ import annotations
@@ -33,6 +34,23 @@ class ReceiptOutcome:
     previous_status: str | None = None
 
 
+@dataclass(frozen=True)
+class AppliedEmailEvent:
+    """A held email provider event (bounce, spamreport, ...), applied now to the message it names."""
+
+    provider_event: str
+    detail: str | None
+
+
+def applied_email_events(
+    provider_events: list[str] | None, details: list[str | None] | None
+) -> list[AppliedEmailEvent]:
+    """The held email events a statement applied, from its two parallel arrays."""
+    return [
+        AppliedEmailEvent(event, detail) for event, detail in zip(provider_events or [], details or [], strict=True)
+    ]
+
+
 _RECORD_RECEIPT = text(
     compact(
         f"""
@@ -43,10 +61,12 @@ _RECORD_RECEIPT = text(
             FOR UPDATE
         ), receipt AS (
             INSERT INTO provider_receipts (
-                provider, dedup_key, provider_message_id, status, detail, reported_at, message_id, applied_at
+                provider, dedup_key, provider_message_id, status, detail, reported_at, provider_event, message_id,
+                applied_at
             )
             SELECT CAST(:provider AS text), CAST(:dedup_key AS text), CAST(:provider_message_id AS text),
                    CAST(:status AS text), CAST(:detail AS text), CAST(:reported_at AS timestamptz),
+                   CAST(:provider_event AS text),
                    (SELECT id FROM target), CASE WHEN EXISTS (SELECT 1 FROM target) THEN now() END
             ON CONFLICT (provider, dedup_key) DO NOTHING
             RETURNING id
@@ -83,8 +103,10 @@ def record_receipt(
     status: str,
     detail: str | None,
     reported_at: datetime,
+    provider_event: str | None = None,
 ) -> ReceiptOutcome:
-    """Record one receipt and apply it to its message when there is one: one statement."""
+    """Record one receipt and apply it to its message when there is one: one statement. `provider_event`: an
+    email event's own name, kept on a held receipt for when it is applied."""
     row = connection.execute(
         _RECORD_RECEIPT,
         {
@@ -94,6 +116,7 @@ def record_receipt(
             "status": status,
             "detail": detail,
             "reported_at": reported_at,
+            "provider_event": provider_event,
         },
     ).one()
     remember_written(connection, [row.awaiting_relay])
@@ -112,7 +135,8 @@ _APPLY_ONE_HELD = text(
     compact(
         f"""
         WITH receipt AS (
-            SELECT r.id, r.status, r.detail, m.id AS message_id, m.status AS message_status
+            SELECT r.id, r.status, r.detail, r.provider_event, m.id AS message_id, m.to_address,
+                   m.status AS message_status
             FROM provider_receipts AS r
             JOIN messages AS m ON m.provider = r.provider AND m.provider_message_id = r.provider_message_id
                               AND m.direction = 'outbound'
@@ -141,17 +165,31 @@ _APPLY_ONE_HELD = text(
             RETURNING id, {AWAITING_RELAY} AS awaiting_relay
         )
         SELECT (SELECT id FROM claimed) AS receipt_id, (SELECT id FROM event) AS event_id,
-               (SELECT awaiting_relay FROM event) AS awaiting_relay
+               (SELECT awaiting_relay FROM event) AS awaiting_relay, (SELECT message_id FROM receipt) AS message_id,
+               (SELECT to_address FROM receipt) AS to_address, (SELECT provider_event FROM receipt) AS provider_event,
+               (SELECT detail FROM receipt) AS detail
         """
     )
 )
 
 
-def apply_one_held_receipt(connection: Connection) -> bool:
-    """Apply the oldest held receipt whose message is now known. False when there is none."""
+@dataclass(frozen=True)
+class AppliedHeldReceipt:
+    """A held receipt just applied: its message, whose recipient an email event may suppress."""
+
+    message_id: int
+    to_address: str
+    email_events: list[AppliedEmailEvent]
+
+
+def apply_one_held_receipt(connection: Connection) -> AppliedHeldReceipt | None:
+    """Apply the oldest held receipt whose message is now known. None when there is none."""
     row = connection.execute(_APPLY_ONE_HELD).one()
     remember_written(connection, [row.awaiting_relay])
-    return row.receipt_id is not None
+    if row.receipt_id is None:
+        return None
+    events = [] if row.provider_event is None else [AppliedEmailEvent(row.provider_event, row.detail)]
+    return AppliedHeldReceipt(row.message_id, row.to_address, events)
 
 
 _PURGE_STALE_HELD = text(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -31,7 +32,7 @@ from sqlalchemy.exc import DBAPIError
 
 from messaging.db.engine import server_sqlstate
 from messaging.db.events import AWAITING_RELAY, remember_written
-from messaging.db.receipts import RECEIPT_MAY_MOVE
+from messaging.db.receipts import RECEIPT_MAY_MOVE, AppliedEmailEvent, applied_email_events
 from messaging.db.schema import (
     PENDING_CONDITION,
     SEARCH_CONFIGURATION,
@@ -156,7 +157,7 @@ _FINDING_UPDATES = (
     "unread_count = c.unread_count + CASE WHEN EXCLUDED.unread_count = 1 AND (c.read_through_at IS NULL OR "
     "(EXCLUDED.last_message_at, EXCLUDED.last_message_id) > (c.read_through_at, c.read_through_id)) THEN 1 ELSE 0 END"
 )
-# Raised (migration 0010's messaging_abort) by a store that is its own transaction when a twin committed meanwhile.
+# Raised (migration 0011's messaging_abort) by a store that is its own transaction when a twin committed meanwhile.
 TWIN_COMMITTED_MEANWHILE = "MS001"
 _SEARCH_VECTOR = f"to_tsvector('{SEARCH_CONFIGURATION}', CAST(:search_text AS text))"
 _STORE_MESSAGE = text(
@@ -561,7 +562,7 @@ _MARK_SENT = text(
         WITH current AS (
             SELECT id, status, provider FROM messages WHERE id = :message_id AND {PENDING_CONDITION} FOR UPDATE
         ), held AS (
-            SELECT r.id, r.status, r.detail FROM provider_receipts AS r, current
+            SELECT r.id, r.status, r.detail, r.provider_event FROM provider_receipts AS r, current
             WHERE r.provider = current.provider AND r.provider_message_id = CAST(:provider_message_id AS text)
               AND r.applied_at IS NULL
             FOR UPDATE OF r
@@ -591,7 +592,10 @@ _MARK_SENT = text(
             ORDER BY event.ordinal
             RETURNING id, {AWAITING_RELAY} AS awaiting_relay
         )
-        SELECT moved.*, ARRAY(SELECT awaiting_relay FROM events ORDER BY id) AS awaiting_relay FROM moved
+        SELECT moved.*, ARRAY(SELECT awaiting_relay FROM events ORDER BY id) AS awaiting_relay,
+               ARRAY(SELECT provider_event FROM held WHERE provider_event IS NOT NULL ORDER BY id) AS held_events,
+               ARRAY(SELECT detail FROM held WHERE provider_event IS NOT NULL ORDER BY id) AS held_details
+        FROM moved
         """
     )
 )
@@ -634,13 +638,23 @@ def _moved(connection: Connection, statement: Any, parameters: dict[str, Any]) -
     return _message(row._mapping)
 
 
-def mark_sent(connection: Connection, message_id: int, provider_message_id: str, source: EventSource) -> Message | None:
+@dataclass(frozen=True)
+class Sent:
+    """A send recorded `sent`, and the held email events (bounces, spam reports...) applied with it."""
+
+    message: Message
+    email_events: list[AppliedEmailEvent]
+
+
+def mark_sent(connection: Connection, message_id: int, provider_message_id: str, source: EventSource) -> Sent | None:
     """The provider accepted the send (receipts held for its provider id are applied too)."""
-    return _moved(
-        connection,
-        _MARK_SENT,
-        {"message_id": message_id, "provider_message_id": provider_message_id, "source": source.value},
-    )
+    row = connection.execute(
+        _MARK_SENT, {"message_id": message_id, "provider_message_id": provider_message_id, "source": source.value}
+    ).first()
+    if row is None:
+        return None
+    remember_written(connection, row.awaiting_relay)
+    return Sent(_message(row._mapping), applied_email_events(row.held_events, row.held_details))
 
 
 def schedule_retry(

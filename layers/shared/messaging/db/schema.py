@@ -210,6 +210,9 @@ message_events = Table(
     # recipient.opted_out / opted_in: the suppression concerned (migration 0007; no foreign key, the history
     # outlives a lifted suppression).
     Column("suppression_id", BigInteger),
+    # ... and that suppression as it was when the event was written, the event's `data` (migration 0010): an
+    # opt-in deletes its suppression before the event is dispatched.
+    Column("suppression", JSONB),
     CheckConstraint(
         "type IN ('message.queued', 'message.retrying', 'message.received', 'message.sent', 'message.delivered', "
         "'message.undelivered', 'message.failed', 'conversation.created', 'recipient.opted_out', "
@@ -240,6 +243,9 @@ provider_receipts = Table(
     Column("received_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
     Column("message_id", BigInteger, ForeignKey("messages.id", ondelete="CASCADE")),
     Column("applied_at", DateTime(timezone=True)),
+    # The email provider's name of the event (bounce, spamreport, ...; migration 0010): whether applying a held
+    # receipt suppresses its recipient. NULL for SMS receipts.
+    Column("provider_event", Text),
     UniqueConstraint("provider", "dedup_key", name="uq_provider_receipts_dedup"),
     CheckConstraint("status IN ('delivered', 'undelivered')", name="ck_provider_receipts_status"),
 )

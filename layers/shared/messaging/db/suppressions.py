@@ -14,7 +14,7 @@ from typing import Any
 
 from sqlalchemy import Connection, Row, delete, literal_column, select, text
 
-from messaging.db.events import AWAITING_RELAY, remember_written
+from messaging.db.events import AWAITING_RELAY, remember_written, suppression_snapshot
 from messaging.db.schema import message_events, suppressions
 from messaging.db.statements import compact
 from messaging.domain import Suppression
@@ -151,7 +151,8 @@ def record_suppression_event(
     message_id: int | None = None,
     conversation_id: int | None = None,
 ) -> int:
-    """A recipient.opted_out / opted_in row of the history (and outbox), in the caller's transaction."""
+    """A recipient.opted_out / opted_in row of the history (and outbox), in the caller's transaction. It keeps
+    the suppression as it is now: the event's `data`, rendered after an opt-in has deleted the row."""
     detail = suppression.address if suppression.sender is None else f"{suppression.address} from {suppression.sender}"
     row = connection.execute(
         message_events.insert()
@@ -162,6 +163,7 @@ def record_suppression_event(
             detail=detail,
             source=source,
             suppression_id=suppression.id,
+            suppression=suppression_snapshot(suppression),
         )
         .returning(message_events.c.id, literal_column(AWAITING_RELAY).label("awaiting_relay"))
     ).one()

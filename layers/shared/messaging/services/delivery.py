@@ -2,9 +2,10 @@
 
 Shared by the send path (the first, synchronous attempt) and the retry consumer, so both settle a send
 the same way: accepted is `sent`; a retryable failure with attempts left is `retrying` and enqueued; any
-other failure is `failed` and copied to the dead-letter queue. A status only moves forward (the repository
-records an outcome only on a pending send), and the provider is given our message id as its idempotency
-token, so repeating an attempt never delivers twice.
+other failure is `failed` and copied to the dead-letter queue (a recipient who opted out meanwhile: `failed`
+with `recipient_opted_out`, never sent to the provider, and not copied). A status only moves forward (the
+repository records an outcome only on a pending send), and the provider is given our message id as its
+idempotency token, so repeating an attempt never delivers twice.
 
 `failed` is never a guess: an attempt may have been accepted although we never heard (a timeout), so
 before declaring a send failed the provider is asked (`lookup`); if it accepted the send, it is `sent`.
@@ -20,6 +21,7 @@ from messaging.domain import Message
 from messaging.enums import EventSource
 from messaging.observability import logger, metrics
 from messaging.providers import OutboundEnvelope, ProviderError, provider_for
+from messaging.services.receipts import suppress_for_held_events
 from messaging.services.retry_policy import backoff_seconds
 from messaging.services.suppressions import OPTED_OUT, deliver_unless_suppressed
 
@@ -66,9 +68,10 @@ def _record_opted_out(message: Message, source: EventSource) -> Message:
 
 def _record_success(message: Message, provider_message_id: str, source: EventSource, *, replayed: bool) -> Message:
     with transaction() as connection:
-        current = repository.mark_sent(connection, message.id, provider_message_id, source) or repository.get_message(
-            connection, message.id
-        )
+        sent = repository.mark_sent(connection, message.id, provider_message_id, source)
+        if sent is not None:
+            suppress_for_held_events(connection, message.id, sent.message.to_address, sent.email_events)
+        current = sent.message if sent is not None else repository.get_message(connection, message.id)
     metrics.add_metric(name="MessagesSent", unit="Count", value=1)
     logger.info("message sent", extra={"message_id": message.id, "replayed": replayed, "source": source.value})
     return _found(current, message.id)

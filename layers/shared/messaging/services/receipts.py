@@ -2,7 +2,8 @@
 
 SMS receipts are deduplicated by (provider message id, status), email events by their `event_id`. A receipt
 for a provider id no message carries yet is held, never lost: it is applied when the id is recorded (see
-db/receipts.py for the race this closes).
+db/receipts.py for the race this closes). A hard bounce or a spam report suppresses its recipient when it is
+applied to a known message: at once, or when it is applied after being held (`suppress_for_held_events`).
 """
 
 from __future__ import annotations
@@ -44,6 +45,7 @@ def receive_email_events(events: list[EmailEvent]) -> ReceiptResults:
                 status=RECEIPT_OUTCOME_STATUS[event.event],
                 detail=_email_detail(event),
                 reported_at=event.timestamp,
+                provider_event=event.event,
             )
             _suppress_recipient_of(connection, event, outcome)
             outcomes.append(outcome)
@@ -52,7 +54,7 @@ def receive_email_events(events: list[EmailEvent]) -> ReceiptResults:
 
 def _suppress_recipient_of(connection: Transaction, event: EmailEvent, outcome: receipts_db.ReceiptOutcome) -> None:
     """A first-seen bounce or spam report about a message we know: its recipient is suppressed (a duplicate
-    changes nothing; a held event names no message yet, so no address)."""
+    changes nothing; a held event names no message yet: it suppresses when it is applied)."""
     if (
         not email_event_suppresses(event.event)
         or outcome.outcome in ("duplicate", "held")
@@ -65,6 +67,17 @@ def _suppress_recipient_of(connection: Transaction, event: EmailEvent, outcome: 
     suppress_in_for_email_event(
         connection, event.event, message.to_address, reason=_email_detail(event), message_id=message.id
     )
+
+
+def suppress_for_held_events(
+    connection: Transaction, message_id: int, address: str, events: list[receipts_db.AppliedEmailEvent]
+) -> None:
+    """Held email events just applied to their message, in the transaction applying them: each suppresses its
+    recipient exactly as it would have live (same rule, same reason, same recipient.opted_out event)."""
+    for event in events:
+        suppress_in_for_email_event(
+            connection, event.provider_event, address, reason=event.detail, message_id=message_id
+        )
 
 
 def _email_detail(event: EmailEvent) -> str | None:

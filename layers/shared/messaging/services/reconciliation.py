@@ -19,6 +19,7 @@ from messaging.db import repository
 from messaging.db.engine import transaction
 from messaging.observability import logger, metrics
 from messaging.providers import provider_for
+from messaging.services.receipts import suppress_for_held_events
 
 
 @dataclass(frozen=True)
@@ -34,8 +35,10 @@ def reconcile() -> ReconciliationReport:
     applied = 0
     while applied < sweep.sweep_batch_size:
         with transaction() as connection:
-            if not receipts_db.apply_one_held_receipt(connection):
+            held = receipts_db.apply_one_held_receipt(connection)
+            if held is None:
                 break
+            suppress_for_held_events(connection, held.message_id, held.to_address, held.email_events)
         applied += 1
     with transaction() as connection:
         purged = receipts_db.purge_stale_held_receipts(connection, reconciliation.held_receipt_retention_seconds)

@@ -2,22 +2,25 @@
 
 At-least-once: an event reaches the dispatcher through EventQueue (after its commit, or by the sweep, which
 offers it again until the dispatcher has taken it);
-fan-out creates one delivery per (event, subscribed enabled endpoint) and attempts them at once, side by
-side, so a slow endpoint delays no other. A failed attempt schedules the next one (capped, jittered
-backoff) in the database first and on the queue second, so a lost record is found again by the sweep.
+fan-out creates one delivery per (event, subscribed enabled endpoint) and attempts them at once, each on a
+thread of its own and holding no database connection, so a slow endpoint delays no other (and the consumer
+runs the records of a batch side by side too: functions/event_dispatch). A failed attempt schedules the
+next one (capped, jittered backoff) in the database first and on the queue second, so a lost record is
+found again by the sweep.
 After EVENT_RETRY_WINDOW_SECONDS a delivery is `failed` (copied to EventDLQ) and counts against its
 endpoint, which is disabled after EVENT_ENDPOINT_DISABLE_AFTER failed deliveries in a row.
 
-The event's `data` is the message or conversation document the API returns, taken when the event is
+The event's `data` is the document the API returns: the message or conversation, taken when the event is
 dispatched, with the status the event announces (a `message.sent` says `sent` even when the message is
-already `delivered`). It is built once per event, stored with each delivery, and every retry sends the
-very same body under the same `webhook-id` (the event id), so receivers can dedupe.
+already `delivered`); for recipient.* events, the suppression as it was when the event was written. It is
+built once per event, stored with each delivery, and every retry sends the very same body under the same
+`webhook-id` (the event id), so receivers can dedupe.
 """
 
 from __future__ import annotations
 
 import json
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -31,13 +34,11 @@ from messaging.domain import OutboxEvent, WebhookDelivery
 from messaging.enums import SUBSCRIBABLE_EVENTS, EventType
 from messaging.observability import logger, metrics
 from messaging.services.retry_policy import backoff_seconds
+from messaging.services.suppressions import suppression_document
 from messaging.webhook_models import EventBody
 from messaging.webhook_targets import HttpResult, post
 
 SUBSCRIBABLE = frozenset(event.value for event in SUBSCRIBABLE_EVENTS)
-# Attempts of one batch run side by side: one slow endpoint costs its own timeout, not everyone's.
-MAX_PARALLEL_ATTEMPTS = 8
-_attempts_pool = ThreadPoolExecutor(max_workers=MAX_PARALLEL_ATTEMPTS, thread_name_prefix="webhook")
 
 
 def lease_seconds() -> float:
@@ -52,25 +53,37 @@ class DispatchReport:
     succeeded: int
 
 
-def _event_body(connection: Any, event: OutboxEvent) -> str | None:
-    """The wire body of an event, or None when what it is about no longer exists."""
+class UnrenderableEvent(RuntimeError):
+    """An event row lacks the subject its type is rendered from (a writer's defect: every writer records it).
+    Its record fails, loudly: SQS redelivers it and finally dead-letters it, and the event stays unrelayed."""
+
+
+def _event_data(connection: Any, event: OutboxEvent) -> dict[str, Any]:
+    """The document an event announces, as the API returns it: the suppression for recipient.* events (kept
+    on the event: an opt-in has deleted it), the conversation, or the message with the event's status."""
+    if event.type in (EventType.OPTED_OUT, EventType.OPTED_IN):
+        if event.suppression is None:
+            raise UnrenderableEvent(f"event {event.id} ({event.type}) was written without its suppression")
+        return suppression_document(event.suppression).model_dump(mode="json", by_alias=True)
     if event.type == EventType.CONVERSATION_CREATED:
-        if event.conversation_id is None:
-            return None
-        conversation = repository.get_conversation(connection, event.conversation_id)
+        conversation = (
+            None if event.conversation_id is None else repository.get_conversation(connection, event.conversation_id)
+        )
         if conversation is None:
-            return None
-        data = conversation_document(conversation).model_dump(mode="json", by_alias=True)
-    else:
-        if event.message_id is None:
-            return None
-        message = repository.get_message(connection, event.message_id)
-        if message is None:
-            return None
-        if event.status is not None:
-            message = replace(message, status=event.status)
-        data = message_document(message).model_dump(mode="json", by_alias=True)
-    body = EventBody(type=event.type, timestamp=event.occurred_at, data=data)
+            raise UnrenderableEvent(f"event {event.id} ({event.type}) names no existing conversation")
+        return conversation_document(conversation).model_dump(mode="json", by_alias=True)
+    # message.*: its row outlives neither its message nor its conversation (the foreign keys cascade), so
+    # inside the transaction that holds the event, its message exists.
+    message = None if event.message_id is None else repository.get_message(connection, event.message_id)
+    if message is None:
+        raise UnrenderableEvent(f"event {event.id} ({event.type}) names no existing message")
+    if event.status is not None:
+        message = replace(message, status=event.status)
+    return message_document(message).model_dump(mode="json", by_alias=True)
+
+
+def _event_body(connection: Any, event: OutboxEvent) -> str:
+    body = EventBody(type=event.type, timestamp=event.occurred_at, data=_event_data(connection, event))
     return json.dumps(body.model_dump(mode="json"), separators=(",", ":"), ensure_ascii=False)
 
 
@@ -79,12 +92,13 @@ def fan_out(event_id: int) -> DispatchReport:
     settings = config.current(WebhookDeliverySettings)
     with transaction() as connection:
         event = events.take_event(connection, event_id)
-        if event is None or event.type not in SUBSCRIBABLE or not webhooks.has_subscribers(connection, event.type):
+        if event is None:
+            # Deleted with its message or conversation (its foreign keys cascade) after it was enqueued.
+            logger.info("event no longer exists: not delivered", extra={"event_id": event_id})
+            return DispatchReport(0, 0)
+        if event.type not in SUBSCRIBABLE or not webhooks.has_subscribers(connection, event.type):
             return DispatchReport(0, 0)
         body = _event_body(connection, event)
-        if body is None:
-            logger.warning("event about something deleted: not delivered", extra={"event_id": event_id})
-            return DispatchReport(0, 0)
         deliveries = webhooks.create_deliveries(
             connection, event.id, event.type, body, lease_seconds(), settings.event_retry_window_seconds
         )
@@ -109,17 +123,19 @@ def deliver(delivery_id: int) -> DispatchReport:
 
 
 def attempt_all(deliveries: list[WebhookDelivery]) -> DispatchReport:
-    """The HTTP attempts side by side (a slow endpoint costs its own timeout, no one else's); their records
-    one after the other in this thread, so a record never needs more than one database connection."""
+    """The HTTP attempts side by side, each on a thread of its own and none holding a database connection (a
+    slow endpoint costs its own timeout, no one else's); each recorded in this thread as soon as it ends, in
+    a short transaction of its own, so a record never needs more than one database connection."""
     if not deliveries:
         return DispatchReport(0, 0)
-    # Read here: the pool's threads do not see the invoking function's settings (a context variable).
+    # Read here: the threads below do not see the invoking function's settings (a context variable).
     settings = config.current(WebhookDeliverySettings)
     if len(deliveries) == 1:
-        results = [_send(deliveries[0], settings)]
+        outcomes = [_record(deliveries[0], _send(deliveries[0], settings))]
     else:
-        results = list(_attempts_pool.map(_send, deliveries, [settings] * len(deliveries)))
-    outcomes = [_record(delivery, result) for delivery, result in zip(deliveries, results, strict=True)]
+        with ThreadPoolExecutor(max_workers=len(deliveries), thread_name_prefix="webhook") as attempts:
+            pending = {attempts.submit(_send, delivery, settings): delivery for delivery in deliveries}
+            outcomes = [_record(pending[done], done.result()) for done in as_completed(pending)]
     return DispatchReport(attempted=len(outcomes), succeeded=sum(outcomes))
 
 

@@ -8,9 +8,10 @@ such a row relayed as it is inserted, with the same meaning ("its deliveries exi
 inserts return its id as "awaiting relay" only otherwise (messaging.db.events.AWAITING_RELAY), so only
 events someone listens to are published.
 
-An endpoint sees the events written after it was created (or enabled), as before: an event committed
-before the endpoint's creation was never fanned out to it. Rows written before this revision keep their
-state (the sweep relays any still waiting).
+An endpoint still sees exactly the events fanned out while it is enabled and subscribed to their type; an
+event is fanned out once, and now only if some enabled endpoint subscribed to its type as it was written, so
+an endpoint created, enabled or subscribed later never gets it (none was ever backfilled). Rows written
+before this revision keep their state (the sweep relays any still waiting).
 
 Revision ID: 0009
 Revises: 0008

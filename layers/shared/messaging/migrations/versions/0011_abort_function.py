@@ -7,15 +7,15 @@ message id that committed while this statement ran (its conversation summary is 
 message insert found the twin). Plain SQL has no way to raise an error on purpose; this function does,
 with a SQLSTATE of its own that the caller recognises (messaging.db.repository.TWIN_COMMITTED_MEANWHILE).
 
-Revision ID: 0010
-Revises: 0009
+Revision ID: 0011
+Revises: 0010
 Create Date: 2026-11-25
 """
 
 from alembic import op
 
-revision = "0010"
-down_revision = "0009"
+revision = "0011"
+down_revision = "0010"
 branch_labels = None
 depends_on = None
 
