@@ -29,7 +29,7 @@ setup: $(STAMP) ## Create the virtualenv and install dependencies
 run: setup ## Serve the whole API on http://127.0.0.1:8080 (embedded PostgreSQL and SQS unless configured)
 	$(PY) -m infra.local_runner
 
-seed: setup ## Demo data for the console (SMS, MMS, email; received, sent, retrying, failed) in `make run`'s database
+seed: setup ## Demo data for the console (SMS, MMS, email; messages in every status) in `make run`'s database
 	$(PY) -m infra.seed
 
 # The browser tests drive Debian's chromium (Playwright cannot download browsers here). Installed when we are
