@@ -30,14 +30,16 @@ CHROMIUM_ARGS = [
     "--disable-component-update",
     "--disable-sync",
 ]
-# The runner's providers, scripted (each execution environment runs its own script): the first outbound email
-# meets a 429 asking for 15 s, so a thread can be watched going from `retrying` to `sent`; the first outbound
-# SMS is refused (400) and ends `failed`.
+# The console runner: no provider faults unless a test scripts them (`provider_script`); a sender's second
+# message within 10 s waits `queued` for its slot (throttling); the providers' receipts (`delivered`) arrive
+# 6 s after a send, so a thread can be watched going queued → sent → delivered, and a test can post an
+# `undelivered` receipt of its own before the provider's.
 CONSOLE_RUNNER_ENVIRONMENT = {
-    "MOCK_EMAIL_FAULTS": "429",
-    "MOCK_SMS_FAULTS": "400",
+    "SENDER_RATE_PER_SECOND": "0.1",
+    "MOCK_RECEIPT_DELAY_SECONDS": "6",
     "MOCK_RETRY_AFTER_SECONDS": "15",
 }
+SCRIPTABLE = ("MOCK_SMS_FAULTS", "MOCK_EMAIL_FAULTS")
 
 
 def _unavailable(reason: str) -> None:
@@ -74,6 +76,33 @@ def console_runner() -> Iterator[Runner]:
     started = Runner("console", CONSOLE_RUNNER_ENVIRONMENT)
     yield started
     started.stop()
+
+
+def restart(runner: Runner, environment: dict[str, str]) -> None:
+    """Stop the runner cleanly and start it again (same database and port) with `environment` changed: its
+    execution environments start afresh, with the providers' fault scripts from their beginning."""
+    runner.process.terminate()
+    runner.process.wait(timeout=30)
+    for name in SCRIPTABLE:
+        runner.environment.pop(name, None)
+    runner.environment.update(environment)
+    runner.start()
+
+
+@pytest.fixture
+def provider_script(console_runner: Runner) -> Iterator[Any]:
+    """`provider_script(MOCK_SMS_FAULTS="400")`: the console runner's providers answer the next sends so (each
+    provider's script, in order, then `ok`); afterwards the runner starts again without the script."""
+    scripted = False
+
+    def script(**faults: str) -> None:
+        nonlocal scripted
+        scripted = True
+        restart(console_runner, faults)
+
+    yield script
+    if scripted:
+        restart(console_runner, {})
 
 
 @pytest.fixture(scope="session")
@@ -113,12 +142,6 @@ def page(browser: Any, console_runner: Runner, console_db: RunnerDb) -> Iterator
     yield tab
     tab.close()
     assert errors == []
-
-
-def require_path(api_paths: set[str], path: str) -> None:
-    """Skip a test of a feature whose route this API does not have yet (the console hides it then)."""
-    if path not in api_paths:
-        pytest.skip(f"the API has no {path} route yet: the console hides this feature until it lands")
 
 
 @pytest.fixture(scope="session")

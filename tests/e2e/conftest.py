@@ -49,8 +49,15 @@ class Runner:
         self.url = f"http://127.0.0.1:{self.port}"
         self.log = ROOT / ".local" / f"{self.database}.log"
         self.log.parent.mkdir(exist_ok=True)
+        # Not the test process's stand-ins (tests/conftest.py): the runner's own API_BASE_URL is where its mock
+        # providers' receipts come back, and it has its own SQS.
+        inherited = {
+            key: value
+            for key, value in os.environ.items()
+            if not key.startswith(("MOCK_", "SEND_RETRY")) and key != "API_BASE_URL"
+        }
         self.environment = {
-            **{key: value for key, value in os.environ.items() if not key.startswith(("MOCK_", "SEND_RETRY"))},
+            **inherited,
             **RUNNER_ENVIRONMENT,
             **(environment or {}),
             "DATABASE_URL": self.database_url,

@@ -1,6 +1,6 @@
 // Customer webhook endpoints with their delivery log, and the suppression list: shown when the API has them.
-import { allPages, api } from "./api.js";
-import { describeError, emptyState, h, timeElement } from "./dom.js";
+import { allPages, api, plausibleAddress } from "./api.js";
+import { debounce, describeError, emptyState, h, timeElement } from "./dom.js";
 
 const EVENT_TYPES = [
   "message.received", "message.sent", "message.delivered", "message.undelivered", "message.failed",
@@ -47,7 +47,8 @@ export function renderWebhooks(container, capabilities, selectedId) {
     const endpoints = await allPages((query) => api.webhookEndpoints(query));
     list.replaceChildren(...(endpoints.length ? endpoints.map((endpoint) => h("li", { class: "row" },
       h("a", { href: `#/webhooks/${endpoint.id}`, "aria-current": String(endpoint.id) === String(selectedId) ? "page" : null }, endpoint.url),
-      h("span", { class: `badge ${endpoint.enabled ? "status-sent" : "status-failed"}` }, endpoint.enabled ? "enabled" : "disabled"),
+      h("span", { class: `badge endpoint-${endpoint.enabled ? "enabled" : "disabled"}` }, endpoint.enabled ? "enabled" : "disabled"),
+      endpoint.disabled_reason ? h("span", { class: "status-detail" }, endpoint.disabled_reason) : null,
       h("span", { class: "hint" }, (endpoint.events || []).join(", ")),
       h("button", { type: "button", onclick: async () => {
         await api.updateWebhookEndpoint(endpoint.id, { enabled: !endpoint.enabled }).catch((error) => { notice.textContent = describeError(error); });
@@ -64,22 +65,30 @@ export function renderWebhooks(container, capabilities, selectedId) {
 
   async function refreshDeliveries() {
     const page = await api.webhookDeliveries(selectedId, { limit: 50 });
+    const openLogs = new Set([...deliveries.querySelectorAll("details[open]")].map((log) => log.dataset.deliveryId));
     deliveries.replaceChildren(
       h("h3", {}, `Deliveries to endpoint ${selectedId}, newest first`),
       page.items.length
-        ? h("ul", { class: "rows" }, page.items.map((delivery) => h("li", { class: "row" },
-            h("span", { class: `badge status status-${delivery.status}` }, delivery.status),
-            h("strong", {}, delivery.event_type || delivery.type || ""),
-            delivery.response_status ? ` HTTP ${delivery.response_status}` : "",
-            delivery.attempts ? ` · ${delivery.attempts} attempt${delivery.attempts === 1 ? "" : "s"}` : "",
-            delivery.last_error ? h("span", { class: "status-detail" }, ` · ${delivery.last_error}`) : null,
-            " ", timeElement(delivery.last_attempt_at || delivery.created_at),
-            h("button", { type: "button", onclick: async () => {
-              await api.retryDelivery(delivery.id).then(() => { notice.textContent = `Delivery ${delivery.id} queued again.`; }, (error) => { notice.textContent = describeError(error); });
-              await refreshDeliveries();
-            } }, "Deliver again"),
-          )))
+        ? h("ul", { class: "rows deliveries-list" }, page.items.map((delivery) => deliveryRow(delivery, openLogs.has(String(delivery.id)))))
         : emptyState("No deliveries yet."),
+    );
+  }
+
+  function deliveryRow(delivery, logOpen) {
+    return h("li", { class: "row delivery", dataset: { deliveryId: String(delivery.id), status: delivery.status } },
+      h("span", { class: `badge status delivery-${delivery.status}` }, delivery.status),
+      h("strong", {}, delivery.event_type),
+      h("span", { class: "hint" }, `event ${delivery.event_id}`),
+      delivery.last_status_code ? h("span", { class: "status-code" }, `HTTP ${delivery.last_status_code}`) : null,
+      h("span", {}, `${delivery.attempts} attempt${delivery.attempts === 1 ? "" : "s"}`),
+      delivery.next_attempt_at ? h("span", { class: "status-detail" }, "next ", timeElement(delivery.next_attempt_at)) : null,
+      delivery.completed_at ? h("span", { class: "status-detail" }, "completed ", timeElement(delivery.completed_at)) : null,
+      delivery.last_error ? h("span", { class: "status-detail delivery-error" }, delivery.last_error) : null,
+      h("button", { type: "button", onclick: async () => {
+        await api.retryDelivery(delivery.id).then(() => { notice.textContent = `Delivery ${delivery.id} queued again.`; }, (error) => { notice.textContent = describeError(error); });
+        await refreshDeliveries();
+      } }, "Deliver again"),
+      attemptLog(delivery, logOpen),
     );
   }
 
@@ -87,11 +96,68 @@ export function renderWebhooks(container, capabilities, selectedId) {
   return { refresh };
 }
 
+/** Every attempt of a delivery, newest first, as the API records it (status code, error, answer, duration). */
+function attemptLog(delivery, open) {
+  const log = h("details", { class: "attempt-log", dataset: { deliveryId: String(delivery.id) } },
+    h("summary", {}, `Attempt log (${delivery.attempt_log.length})`),
+    delivery.attempt_log.length
+      ? h("ol", { class: "events" }, delivery.attempt_log.map((attempt) => h("li", {},
+          timeElement(attempt.attempted_at), " ",
+          h("strong", {}, `attempt ${attempt.attempt}`), " ",
+          h("span", { class: `badge status attempt-${attempt.outcome}` }, attempt.outcome),
+          attempt.status_code ? ` HTTP ${attempt.status_code}` : "",
+          ` · ${attempt.duration_ms} ms`,
+          attempt.error ? h("span", { class: "detail" }, ` · ${attempt.error}`) : null,
+          attempt.next_attempt_at ? h("span", { class: "detail" }, " · next ", timeElement(attempt.next_attempt_at)) : null,
+          attempt.response_excerpt ? h("pre", { class: "excerpt" }, attempt.response_excerpt) : null,
+        )))
+      : emptyState("Not attempted yet."),
+  );
+  log.open = open;
+  return log;
+}
+
 export function renderSuppressions(container, capabilities) {
   if (!capabilities.suppressions) return unavailable(container, "Suppressions", "/api/suppressions");
   const list = h("ul", { class: "rows", "aria-label": "Suppressed recipients" });
   const notice = h("p", { class: "notice", role: "status" });
-  const filter = h("input", { id: "suppression-filter", type: "search", placeholder: "+1415… or name@…", oninput: () => refresh() });
+  // The API filters by one whole address (a partial one is a 422): the list is queried once the input looks
+  // like a full phone number or email address, a moment after typing stops, or on Enter.
+  let applied = "";
+  const filterError = h("p", { class: "field-error", id: "suppression-filter-error", role: "alert" });
+  const filterHint = h("p", { class: "hint", id: "suppression-filter-hint" }, "A whole phone number (+14155550123) or email address.");
+  const filter = h("input", {
+    id: "suppression-filter", type: "search", placeholder: "+14155550123 or name@example.com",
+    "aria-describedby": "suppression-filter-hint suppression-filter-error",
+    oninput: debounce(() => {
+      const wanted = filter.value.trim();
+      if (wanted === "" || plausibleAddress(wanted)) applyFilter(wanted);
+    }),
+  });
+  const filterForm = h("form", { role: "search", class: "filters", onsubmit: (event) => {
+    event.preventDefault();
+    applyFilter(filter.value.trim());
+  } },
+    h("label", { for: "suppression-filter" }, "Filter by address"), filter, filterHint, filterError,
+  );
+
+  async function applyFilter(wanted) {
+    const previous = applied;
+    applied = wanted;
+    try {
+      await refresh();
+      filterError.textContent = "";
+      filter.removeAttribute("aria-invalid");
+    } catch (error) {
+      applied = previous;
+      if (error.status !== 422) {
+        notice.textContent = `Could not filter: ${describeError(error)}`;
+        return;
+      }
+      filterError.textContent = error.message;
+      filter.setAttribute("aria-invalid", "true");
+    }
+  }
   const inputs = {
     address: h("input", { id: "suppression-address", required: true }),
     sender: h("input", { id: "suppression-sender" }),
@@ -122,9 +188,10 @@ export function renderSuppressions(container, capabilities) {
   );
 
   async function refresh() {
-    const items = await allPages((query) => api.suppressions({ ...query, address: filter.value.trim() }));
+    const items = await allPages((query) => api.suppressions({ ...query, address: applied }));
     list.replaceChildren(...(items.length ? items.map((item) => h("li", { class: "row" },
       h("strong", {}, item.address),
+      item.source ? h("span", { class: "tag" }, item.source) : null,
       item.sender ? ` for ${item.sender}` : " for every sender",
       item.reason ? h("span", { class: "hint" }, ` · ${item.reason}`) : null,
       " ", timeElement(item.created_at),
@@ -132,13 +199,9 @@ export function renderSuppressions(container, capabilities) {
         await api.liftSuppression(item.id).catch((error) => { notice.textContent = describeError(error); });
         await refresh();
       } }, "Lift"),
-    )) : [h("li", {}, emptyState("No suppressed recipients."))]));
+    )) : [h("li", {}, emptyState(applied ? `${applied} is not suppressed.` : "No suppressed recipients."))]));
   }
 
-  container.replaceChildren(
-    h("h2", { tabindex: "-1" }, "Suppressions"), notice,
-    h("label", { for: "suppression-filter" }, "Filter by address"), filter,
-    list, form,
-  );
+  container.replaceChildren(h("h2", { tabindex: "-1" }, "Suppressions"), notice, filterForm, list, form);
   return { refresh };
 }

@@ -25,13 +25,13 @@ export class ApiError extends Error {
   }
 }
 
-export async function request(method, path, { query, body } = {}) {
+export async function request(method, path, { query, body, headers: extra } = {}) {
   const { base, token } = loadSettings();
   const url = new URL(base.replace(/\/$/, "") + path, location.href);
   for (const [name, value] of Object.entries(query || {})) {
     if (value !== undefined && value !== null && value !== "") url.searchParams.set(name, value);
   }
-  const headers = { Accept: "application/json" };
+  const headers = { Accept: "application/json", ...extra };
   if (token) headers.Authorization = `Bearer ${token}`;
   if (body !== undefined) headers["Content-Type"] = "application/json";
   const response = await fetch(url, {
@@ -61,7 +61,11 @@ export const api = {
   resend: (id) => request("POST", `/api/messages/${id}/resend`, { body: {} }),
   archive: (id, archived) => request("PATCH", `/api/conversations/${id}`, { body: { archived } }),
   markRead: (id) => request("POST", `/api/conversations/${id}/read`, { body: {} }),
-  send: (channel, payload) => request("POST", `/api/messages/${channel === "email" ? "email" : "sms"}`, { body: payload }),
+  send: (channel, payload, idempotencyKey) =>
+    request("POST", `/api/messages/${channel === "email" ? "email" : "sms"}`, {
+      body: payload,
+      headers: { "Idempotency-Key": idempotencyKey },
+    }),
   webhookEndpoints: (query) => request("GET", "/api/webhook-endpoints", { query }),
   createWebhookEndpoint: (payload) => request("POST", "/api/webhook-endpoints", { body: payload }),
   updateWebhookEndpoint: (id, payload) => request("PATCH", `/api/webhook-endpoints/${id}`, { body: payload }),
@@ -72,6 +76,13 @@ export const api = {
   addSuppression: (payload) => request("POST", "/api/suppressions", { body: payload }),
   liftSuppression: (id) => request("DELETE", `/api/suppressions/${id}`),
 };
+
+/** A whole phone number (a +, then at least 8 digits in any formatting) or email address (x@y.z): what the
+ * API's address filters accept, so a filter is queried only once the input is one (a partial is a 422). */
+export function plausibleAddress(text) {
+  if (text.includes("@")) return /^[^\s@]+@[^\s@]+\.[^\s@]+$/.test(text);
+  return /^\+[\d\s().-]+$/.test(text) && text.replace(/\D/g, "").length >= 8;
+}
 
 /** Every page of a list, up to `max` items (lists are keyset pages: {items, next_cursor}). */
 export async function allPages(fetchPage, query = {}, max = 1000) {
@@ -85,9 +96,9 @@ export async function allPages(fetchPage, query = {}, max = 1000) {
   return items;
 }
 
-// What this API offers beyond today's core routes. The OpenAPI document (served next to the API by the local
-// runner) says so exactly; without it, each feature is probed: a missing route is a 404/405 "no route", and
-// an unknown query parameter is a 422 naming it (DESIGN.md §2).
+// What this API offers beyond the core routes, read from the OpenAPI document the local runner serves next to
+// the API. A deployed API Gateway serves no such document: the console then assumes the API it ships with
+// (this repository's, which has every route and filter below) rather than probing route by route.
 let detected = null;
 
 export function capabilities() {
@@ -102,15 +113,30 @@ export function forgetCapabilities() {
   detected = null;
 }
 
+export const EVERYTHING = Object.freeze({
+  source: "assumed",
+  filters: Object.freeze({ participant: true, channel: true, archived: true }),
+  search: true,
+  searchChannel: true,
+  failed: true,
+  events: true,
+  resend: true,
+  archive: true,
+  read: true,
+  webhooks: true,
+  suppressions: true,
+});
+
 async function detect() {
   let document = null;
   try {
     document = await request("GET", "/openapi.json");
-  } catch {
-    document = null;
+  } catch (error) {
+    // An unreachable API fails here, as it would at the first list; an absent document is not an error.
+    if (error instanceof ApiError) return EVERYTHING;
+    throw error;
   }
-  if (document && document.paths) return fromOpenApi(document.paths);
-  return probe();
+  return document && document.paths ? fromOpenApi(document.paths) : EVERYTHING;
 }
 
 function queryParameters(operation) {
@@ -129,50 +155,13 @@ function fromOpenApi(paths) {
       archived: conversationFilters.has("archived"),
     },
     search: messageFilters.has("q"),
+    searchChannel: messageFilters.has("type"),
+    failed: messageFilters.has("status"),
     events: Boolean(paths["/api/messages/{message_id}/events"]),
     resend: Boolean((paths["/api/messages/{message_id}/resend"] || {}).post),
     archive: Boolean(conversation.patch),
     read: Boolean((paths["/api/conversations/{conversation_id}/read"] || {}).post),
     webhooks: Boolean((paths["/api/webhook-endpoints"] || {}).get),
     suppressions: Boolean((paths["/api/suppressions"] || {}).get),
-  };
-}
-
-async function supported(call) {
-  try {
-    await call();
-    return true;
-  } catch (error) {
-    if (error.missingRoute || error.status === 422) return false;
-    if (error.status === 404) return true; // the route exists; the probe's id does not
-    throw error;
-  }
-}
-
-async function probe() {
-  const filter = (name, value) => () => api.conversations({ limit: 1, [name]: value });
-  const probes = {
-    participant: supported(filter("participant", "+10000000000")),
-    channel: supported(filter("channel", "sms")),
-    archived: supported(filter("archived", "false")),
-    search: supported(() => api.searchMessages({ limit: 1, q: "probe" })),
-    events: supported(() => api.messageEvents(2 ** 53 - 1)),
-    webhooks: supported(() => api.webhookEndpoints({ limit: 1 })),
-    suppressions: supported(() => api.suppressions({ limit: 1 })),
-  };
-  const result = Object.fromEntries(
-    await Promise.all(Object.entries(probes).map(async ([name, pending]) => [name, await pending])),
-  );
-  return {
-    source: "probe",
-    filters: { participant: result.participant, channel: result.channel, archived: result.archived },
-    search: result.search,
-    events: result.events,
-    // Writes are never probed: the routes arrived together with the fields they set.
-    resend: result.events,
-    archive: result.archived,
-    read: result.archived,
-    webhooks: result.webhooks,
-    suppressions: result.suppressions,
   };
 }

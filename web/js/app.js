@@ -2,6 +2,7 @@
 import { capabilities, forgetCapabilities, loadSettings, saveSettings } from "./api.js";
 import { renderSuppressions, renderWebhooks } from "./admin.js";
 import { renderCompose } from "./compose.js";
+import { renderFailed } from "./failed.js";
 import { describeError, emptyState, h } from "./dom.js";
 import { Inbox } from "./inbox.js";
 import { Thread } from "./thread.js";
@@ -53,6 +54,9 @@ async function route() {
   } else if (section === "compose") {
     view = renderCompose(detailPane, params);
     document.title = "Compose · Messaging console";
+  } else if (section === "failed") {
+    view = renderFailed(detailPane, caps);
+    document.title = "Failed messages · Messaging console";
   } else if (section === "webhooks") {
     view = renderWebhooks(detailPane, caps, id);
     document.title = "Webhooks · Messaging console";
@@ -75,7 +79,8 @@ function schedulePoll() {
 }
 
 // Polling rather than a push channel: the API is plain HTTP behind API Gateway. Each round re-reads the
-// first page of the inbox and the open thread; only what changed is re-rendered.
+// first page of the inbox and asks the open view what changed (a thread reads only messages stamped since
+// its oldest unsettled one: thread.js); only what changed is re-rendered.
 async function poll() {
   if (!document.hidden) {
     try {

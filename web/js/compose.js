@@ -6,6 +6,14 @@ const FIELDS = ["type", "from", "to", "body", "attachments"];
 
 export function renderCompose(container, prefill = {}) {
   const errors = {};
+  // Sending the same request again (after an error or no answer) reuses its Idempotency-Key, so the API
+  // answers with the first attempt's message instead of sending twice; a changed request gets a new key.
+  let last = { request: null, key: null };
+  const keyFor = (payload) => {
+    const request = JSON.stringify([type.value, payload]);
+    if (request !== last.request) last = { request, key: newIdempotencyKey() };
+    return last.key;
+  };
   const field = (name, label, control, hint) => {
     errors[name] = h("p", { class: "field-error", id: `compose-${name}-error`, role: "alert" });
     control.id = `compose-${name}`;
@@ -61,7 +69,7 @@ export function renderCompose(container, prefill = {}) {
     else Object.assign(payload, { type: type.value, attachments: type.value === "mms" ? urls : null });
     send.disabled = true;
     try {
-      const message = await api.send(type.value, payload);
+      const message = await api.send(type.value, payload, keyFor(payload));
       result.textContent = `Message ${message.id} accepted (${message.status}).`;
       location.hash = `#/c/${message.conversation_id}`;
     } catch (error) {
@@ -91,4 +99,10 @@ export function renderCompose(container, prefill = {}) {
   );
   container.replaceChildren(form);
   return { focus: () => container.querySelector("#compose-title").focus() };
+}
+
+function newIdempotencyKey() {
+  // crypto.getRandomValues, unlike randomUUID, also works on a plain-http static host.
+  const bytes = crypto.getRandomValues(new Uint8Array(16));
+  return `console-${Array.from(bytes, (byte) => byte.toString(16).padStart(2, "0")).join("")}`;
 }

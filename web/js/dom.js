@@ -38,6 +38,20 @@ export function describeError(error) {
   return (error && error.message) || String(error);
 }
 
+/** `action` once the calls stop for `wait` ms (typing in a filter queries once, not per keystroke). */
+export function debounce(action, wait = 300) {
+  let timer = null;
+  return () => {
+    clearTimeout(timer);
+    timer = setTimeout(action, wait);
+  };
+}
+
+/** A one-line preview of a body that may be HTML (shown as text, never parsed into the page). */
+export function plainText(body) {
+  return body.replace(/<[^>]*>/g, " ").replace(/\s+/g, " ").trim();
+}
+
 export function emptyState(text) {
   return h("p", { class: "empty" }, text);
 }

@@ -1,6 +1,7 @@
 // The conversation inbox: most recent activity first, with the filters and search this API supports.
-import { api } from "./api.js";
-import { describeError, emptyState, formatTime, h } from "./dom.js";
+import { api, plausibleAddress } from "./api.js";
+import { debounce, describeError, emptyState, formatTime, h, plainText } from "./dom.js";
+import { statusBadge } from "./thread.js";
 
 const PAGE = 50;
 
@@ -20,34 +21,66 @@ export class Inbox {
     const { filters, search } = this.capabilities;
     const local = [!search && "search", !filters.participant && "the participant filter"].filter(Boolean);
     const missing = [!filters.channel && "channel filter", !filters.archived && "archiving"].filter(Boolean);
-    const notes = [];
-    if (local.length) notes.push(`${capitalize(local.join(" and "))} cover${local.length > 1 ? "" : "s"} the conversations listed.`);
-    if (missing.length) notes.push(`No ${missing.join(" or ")} on this API yet.`);
+    this.staticNotes = [];
+    if (local.length) this.staticNotes.push(`${capitalize(local.join(" and "))} cover${local.length > 1 ? "" : "s"} the conversations listed.`);
+    if (missing.length) this.staticNotes.push(`No ${missing.join(" or ")} on this API yet.`);
 
-    const onInput = () => this.applyFilters();
+    const onInput = () => this.applyFilters().catch(() => {}); // refresh() has shown what went wrong
     this.searchInput = h("input", { id: "inbox-search", type: "search", placeholder: "Search messages", "aria-describedby": "inbox-notes", oninput: debounce(onInput) });
-    this.participantInput = h("input", { id: "inbox-participant", type: "text", placeholder: "+1415… or name@…", oninput: debounce(onInput) });
+    // The API filters by one whole address (a partial one is a 422): typing queries once the input looks like
+    // a whole phone number or email address; Enter queries whatever it holds and shows the API's answer.
+    this.participantInput = h("input", {
+      id: "inbox-participant", type: "text", placeholder: "+14155550123 or name@example.com",
+      "aria-describedby": "inbox-participant-error",
+      oninput: debounce(() => {
+        const wanted = this.participantInput.value.trim();
+        if (!filters.participant || wanted === "" || plausibleAddress(wanted)) onInput();
+      }),
+    });
+    this.participantError = h("p", { class: "field-error", id: "inbox-participant-error", role: "alert" });
     this.channelSelect = filters.channel
       ? h("select", { id: "inbox-channel", onchange: onInput }, h("option", { value: "" }, "All channels"), h("option", { value: "sms" }, "SMS"), h("option", { value: "mms" }, "MMS"), h("option", { value: "email" }, "Email"))
       : null;
     this.archivedInput = filters.archived ? h("input", { id: "inbox-archived", type: "checkbox", onchange: onInput }) : null;
+    this.notes = h("p", { id: "inbox-notes", class: "hint" });
     this.list = h("ul", { class: "conversation-list", id: "conversation-list", "aria-label": "Conversations" });
     this.status = h("p", { class: "list-status", role: "status" });
     this.more = h("button", { type: "button", class: "more", hidden: true, onclick: () => this.loadMore() }, "Load more");
 
     this.container.replaceChildren(
       h("h2", { id: "inbox-title" }, "Conversations"),
-      h("form", { class: "filters", role: "search", onsubmit: (event) => event.preventDefault() },
+      h("form", { class: "filters", role: "search", onsubmit: (event) => {
+        event.preventDefault();
+        onInput();
+      } },
         h("label", { for: "inbox-search" }, "Search"), this.searchInput,
-        h("label", { for: "inbox-participant" }, "Participant"), this.participantInput,
+        h("label", { for: "inbox-participant" }, "Participant"), this.participantInput, this.participantError,
         this.channelSelect && h("label", { for: "inbox-channel" }, "Channel"), this.channelSelect,
         this.archivedInput && h("label", { class: "inline", for: "inbox-archived" }, this.archivedInput, " Show archived"),
-        notes.length ? h("p", { id: "inbox-notes", class: "hint" }, notes.join(" ")) : null,
+        this.notes,
+        // Enter in the participant field submits (a form with two text fields submits only with a button).
+        h("button", { type: "submit", class: "visually-hidden", tabindex: "-1" }, "Apply filters"),
       ),
       this.status,
       this.list,
       this.more,
     );
+    this.describeFilters();
+  }
+
+  /** Which filters a search honours: GET /api/messages filters by channel (`type`), not by participant or
+   * archiving, so while searching those controls are disabled and the note says so. */
+  describeFilters() {
+    const searching = Boolean(this.filters.search) && this.capabilities.search;
+    const notes = [...this.staticNotes];
+    if (searching) {
+      const honoured = this.capabilities.searchChannel && this.channelSelect ? "the channel filter applies" : "no filter applies";
+      notes.push(`Searching the messages of every conversation: ${honoured}; the participant filter and Show archived apply to the conversation list only.`);
+    }
+    this.participantInput.disabled = searching;
+    if (this.archivedInput) this.archivedInput.disabled = searching;
+    this.notes.textContent = notes.join(" ");
+    this.notes.hidden = notes.length === 0;
   }
 
   applyFilters() {
@@ -57,6 +90,7 @@ export class Inbox {
       channel: this.channelSelect ? this.channelSelect.value : "",
       archived: this.archivedInput ? this.archivedInput.checked : false,
     };
+    this.describeFilters();
     this.conversations = [];
     this.nextCursor = null;
     return this.refresh();
@@ -71,10 +105,16 @@ export class Inbox {
     return query;
   }
 
+  searchQuery() {
+    const query = { q: this.filters.search, limit: PAGE };
+    if (this.capabilities.searchChannel && this.filters.channel) query.type = this.filters.channel;
+    return query;
+  }
+
   async refresh() {
     try {
       if (this.filters.search && this.capabilities.search) {
-        const page = await api.searchMessages({ q: this.filters.search, limit: PAGE });
+        const page = await api.searchMessages(this.searchQuery());
         this.hits = page.items;
       } else {
         this.hits = null;
@@ -83,9 +123,16 @@ export class Inbox {
         this.conversations = page.items;
         this.nextCursor = page.next_cursor;
       }
+      this.participantError.textContent = "";
+      this.participantInput.removeAttribute("aria-invalid");
       this.render();
     } catch (error) {
-      this.status.textContent = `Could not load conversations: ${describeError(error)}`;
+      if (error.status === 422 && error.field === "participant") {
+        this.participantError.textContent = error.message;
+        this.participantInput.setAttribute("aria-invalid", "true");
+      } else {
+        this.status.textContent = `Could not load conversations: ${describeError(error)}`;
+      }
       throw error;
     }
   }
@@ -155,7 +202,7 @@ export class Inbox {
       h("a", { href: `#/c/${message.conversation_id}`, dataset: { id: String(message.conversation_id) } },
         h("span", { class: "participants" }, `${message.from} → ${message.to}`),
         h("span", { class: "preview" }, plainText(message.body).slice(0, 160)),
-        h("span", { class: "meta" }, h("time", { datetime: message.timestamp }, formatTime(message.timestamp)), ` · ${message.type}`),
+        h("span", { class: "meta" }, h("time", { datetime: message.timestamp }, formatTime(message.timestamp)), ` · ${message.type.toUpperCase()} `, statusBadge(message)),
       ),
     );
   }
@@ -173,19 +220,6 @@ export class Inbox {
   }
 }
 
-function debounce(action, wait = 250) {
-  let timer = null;
-  return () => {
-    clearTimeout(timer);
-    timer = setTimeout(action, wait);
-  };
-}
-
 function capitalize(text) {
   return text.charAt(0).toUpperCase() + text.slice(1);
-}
-
-/** A one-line preview of a body that may be HTML (shown as text, never parsed into the page). */
-function plainText(body) {
-  return body.replace(/<[^>]*>/g, " ").replace(/\s+/g, " ").trim();
 }

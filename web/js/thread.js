@@ -2,6 +2,9 @@
 import { allPages, api } from "./api.js";
 import { describeError, emptyState, formatTime, h, inertHtmlFrame, safeLink, timeElement } from "./dom.js";
 
+// No later change is expected of a message in these (a `sent` one still awaits its receipt).
+const SETTLED = new Set(["delivered", "undelivered", "failed", "received"]);
+
 const STATUS_LABELS = {
   queued: "queued",
   retrying: "retrying",
@@ -23,18 +26,17 @@ export class Thread {
     this.header = h("header", { class: "thread-head" });
     this.list = h("ol", { class: "messages", "aria-label": "Messages" });
     container.replaceChildren(this.header, this.notice, this.list);
-    this.markedRead = false;
+    this.messages = null; // chronological, as last read
   }
 
   async refresh() {
     try {
-      const [conversation, messages] = await Promise.all([
-        api.conversation(this.id),
-        allPages((query) => api.conversationMessages(this.id, query)),
-      ]);
+      const conversation = await api.conversation(this.id);
+      if (this.messages === null) this.messages = await this.everyMessage();
+      else await this.readChanges(conversation);
       this.conversation = conversation;
-      this.renderHeader(conversation, messages);
-      this.renderMessages(messages);
+      this.renderHeader(conversation, this.messages);
+      this.renderMessages(this.messages);
       await this.markRead(conversation);
     } catch (error) {
       if (error.status === 404 && !error.missingRoute) {
@@ -46,9 +48,32 @@ export class Thread {
     }
   }
 
+  everyMessage() {
+    return allPages((query) => api.conversationMessages(this.id, query));
+  }
+
+  // Live updates read only what may have changed: the conversation's messages stamped at or after the oldest
+  // one still settling (queued, retrying, sent: a receipt may follow), or else after the newest one, through
+  // GET /api/messages?conversation_id=…&since=…. A message stamped earlier than that (an inbound message
+  // carries the provider's timestamp) shows in the conversation's message_count instead, and only then is
+  // the whole thread read again.
+  async readChanges(conversation) {
+    const settling = this.messages.find((message) => !SETTLED.has(message.status));
+    const from = settling || this.messages[this.messages.length - 1];
+    if (!from) {
+      if (conversation.message_count) this.messages = await this.everyMessage();
+      return;
+    }
+    const changed = await allPages((query) => api.searchMessages({ ...query, conversation_id: this.id, since: from.timestamp }));
+    const byId = new Map(this.messages.map((message) => [message.id, message]));
+    for (const message of changed) byId.set(message.id, message);
+    const merged = [...byId.values()].sort(chronologically);
+    this.messages = merged.length === conversation.message_count ? merged : await this.everyMessage();
+  }
+
   async markRead(conversation) {
-    if (!this.capabilities.read || this.markedRead || !conversation.unread_count) return;
-    this.markedRead = true;
+    // Whenever the open thread has unread messages (also ones arriving while it is open).
+    if (!this.capabilities.read || !conversation.unread_count) return;
     try {
       await api.markRead(this.id);
     } catch (error) {
@@ -139,19 +164,11 @@ export class Thread {
   }
 
   resendButton(message) {
-    if (message.status !== "failed" || message.direction !== "outbound" || !this.capabilities.resend) return null;
-    const button = h("button", { type: "button", class: "resend", onclick: async () => {
-      button.disabled = true;
-      try {
-        const sent = await api.resend(message.id);
-        this.notice.textContent = `Resent as message ${sent.id} (${sent.status}).`;
-        await this.refresh();
-      } catch (error) {
-        this.notice.textContent = error.missingRoute ? "Resending is not available on this API." : `Could not resend: ${describeError(error)}`;
-        button.disabled = false;
-      }
-    } }, "Resend");
-    return button;
+    if (!this.capabilities.resend) return null;
+    return resendButton(message, async (sent) => {
+      this.notice.textContent = `Resent as message ${sent.id} (${sent.status}).`;
+      await this.refresh();
+    }, (text) => { this.notice.textContent = text; });
   }
 
   async loadHistory(message, details) {
@@ -198,6 +215,28 @@ export class Thread {
 
 function fact(name, value) {
   return [h("dt", {}, name), h("dd", {}, String(value))];
+}
+
+/** Resend for a failed outbound message: a new message with its content (POST /api/messages/{id}/resend). */
+export function resendButton(message, onResent, onError) {
+  if (message.status !== "failed" || message.direction !== "outbound") return null;
+  const button = h("button", { type: "button", class: "resend", onclick: async () => {
+    button.disabled = true;
+    let sent = null;
+    try {
+      sent = await api.resend(message.id);
+    } catch (error) {
+      onError(error.missingRoute ? "Resending is not available on this API." : `Could not resend: ${describeError(error)}`);
+      button.disabled = false;
+      return;
+    }
+    await onResent(sent);
+  } }, "Resend");
+  return button;
+}
+
+function chronologically(a, b) {
+  return Date.parse(a.timestamp) - Date.parse(b.timestamp) || a.id - b.id;
 }
 
 export function statusBadge(message) {
