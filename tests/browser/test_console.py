@@ -390,10 +390,11 @@ def test_webhook_endpoints_and_their_deliveries_with_status_code_attempts_and_lo
         page.locator("header.top").evaluate("top => getComputedStyle(top).backgroundColor")
     )
     expect(delivery).to_contain_text("message.received")
-    expect(delivery).to_contain_text("1 attempt")
+    # The receiver keeps failing, so more attempts may have been made by the time the page shows them.
+    expect(delivery.locator("span", has_text=re.compile(r"^[1-9]\d* attempts?$"))).to_have_count(1)
     expect(delivery).to_contain_text("next")
     delivery.locator("details.attempt-log summary").click()
-    expect(delivery.locator("details.attempt-log li").first).to_contain_text("attempt 1")
+    expect(delivery.locator("details.attempt-log li").last).to_contain_text("attempt 1")  # newest first
     expect(delivery.locator("details.attempt-log li").first).to_contain_text("down for maintenance")
 
 
