@@ -236,6 +236,21 @@ def test_only_a_receipt_corrects_failed_and_the_correction_is_an_event(invoke, d
     assert transitions(invoke, message["id"])[-1] == ("message.delivered", "failed", "delivered", "receipt")
 
 
+def test_a_lookup_verdict_never_moves_a_failed_message(invoke, db, configure):
+    """The SQL refuses it: only a provider's receipt may correct `failed`."""
+    from messaging.db import repository
+    from messaging.db.engine import transaction
+
+    configure(MOCK_SMS_FAULTS="400")
+    message = send(invoke)
+    with transaction() as connection:
+        moved = repository.record_lookup_verdict(connection, message["id"], "delivered", None, "mock-sms-looked-up")
+    assert moved is None
+    row = db.rows("SELECT status, provider_message_id FROM messages")[0]
+    assert (row["status"], row["provider_message_id"]) == ("failed", None)
+    assert transitions(invoke, message["id"])[-1] == ("message.failed", "queued", "failed", "api")
+
+
 def test_reconciliation_settles_a_sent_message_whose_receipt_never_came(invoke, db, receipts, configure):
     configure(MOCK_SMS_RECEIPTS="undelivered=1", RECEIPT_TIMEOUT_SECONDS=60)
     message = send(invoke)

@@ -29,7 +29,6 @@ from sqlalchemy.dialects.postgresql import JSONB, aggregate_order_by
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 
 from messaging.db.events import AWAITING_RELAY, remember_written
-from messaging.db.receipts import RECEIPT_MAY_MOVE
 from messaging.db.schema import (
     PENDING_CONDITION,
     SEARCH_CONFIGURATION,
@@ -645,11 +644,13 @@ def mark_failed(connection: Connection, message_id: int, error: str, source: Eve
 
 
 # Reconciliation: a `sent` message whose receipt never came, settled by what the provider's lookup says.
+# Never from `failed`: only a provider's receipt may correct that verdict (DESIGN.md §2).
+_LOOKUP_MAY_MOVE = "('queued', 'retrying', 'sent')"
 _RECORD_LOOKUP_VERDICT = text(
     compact(
         f"""
         WITH current AS (
-            SELECT id, status FROM messages WHERE id = :message_id AND status IN {RECEIPT_MAY_MOVE} FOR UPDATE
+            SELECT id, status FROM messages WHERE id = :message_id AND status IN {_LOOKUP_MAY_MOVE} FOR UPDATE
         ), moved AS (
             UPDATE messages AS m
             SET status = CAST(:status AS text), status_detail = CAST(:detail AS text), next_attempt_at = NULL,
