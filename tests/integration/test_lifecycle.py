@@ -129,12 +129,14 @@ def test_an_undelivered_receipt_keeps_the_providers_code(invoke, db, receipts):
 def test_a_receipt_before_our_sent_update_is_held_then_applied_when_the_id_is_recorded(
     invoke, db, receipts, configure, drain
 ):
-    """The provider accepts, we never hear (timeout), its receipt arrives first: held, then the retry's
-    replay records the provider id and applies it in the same statement."""
+    """The provider accepts, we never hear (timeout), its receipt arrives first without a client reference
+    (a provider that does not echo one): held, then the retry's replay records the provider id and applies
+    it in the same statement."""
     configure(MOCK_SMS_FAULTS="timeout", RETRY_BASE_SECONDS=0, MOCK_RETRY_AFTER_SECONDS=0)
     message = send(invoke)
     assert message["status"] == "retrying" and message["provider_message_id"] is None
     [scheduled] = receipts.take()
+    del scheduled["receipt"]["client_reference"]
     held = deliver(invoke, scheduled)
     assert response_json(held) == {"outcome": "held", "message_id": None}
     assert db.scalar("SELECT count(*) FROM provider_receipts WHERE applied_at IS NULL") == 1
@@ -228,12 +230,84 @@ def test_a_send_the_provider_never_accepted_is_failed_after_asking(invoke, db, r
     assert transitions(invoke, message["id"])[-1] == ("message.failed", "queued", "failed", "api")
 
 
-def test_only_a_receipt_corrects_failed_and_the_correction_is_an_event(invoke, db, configure):
-    configure(MOCK_SMS_FAULTS="400")
+@pytest.mark.parametrize("name", ["send_message-sms", "send_message-email"])
+def test_a_delivered_receipt_settles_a_retrying_message_whose_answer_was_lost(
+    invoke, db, receipts, configure, drain, name
+):
+    """The attempt timed out after the provider accepted it: the receipt finds the message by the client
+    reference it echoes, records the provider id and moves `retrying` straight to `delivered`."""
+    configure(MOCK_SMS_FAULTS="timeout", MOCK_EMAIL_FAULTS="timeout", RETRY_BASE_SECONDS=0, MOCK_RETRY_AFTER_SECONDS=0)
+    message = send(invoke, name)
+    assert (message["status"], message["provider_message_id"]) == ("retrying", None)
+    [scheduled] = receipts.take()
+    receipt = scheduled["receipt"][0] if name == "send_message-email" else scheduled["receipt"]
+    assert receipt["client_reference"] == str(message["id"])
+    answer = response_json(deliver(invoke, scheduled))
+    assert answer.get("results", [answer]) == [{"outcome": "applied", "message_id": message["id"]}]
+    ledger = db.rows("SELECT provider_message_id FROM mock_provider_deliveries")
+    row = db.rows("SELECT status, provider_message_id FROM messages")[0]
+    assert (row["status"], row["provider_message_id"]) == ("delivered", ledger[0]["provider_message_id"])
+    drain()  # the retry finds the message settled and leaves it alone
+    assert status_of(db, message["id"]) == "delivered"
+    assert db.scalar("SELECT replay_count FROM mock_provider_deliveries") == 0
+    assert transitions(invoke, message["id"]) == [
+        ("message.queued", None, "queued", "api"),
+        ("message.retrying", "queued", "retrying", "api"),
+        ("message.delivered", "retrying", "delivered", "receipt"),
+    ]
+    assert deliver(invoke, scheduled)["statusCode"] == 200  # the provider retrying its receipt: a duplicate
+    assert db.scalar("SELECT count(*) FROM message_events WHERE type = 'message.delivered'") == 1
+
+
+@pytest.mark.parametrize(("outcome", "status"), [("delivered=1", "delivered"), ("undelivered=1", "undelivered")])
+def test_only_a_receipt_corrects_failed_and_the_correction_is_an_event(
+    invoke, db, receipts, configure, monkeypatch, outcome, status
+):
+    """The provider accepted the only attempt but its answer was lost (a timeout), and its lookup lagged
+    behind (a status API not yet aware of the send): `failed`, without a provider id. Its receipt, found by
+    the client reference, corrects the verdict and records the provider id."""
+    from messaging.providers import Lookup
+    from messaging.providers.mock import MockProvider
+
+    configure(MOCK_SMS_FAULTS="timeout", MAX_SEND_ATTEMPTS=1, MOCK_SMS_RECEIPTS=outcome)
+    monkeypatch.setattr(MockProvider, "lookup", lambda self, token: Lookup(accepted=False))
     message = send(invoke)
-    db.scalar("UPDATE messages SET provider_message_id = 'mock-sms-late' WHERE id = :id RETURNING 1", id=message["id"])
-    assert response_json(sms_receipt(invoke, "mock-sms-late"))["outcome"] == "applied"
-    assert transitions(invoke, message["id"])[-1] == ("message.delivered", "failed", "delivered", "receipt")
+    assert (message["status"], message["provider_message_id"]) == ("failed", None)
+    [scheduled] = receipts.take()
+    assert response_json(deliver(invoke, scheduled)) == {"outcome": "applied", "message_id": message["id"]}
+    row = db.rows("SELECT status, provider_message_id FROM messages")[0]
+    ledger = db.rows("SELECT provider_message_id FROM mock_provider_deliveries")
+    assert (row["status"], row["provider_message_id"]) == (status, ledger[0]["provider_message_id"])
+    assert transitions(invoke, message["id"])[-2:] == [
+        ("message.failed", "queued", "failed", "api"),
+        (f"message.{status}", "failed", status, "receipt"),
+    ]
+
+
+def test_a_client_reference_never_claims_a_message_it_does_not_fit(invoke, db, receipts):
+    """Only an outbound message of the receipt's provider without a provider id (or with the same one) is
+    found by reference; otherwise the receipt is held as before, and nothing moves."""
+    sms = send(invoke)
+    email = send(invoke, "send_message-email")
+    assert invoke("InboundSmsFunction", sample_event("inbound_sms-sms"))["statusCode"] == 200
+    inbound_id = db.scalar("SELECT id FROM messages WHERE direction = 'inbound'")
+    receipts.take()
+    for reference in (sms["id"], email["id"], inbound_id, 999_999_999_999):  # carries another id; wrong provider
+        response = sms_receipt(invoke, f"mock-sms-other-{reference}", client_reference=str(reference))
+        assert response_json(response) == {"outcome": "held", "message_id": None}
+    assert db.scalar("SELECT count(*) FROM messages WHERE status IN ('delivered', 'undelivered')") == 0
+    assert db.scalar("SELECT count(*) FROM provider_receipts WHERE applied_at IS NULL") == 4
+    # The provider id first: a receipt naming a known provider id is applied to its message, whatever reference.
+    response = sms_receipt(invoke, sms["provider_message_id"], client_reference=str(email["id"]))
+    assert response_json(response) == {"outcome": "applied", "message_id": sms["id"]}
+
+
+@pytest.mark.parametrize("reference", ["0", "12a", "1" * 19, "", " 7"])
+def test_a_malformed_client_reference_is_refused(invoke, db, reference):
+    response = sms_receipt(invoke, "mock-sms-x", client_reference=reference)
+    assert response["statusCode"] == 422, response["body"]
+    assert response_json(response)["error"]["field"] == "client_reference"
+    assert db.scalar("SELECT count(*) FROM provider_receipts") == 0
 
 
 def test_a_lookup_verdict_never_moves_a_failed_message(invoke, db, configure):

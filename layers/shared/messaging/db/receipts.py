@@ -1,11 +1,15 @@
 """Provider delivery receipts: recorded once, applied to their message, or held until the message is known.
 
-A receipt names a provider message id. When a message carries it, the receipt moves the message forward
+A receipt names a provider message id, and usually the client reference our send gave the provider (our
+message id, echoed back). It finds its message by the provider id first; when no message carries that id
+yet and a reference is given, by the reference: an outbound message of that provider with no provider id
+recorded (a send whose answer was lost: an attempt that timed out, or a `failed` verdict the provider
+contradicts). The receipt then records the provider id, moves the message forward
 (`queued`/`retrying`/`sent`/`failed` -> `delivered`/`undelivered`) and writes the history row, all in one
-statement. When no message carries it yet (the provider called back before our own `sent` update
-committed, or before an ambiguous send was settled), the receipt is stored as held (`applied_at` NULL);
-recording the provider id on the message applies it (see `transitions.record_accepted`), and the sweep
-applies any held receipt whose message appeared while the receipt itself was being written.
+statement. When neither finds a message (no reference, or the provider called back before our own `sent`
+update committed), the receipt is stored as held (`applied_at` NULL); recording the provider id on the
+message applies it (see `repository.mark_sent`), and the sweep applies any held receipt whose message
+appeared while the receipt itself was being written.
 """
 
 from __future__ import annotations
@@ -33,13 +37,19 @@ class ReceiptOutcome:
     previous_status: str | None = None
 
 
+# The target: by provider id, else by client reference; never another provider's message, an inbound one,
+# or one that carries a different provider id.
 _RECORD_RECEIPT = text(
     compact(
         f"""
-        WITH target AS (
-            SELECT id, status FROM messages
+        WITH known AS (
+            SELECT id FROM messages
             WHERE provider = CAST(:provider AS text) AND provider_message_id = CAST(:provider_message_id AS text)
-              AND direction = 'outbound'
+        ), target AS (
+            SELECT id, status FROM messages
+            WHERE id = COALESCE((SELECT id FROM known), CAST(:client_reference AS bigint))
+              AND provider = CAST(:provider AS text) AND direction = 'outbound'
+              AND (provider_message_id IS NULL OR provider_message_id = CAST(:provider_message_id AS text))
             FOR UPDATE
         ), receipt AS (
             INSERT INTO provider_receipts (
@@ -53,7 +63,7 @@ _RECORD_RECEIPT = text(
         ), moved AS (
             UPDATE messages AS m
             SET status = CAST(:status AS text), status_detail = CAST(:detail AS text), next_attempt_at = NULL,
-                updated_at = now()
+                provider_message_id = CAST(:provider_message_id AS text), updated_at = now()
             FROM target, receipt
             WHERE m.id = target.id AND target.status IN {RECEIPT_MAY_MOVE}
             RETURNING m.id, m.conversation_id, m.attempts, target.status AS previous_status
@@ -83,8 +93,10 @@ def record_receipt(
     status: str,
     detail: str | None,
     reported_at: datetime,
+    client_reference: int | None = None,
 ) -> ReceiptOutcome:
-    """Record one receipt and apply it to its message when there is one: one statement."""
+    """Record one receipt and apply it to its message when there is one: one statement. `client_reference`:
+    the message id our send gave the provider, as the receipt echoes it (None when it does not)."""
     row = connection.execute(
         _RECORD_RECEIPT,
         {
@@ -94,6 +106,7 @@ def record_receipt(
             "status": status,
             "detail": detail,
             "reported_at": reported_at,
+            "client_reference": client_reference,
         },
     ).one()
     remember_written(connection, [row.awaiting_relay])

@@ -28,6 +28,7 @@ def receive_sms_receipt(receipt: SmsReceipt) -> ReceiptResult:
             status=receipt.status,
             detail=receipt.error_code,
             reported_at=receipt.timestamp,
+            client_reference=_message_id(receipt.client_reference),
         )
     return _reported(outcome, Provider.SMS)
 
@@ -46,6 +47,7 @@ def receive_email_events(events: list[EmailEvent]) -> ReceiptResults:
                 status=RECEIPT_OUTCOME_STATUS[event.event],
                 detail=_email_detail(event),
                 reported_at=event.timestamp,
+                client_reference=_message_id(event.client_reference),
             )
             _suppress_recipient_of(connection, event, outcome)
             outcomes.append(outcome)
@@ -67,6 +69,11 @@ def _suppress_recipient_of(connection: Connection, event: EmailEvent, outcome: r
     suppress_in_for_email_event(
         connection, event.event, message.to_address, reason=_email_detail(event), message_id=message.id
     )
+
+
+def _message_id(client_reference: str | None) -> int | None:
+    """The client reference our sends give the provider is our message id (delivery.envelope_of)."""
+    return None if client_reference is None else int(client_reference)
 
 
 def _email_detail(event: EmailEvent) -> str | None:
