@@ -338,14 +338,75 @@ def test_reconciliation_settles_a_sent_message_whose_receipt_never_came(invoke, 
     assert transitions(invoke, message["id"])[-1] == ("message.undelivered", "sent", "undelivered", "reconciliation")
 
 
-def test_reconciliation_without_a_verdict_leaves_the_message_sent_and_asks_again_later(invoke, db, receipts, configure):
+def _sweep():
+    return sample_event("retry_sweep-scheduled")
+
+
+def _age(db, message_id, seconds):
+    db.scalar(
+        "UPDATE messages SET updated_at = now() - make_interval(secs => :s) WHERE id = :id RETURNING 1",
+        s=seconds,
+        id=message_id,
+    )
+
+
+def test_reconciliation_without_a_verdict_records_the_finding_and_backs_off(invoke, db, receipts, configure):
     configure(MOCK_SMS_RECEIPTS="off", RECEIPT_TIMEOUT_SECONDS=60)
     message = send(invoke)
     assert receipts.take() == []
-    db.scalar("UPDATE messages SET updated_at = now() - interval '2 minutes' RETURNING 1")
-    assert invoke("RetrySweepFunction", sample_event("retry_sweep-scheduled"))["looked_up"] == 1
-    assert invoke("RetrySweepFunction", sample_event("retry_sweep-scheduled"))["looked_up"] == 0
-    assert status_of(db, message["id"]) == "sent"
+    _age(db, message["id"], 61)
+    swept = invoke("RetrySweepFunction", _sweep())
+    assert (swept["looked_up"], swept["unconfirmed_by_lookup"]) == (1, 1)
+    assert invoke("RetrySweepFunction", _sweep())["looked_up"] == 0
+    finding = "lookup 1 of 8: the provider accepted the send and has no delivery verdict yet"
+    assert transitions(invoke, message["id"])[-1] == ("message.unconfirmed", "sent", "sent", "reconciliation")
+    assert response_json(history(invoke, message["id"]))["items"][-1]["detail"] == finding
+    row = db.rows("SELECT status, status_detail FROM messages")[0]
+    assert (row["status"], row["status_detail"]) == ("sent", finding)
+    # The next lookup waits twice as long: not after one timeout, after two.
+    _age(db, message["id"], 90)
+    assert invoke("RetrySweepFunction", _sweep())["looked_up"] == 0
+    _age(db, message["id"], 121)
+    assert invoke("RetrySweepFunction", _sweep())["looked_up"] == 1
+    assert db.scalar("SELECT receipt_lookups FROM messages") == 2
+    # Never relayed to customers: a finding is history only.
+    assert db.scalar("SELECT bool_and(relayed_at IS NOT NULL) FROM message_events WHERE type = 'message.unconfirmed'")
+
+
+def test_reconciliation_stops_after_the_last_lookup_without_a_verdict(invoke, db, receipts, configure, monkeypatch):
+    """A `sent` message the provider says it never accepted (its record lost): the finding is recorded each
+    time, and after the last lookup the message stays `sent` with the reason, never asked again."""
+    from messaging.providers import Lookup
+    from messaging.providers.mock import MockProvider
+
+    configure(RECEIPT_TIMEOUT_SECONDS=60)
+    message = send(invoke)
+    receipts.take()
+    asked = []
+    real_lookup = MockProvider.lookup
+
+    def forgetful_lookup(self, token):
+        asked.append(token)
+        real_lookup(self, token)
+        return Lookup(accepted=False)
+
+    monkeypatch.setattr(MockProvider, "lookup", forgetful_lookup)
+    for lookup in range(1, 9):
+        _age(db, message["id"], 60 * 16 + 1)  # due whatever the backoff (at most 16 timeouts)
+        assert invoke("RetrySweepFunction", _sweep())["unconfirmed_by_lookup"] == 1
+        assert db.scalar("SELECT receipt_lookups FROM messages") == lookup
+    _age(db, message["id"], 10 * 24 * 3600)
+    assert invoke("RetrySweepFunction", _sweep())["looked_up"] == 0
+    assert len(asked) == 8
+    final = "lookup 8 of 8: the provider has no record of this send; no longer looked up (no receipt, no verdict)"
+    row = db.rows("SELECT status, status_detail FROM messages")[0]
+    assert (row["status"], row["status_detail"]) == ("sent", final)
+    events = [item for item in transitions(invoke, message["id"]) if item[0] == "message.unconfirmed"]
+    assert len(events) == 8
+    # A receipt still settles it whenever it comes.
+    response = sms_receipt(invoke, message["provider_message_id"], "delivered")
+    assert response_json(response)["outcome"] == "applied"
+    assert status_of(db, message["id"]) == "delivered"
 
 
 def test_email_events_are_deduplicated_by_event_id(invoke, db, receipts, configure):
