@@ -222,6 +222,28 @@ def test_the_scenario_of_the_issue_ends_sent_not_failed(invoke, db, receipts, co
     assert transitions(invoke, message["id"])[-1][3] == "reconciliation"
 
 
+def test_an_attempt_the_sweep_re_enqueued_is_recorded_with_source_sweep(invoke, db, queues, configure, drain):
+    """The retry's record was lost (SQS down when it was enqueued): the sweep re-enqueues the send, and the
+    history names the sweep as the source of the attempt it brought about."""
+    from messaging import queue
+
+    configure(MOCK_SMS_FAULTS="429", MOCK_RETRY_AFTER_SECONDS=0, SEND_RETRY_QUEUE_URL=queues.retry_url + "-gone")
+    message = send(invoke)
+    assert message["status"] == "retrying"
+    configure(SEND_RETRY_QUEUE_URL=queues.retry_url, SWEEP_GRACE_SECONDS=0, MOCK_SMS_FAULTS=None)
+    db.scalar("UPDATE messages SET next_attempt_at = now() - interval '1 hour' RETURNING 1")
+    assert invoke("RetrySweepFunction", sample_event("retry_sweep-scheduled"))["requeued"] == 1
+    assert drain() == 1
+    assert transitions(invoke, message["id"]) == [
+        ("message.queued", None, "queued", "api"),
+        ("message.retrying", "queued", "retrying", "api"),
+        ("message.sent", "retrying", "sent", "sweep"),
+    ]
+    assert queue.parse_retry_body('{"message_id": 7}') == queue.RetryRecord(7)
+    with pytest.raises(ValueError, match="not a retry source"):
+        queue.parse_retry_body('{"message_id": 7, "source": "api"}')
+
+
 def test_a_send_the_provider_never_accepted_is_failed_after_asking(invoke, db, receipts, configure):
     configure(MOCK_SMS_FAULTS="400")
     message = send(invoke)
