@@ -35,6 +35,7 @@ class ReceiptOutcome:
     outcome: str
     message_id: int | None = None
     previous_status: str | None = None
+    to_address: str | None = None  # the message's recipient (a bounce suppresses it): no second read
 
 
 # The target: by provider id, else by client reference; never another provider's message, an inbound one,
@@ -46,7 +47,7 @@ _RECORD_RECEIPT = text(
             SELECT id FROM messages
             WHERE provider = CAST(:provider AS text) AND provider_message_id = CAST(:provider_message_id AS text)
         ), target AS (
-            SELECT id, status FROM messages
+            SELECT id, status, to_address FROM messages
             WHERE id = COALESCE((SELECT id FROM known), CAST(:client_reference AS bigint))
               AND provider = CAST(:provider AS text) AND direction = 'outbound'
               AND (provider_message_id IS NULL OR provider_message_id = CAST(:provider_message_id AS text))
@@ -77,6 +78,7 @@ _RECORD_RECEIPT = text(
             RETURNING id, {AWAITING_RELAY} AS awaiting_relay
         )
         SELECT (SELECT id FROM receipt) AS receipt_id, (SELECT id FROM target) AS message_id,
+               (SELECT to_address FROM target) AS to_address,
                (SELECT previous_status FROM moved) AS previous_status, (SELECT id FROM event) AS event_id,
                (SELECT awaiting_relay FROM event) AS awaiting_relay
         """
@@ -111,12 +113,12 @@ def record_receipt(
     ).one()
     remember_written(connection, [row.awaiting_relay])
     if row.receipt_id is None:
-        return ReceiptOutcome("duplicate", row.message_id)
+        return ReceiptOutcome("duplicate", row.message_id, to_address=row.to_address)
     if row.message_id is None:
         return ReceiptOutcome("held")
     if row.event_id is None:
-        return ReceiptOutcome("ignored", row.message_id)
-    return ReceiptOutcome("applied", row.message_id, row.previous_status)
+        return ReceiptOutcome("ignored", row.message_id, to_address=row.to_address)
+    return ReceiptOutcome("applied", row.message_id, row.previous_status, row.to_address)
 
 
 # A held receipt whose provider id a message now carries: the race in which the receipt and our `sent`

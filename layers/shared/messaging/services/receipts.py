@@ -10,7 +10,6 @@ from __future__ import annotations
 from sqlalchemy import Connection
 
 from messaging.db import receipts as receipts_db
-from messaging.db import repository
 from messaging.db.engine import transaction
 from messaging.enums import RECEIPT_OUTCOME_STATUS, Provider
 from messaging.models import EmailEvent, ReceiptResult, ReceiptResults, SmsReceipt
@@ -61,13 +60,11 @@ def _suppress_recipient_of(connection: Connection, event: EmailEvent, outcome: r
         not email_event_suppresses(event.event)
         or outcome.outcome in ("duplicate", "held")
         or outcome.message_id is None
+        or outcome.to_address is None
     ):
         return
-    message = repository.get_message(connection, outcome.message_id)
-    if message is None:
-        return
     suppress_in_for_email_event(
-        connection, event.event, message.to_address, reason=_email_detail(event), message_id=message.id
+        connection, event.event, outcome.to_address, reason=_email_detail(event), message_id=outcome.message_id
     )
 
 
