@@ -26,9 +26,9 @@ processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failu
 
 @tracer.capture_method
 def retry_record(record: SQSRecord) -> str:
-    message_id = queue.parse_retry_body(record.body)
-    logger.append_keys(message_id=message_id, sqs_message_id=record.message_id)
-    return retries.retry_send(message_id, receipt_handle=record.receipt_handle)
+    retry = queue.parse_retry_body(record.body)
+    logger.append_keys(message_id=retry.message_id, sqs_message_id=record.message_id)
+    return retries.retry_send(retry.message_id, receipt_handle=record.receipt_handle, source=retry.source)
 
 
 @logger.inject_lambda_context(clear_state=True)

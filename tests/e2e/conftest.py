@@ -64,6 +64,9 @@ class Runner:
             "PORT": str(self.port),
         }
         self.environment.pop("SQS_ENDPOINT_URL", None)
+        # The tests' unreachable stand-in (tests/conftest.py) would win over the runner's own address, and every
+        # mock receipt would fail to reach the status webhook: the runner then sets its own URL.
+        self.environment.pop("API_BASE_URL", None)
         self.start()
 
     def start(self) -> None:

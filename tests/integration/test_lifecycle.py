@@ -129,12 +129,14 @@ def test_an_undelivered_receipt_keeps_the_providers_code(invoke, db, receipts):
 def test_a_receipt_before_our_sent_update_is_held_then_applied_when_the_id_is_recorded(
     invoke, db, receipts, configure, drain
 ):
-    """The provider accepts, we never hear (timeout), its receipt arrives first: held, then the retry's
-    replay records the provider id and applies it in the same statement."""
+    """The provider accepts, we never hear (timeout), its receipt arrives first without a client reference
+    (a provider that does not echo one): held, then the retry's replay records the provider id and applies
+    it in the same statement."""
     configure(MOCK_SMS_FAULTS="timeout", RETRY_BASE_SECONDS=0, MOCK_RETRY_AFTER_SECONDS=0)
     message = send(invoke)
     assert message["status"] == "retrying" and message["provider_message_id"] is None
     [scheduled] = receipts.take()
+    del scheduled["receipt"]["client_reference"]
     held = deliver(invoke, scheduled)
     assert response_json(held) == {"outcome": "held", "message_id": None}
     assert db.scalar("SELECT count(*) FROM provider_receipts WHERE applied_at IS NULL") == 1
@@ -220,6 +222,28 @@ def test_the_scenario_of_the_issue_ends_sent_not_failed(invoke, db, receipts, co
     assert transitions(invoke, message["id"])[-1][3] == "reconciliation"
 
 
+def test_an_attempt_the_sweep_re_enqueued_is_recorded_with_source_sweep(invoke, db, queues, configure, drain):
+    """The retry's record was lost (SQS down when it was enqueued): the sweep re-enqueues the send, and the
+    history names the sweep as the source of the attempt it brought about."""
+    from messaging import queue
+
+    configure(MOCK_SMS_FAULTS="429", MOCK_RETRY_AFTER_SECONDS=0, SEND_RETRY_QUEUE_URL=queues.retry_url + "-gone")
+    message = send(invoke)
+    assert message["status"] == "retrying"
+    configure(SEND_RETRY_QUEUE_URL=queues.retry_url, SWEEP_GRACE_SECONDS=0, MOCK_SMS_FAULTS=None)
+    db.scalar("UPDATE messages SET next_attempt_at = now() - interval '1 hour' RETURNING 1")
+    assert invoke("RetrySweepFunction", sample_event("retry_sweep-scheduled"))["requeued"] == 1
+    assert drain() == 1
+    assert transitions(invoke, message["id"]) == [
+        ("message.queued", None, "queued", "api"),
+        ("message.retrying", "queued", "retrying", "api"),
+        ("message.sent", "retrying", "sent", "sweep"),
+    ]
+    assert queue.parse_retry_body('{"message_id": 7}') == queue.RetryRecord(7)
+    with pytest.raises(ValueError, match="not a retry source"):
+        queue.parse_retry_body('{"message_id": 7, "source": "api"}')
+
+
 def test_a_send_the_provider_never_accepted_is_failed_after_asking(invoke, db, receipts, configure):
     configure(MOCK_SMS_FAULTS="400")
     message = send(invoke)
@@ -228,12 +252,99 @@ def test_a_send_the_provider_never_accepted_is_failed_after_asking(invoke, db, r
     assert transitions(invoke, message["id"])[-1] == ("message.failed", "queued", "failed", "api")
 
 
-def test_only_a_receipt_corrects_failed_and_the_correction_is_an_event(invoke, db, configure):
+@pytest.mark.parametrize("name", ["send_message-sms", "send_message-email"])
+def test_a_delivered_receipt_settles_a_retrying_message_whose_answer_was_lost(
+    invoke, db, receipts, configure, drain, name
+):
+    """The attempt timed out after the provider accepted it: the receipt finds the message by the client
+    reference it echoes, records the provider id and moves `retrying` straight to `delivered`."""
+    configure(MOCK_SMS_FAULTS="timeout", MOCK_EMAIL_FAULTS="timeout", RETRY_BASE_SECONDS=0, MOCK_RETRY_AFTER_SECONDS=0)
+    message = send(invoke, name)
+    assert (message["status"], message["provider_message_id"]) == ("retrying", None)
+    [scheduled] = receipts.take()
+    receipt = scheduled["receipt"][0] if name == "send_message-email" else scheduled["receipt"]
+    assert receipt["client_reference"] == str(message["id"])
+    answer = response_json(deliver(invoke, scheduled))
+    assert answer.get("results", [answer]) == [{"outcome": "applied", "message_id": message["id"]}]
+    ledger = db.rows("SELECT provider_message_id FROM mock_provider_deliveries")
+    row = db.rows("SELECT status, provider_message_id FROM messages")[0]
+    assert (row["status"], row["provider_message_id"]) == ("delivered", ledger[0]["provider_message_id"])
+    drain()  # the retry finds the message settled and leaves it alone
+    assert status_of(db, message["id"]) == "delivered"
+    assert db.scalar("SELECT replay_count FROM mock_provider_deliveries") == 0
+    assert transitions(invoke, message["id"]) == [
+        ("message.queued", None, "queued", "api"),
+        ("message.retrying", "queued", "retrying", "api"),
+        ("message.delivered", "retrying", "delivered", "receipt"),
+    ]
+    assert deliver(invoke, scheduled)["statusCode"] == 200  # the provider retrying its receipt: a duplicate
+    assert db.scalar("SELECT count(*) FROM message_events WHERE type = 'message.delivered'") == 1
+
+
+@pytest.mark.parametrize(("outcome", "status"), [("delivered=1", "delivered"), ("undelivered=1", "undelivered")])
+def test_only_a_receipt_corrects_failed_and_the_correction_is_an_event(
+    invoke, db, receipts, configure, monkeypatch, outcome, status
+):
+    """The provider accepted the only attempt but its answer was lost (a timeout), and its lookup lagged
+    behind (a status API not yet aware of the send): `failed`, without a provider id. Its receipt, found by
+    the client reference, corrects the verdict and records the provider id."""
+    from messaging.providers import Lookup
+    from messaging.providers.mock import MockProvider
+
+    configure(MOCK_SMS_FAULTS="timeout", MAX_SEND_ATTEMPTS=1, MOCK_SMS_RECEIPTS=outcome)
+    monkeypatch.setattr(MockProvider, "lookup", lambda self, token: Lookup(accepted=False))
+    message = send(invoke)
+    assert (message["status"], message["provider_message_id"]) == ("failed", None)
+    [scheduled] = receipts.take()
+    assert response_json(deliver(invoke, scheduled)) == {"outcome": "applied", "message_id": message["id"]}
+    row = db.rows("SELECT status, provider_message_id FROM messages")[0]
+    ledger = db.rows("SELECT provider_message_id FROM mock_provider_deliveries")
+    assert (row["status"], row["provider_message_id"]) == (status, ledger[0]["provider_message_id"])
+    assert transitions(invoke, message["id"])[-2:] == [
+        ("message.failed", "queued", "failed", "api"),
+        (f"message.{status}", "failed", status, "receipt"),
+    ]
+
+
+def test_a_client_reference_never_claims_a_message_it_does_not_fit(invoke, db, receipts):
+    """Only an outbound message of the receipt's provider without a provider id (or with the same one) is
+    found by reference; otherwise the receipt is held as before, and nothing moves."""
+    sms = send(invoke)
+    email = send(invoke, "send_message-email")
+    assert invoke("InboundSmsFunction", sample_event("inbound_sms-sms"))["statusCode"] == 200
+    inbound_id = db.scalar("SELECT id FROM messages WHERE direction = 'inbound'")
+    receipts.take()
+    for reference in (sms["id"], email["id"], inbound_id, 999_999_999_999):  # carries another id; wrong provider
+        response = sms_receipt(invoke, f"mock-sms-other-{reference}", client_reference=str(reference))
+        assert response_json(response) == {"outcome": "held", "message_id": None}
+    assert db.scalar("SELECT count(*) FROM messages WHERE status IN ('delivered', 'undelivered')") == 0
+    assert db.scalar("SELECT count(*) FROM provider_receipts WHERE applied_at IS NULL") == 4
+    # The provider id first: a receipt naming a known provider id is applied to its message, whatever reference.
+    response = sms_receipt(invoke, sms["provider_message_id"], client_reference=str(email["id"]))
+    assert response_json(response) == {"outcome": "applied", "message_id": sms["id"]}
+
+
+@pytest.mark.parametrize("reference", ["0", "12a", "1" * 19, "", " 7"])
+def test_a_malformed_client_reference_is_refused(invoke, db, reference):
+    response = sms_receipt(invoke, "mock-sms-x", client_reference=reference)
+    assert response["statusCode"] == 422, response["body"]
+    assert response_json(response)["error"]["field"] == "client_reference"
+    assert db.scalar("SELECT count(*) FROM provider_receipts") == 0
+
+
+def test_a_lookup_verdict_never_moves_a_failed_message(invoke, db, configure):
+    """The SQL refuses it: only a provider's receipt may correct `failed`."""
+    from messaging.db import repository
+    from messaging.db.engine import transaction
+
     configure(MOCK_SMS_FAULTS="400")
     message = send(invoke)
-    db.scalar("UPDATE messages SET provider_message_id = 'mock-sms-late' WHERE id = :id RETURNING 1", id=message["id"])
-    assert response_json(sms_receipt(invoke, "mock-sms-late"))["outcome"] == "applied"
-    assert transitions(invoke, message["id"])[-1] == ("message.delivered", "failed", "delivered", "receipt")
+    with transaction() as connection:
+        moved = repository.record_lookup_verdict(connection, message["id"], "delivered", None, "mock-sms-looked-up")
+    assert moved is None
+    row = db.rows("SELECT status, provider_message_id FROM messages")[0]
+    assert (row["status"], row["provider_message_id"]) == ("failed", None)
+    assert transitions(invoke, message["id"])[-1] == ("message.failed", "queued", "failed", "api")
 
 
 def test_reconciliation_settles_a_sent_message_whose_receipt_never_came(invoke, db, receipts, configure):
@@ -249,14 +360,75 @@ def test_reconciliation_settles_a_sent_message_whose_receipt_never_came(invoke, 
     assert transitions(invoke, message["id"])[-1] == ("message.undelivered", "sent", "undelivered", "reconciliation")
 
 
-def test_reconciliation_without_a_verdict_leaves_the_message_sent_and_asks_again_later(invoke, db, receipts, configure):
+def _sweep():
+    return sample_event("retry_sweep-scheduled")
+
+
+def _age(db, message_id, seconds):
+    db.scalar(
+        "UPDATE messages SET updated_at = now() - make_interval(secs => :s) WHERE id = :id RETURNING 1",
+        s=seconds,
+        id=message_id,
+    )
+
+
+def test_reconciliation_without_a_verdict_records_the_finding_and_backs_off(invoke, db, receipts, configure):
     configure(MOCK_SMS_RECEIPTS="off", RECEIPT_TIMEOUT_SECONDS=60)
     message = send(invoke)
     assert receipts.take() == []
-    db.scalar("UPDATE messages SET updated_at = now() - interval '2 minutes' RETURNING 1")
-    assert invoke("RetrySweepFunction", sample_event("retry_sweep-scheduled"))["looked_up"] == 1
-    assert invoke("RetrySweepFunction", sample_event("retry_sweep-scheduled"))["looked_up"] == 0
-    assert status_of(db, message["id"]) == "sent"
+    _age(db, message["id"], 61)
+    swept = invoke("RetrySweepFunction", _sweep())
+    assert (swept["looked_up"], swept["unconfirmed_by_lookup"]) == (1, 1)
+    assert invoke("RetrySweepFunction", _sweep())["looked_up"] == 0
+    finding = "lookup 1 of 8: the provider accepted the send and has no delivery verdict yet"
+    assert transitions(invoke, message["id"])[-1] == ("message.unconfirmed", "sent", "sent", "reconciliation")
+    assert response_json(history(invoke, message["id"]))["items"][-1]["detail"] == finding
+    row = db.rows("SELECT status, status_detail FROM messages")[0]
+    assert (row["status"], row["status_detail"]) == ("sent", finding)
+    # The next lookup waits twice as long: not after one timeout, after two.
+    _age(db, message["id"], 90)
+    assert invoke("RetrySweepFunction", _sweep())["looked_up"] == 0
+    _age(db, message["id"], 121)
+    assert invoke("RetrySweepFunction", _sweep())["looked_up"] == 1
+    assert db.scalar("SELECT receipt_lookups FROM messages") == 2
+    # Never relayed to customers: a finding is history only.
+    assert db.scalar("SELECT bool_and(relayed_at IS NOT NULL) FROM message_events WHERE type = 'message.unconfirmed'")
+
+
+def test_reconciliation_stops_after_the_last_lookup_without_a_verdict(invoke, db, receipts, configure, monkeypatch):
+    """A `sent` message the provider says it never accepted (its record lost): the finding is recorded each
+    time, and after the last lookup the message stays `sent` with the reason, never asked again."""
+    from messaging.providers import Lookup
+    from messaging.providers.mock import MockProvider
+
+    configure(RECEIPT_TIMEOUT_SECONDS=60)
+    message = send(invoke)
+    receipts.take()
+    asked = []
+    real_lookup = MockProvider.lookup
+
+    def forgetful_lookup(self, token):
+        asked.append(token)
+        real_lookup(self, token)
+        return Lookup(accepted=False)
+
+    monkeypatch.setattr(MockProvider, "lookup", forgetful_lookup)
+    for lookup in range(1, 9):
+        _age(db, message["id"], 60 * 16 + 1)  # due whatever the backoff (at most 16 timeouts)
+        assert invoke("RetrySweepFunction", _sweep())["unconfirmed_by_lookup"] == 1
+        assert db.scalar("SELECT receipt_lookups FROM messages") == lookup
+    _age(db, message["id"], 10 * 24 * 3600)
+    assert invoke("RetrySweepFunction", _sweep())["looked_up"] == 0
+    assert len(asked) == 8
+    final = "lookup 8 of 8: the provider has no record of this send; no longer looked up (no receipt, no verdict)"
+    row = db.rows("SELECT status, status_detail FROM messages")[0]
+    assert (row["status"], row["status_detail"]) == ("sent", final)
+    events = [item for item in transitions(invoke, message["id"]) if item[0] == "message.unconfirmed"]
+    assert len(events) == 8
+    # A receipt still settles it whenever it comes.
+    response = sms_receipt(invoke, message["provider_message_id"], "delivered")
+    assert response_json(response)["outcome"] == "applied"
+    assert status_of(db, message["id"]) == "delivered"
 
 
 def test_email_events_are_deduplicated_by_event_id(invoke, db, receipts, configure):

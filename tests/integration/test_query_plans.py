@@ -178,6 +178,19 @@ def test_a_receipt_applied_to_its_message_is_one_statement_with_its_history_row(
     assert db.scalar("SELECT count(*) FROM message_events WHERE type = 'message.delivered'") == 1
 
 
+@pytest.mark.parametrize("event", ["bounce", "spamreport"])
+def test_a_bounce_or_spam_report_suppresses_its_recipient_in_four_statements(invoke, db, event):
+    """The receipt's statement (which also returns the recipient), the address's exclusive lock (a statement
+    of its own: README "Suppressions"), the suppression and its recipient.opted_out event."""
+    sent = response_json(invoke("SendMessageFunction", sample_event("send_message-email")))
+    item = {**sample_body("inbound_email-events")[1], "xillio_id": sent["provider_message_id"]}
+    item["event"] = event
+    statements = count(lambda: invoke("InboundEmailFunction", sample_event("inbound_email-events", payload=[item])))
+    assert statements == ["WITH", "SELECT", "INSERT", "INSERT", "COMMIT"], statements
+    assert db.scalar("SELECT address FROM suppressions") == sent["to"]
+    assert db.scalar("SELECT count(*) FROM message_events WHERE type = 'recipient.opted_out'") == 1
+
+
 def test_the_sweep_finds_sends_awaiting_a_receipt_through_its_partial_index(invoke, db):
     from messaging.db import repository
     from messaging.db.engine import transaction

@@ -41,8 +41,8 @@ class Provider(StrEnum):
 
 
 class EventType(StrEnum):
-    """What a row of the history announces. The first two are history only; the rest customers can subscribe
-    to (DESIGN.md §4)."""
+    """What a row of the history announces. HISTORY_ONLY_EVENTS are history only; the rest customers can
+    subscribe to (DESIGN.md §4)."""
 
     QUEUED = "message.queued"
     RETRYING = "message.retrying"
@@ -51,12 +51,14 @@ class EventType(StrEnum):
     DELIVERED = "message.delivered"
     UNDELIVERED = "message.undelivered"
     FAILED = "message.failed"
+    # Reconciliation asked the provider about a `sent` message and found no verdict (status unchanged).
+    UNCONFIRMED = "message.unconfirmed"
     CONVERSATION_CREATED = "conversation.created"
     OPTED_OUT = "recipient.opted_out"
     OPTED_IN = "recipient.opted_in"
 
 
-HISTORY_ONLY_EVENTS = frozenset({EventType.QUEUED, EventType.RETRYING})
+HISTORY_ONLY_EVENTS = frozenset({EventType.QUEUED, EventType.RETRYING, EventType.UNCONFIRMED})
 SUBSCRIBABLE_EVENTS = tuple(event for event in EventType if event not in HISTORY_ONLY_EVENTS)
 
 

@@ -262,6 +262,17 @@ ReceiptDetail = Annotated[
     str, Field(min_length=1, max_length=1000, pattern=r"^[^\x00-\x1f\x7f]+$"), AfterValidator(_storable_text)
 ]
 
+# The reference our send gave the provider (our message id), echoed in its receipts: it finds the message
+# when the provider id is not recorded yet (a send whose answer was lost). At most 18 digits: always a bigint.
+ClientReference = Annotated[
+    str,
+    Field(
+        pattern=r"^[1-9][0-9]{0,17}$",
+        description="The reference the send gave the provider (our message id), echoed back: it finds the "
+        "message when its provider id is not recorded yet (the send never heard the provider's answer).",
+    ),
+]
+
 
 class SmsReceipt(BaseModel):
     """A delivery receipt from the SMS provider (POST /api/webhooks/sms/status). Unknown fields are rejected."""
@@ -271,6 +282,7 @@ class SmsReceipt(BaseModel):
     status: Literal["delivered", "undelivered"]
     error_code: ReceiptCode | None = None
     timestamp: Instant
+    client_reference: ClientReference | None = None
 
 
 class EmailEvent(BaseModel):
@@ -282,6 +294,9 @@ class EmailEvent(BaseModel):
     event: Literal["delivered", "bounce", "dropped", "spamreport"]
     reason: ReceiptDetail | None = None
     timestamp: Instant
+    client_reference: ClientReference | None = Field(
+        None, description="A custom argument of the send, echoed in each of its events (as SendGrid's custom_args)."
+    )
 
 
 class ReceiptResult(BaseModel):

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import json
 import math
+from dataclasses import dataclass
 from typing import Any
 
 from messaging import config, runtime
 from messaging.config import DeadLetterQueueSettings, ProviderReceiptSettings, RetryQueueSettings, SqsSettings
+from messaging.enums import EventSource
 
 MAX_SQS_DELAY_SECONDS = 900
 MAX_VISIBILITY_SECONDS = 12 * 3600
@@ -28,16 +30,34 @@ def _build_client() -> Any:
     )
 
 
-def retry_body(message_id: int) -> str:
-    return json.dumps({"message_id": message_id})
+@dataclass(frozen=True)
+class RetryRecord:
+    message_id: int
+    # Who enqueued it, recorded as the source of the attempt's history row: the retry policy (`retry`), or the
+    # sweep re-enqueueing a send whose retry was lost (`sweep`).
+    source: EventSource = EventSource.RETRY
 
 
-def parse_retry_body(body: str) -> int:
+_RETRY_SOURCES = (EventSource.RETRY, EventSource.SWEEP)
+
+
+def retry_body(message_id: int, source: EventSource = EventSource.RETRY) -> str:
+    """`{"message_id": N}`; the sweep's records also say `"source": "sweep"`."""
+    document: dict[str, Any] = {"message_id": message_id}
+    if source != EventSource.RETRY:
+        document["source"] = source.value
+    return json.dumps(document)
+
+
+def parse_retry_body(body: str) -> RetryRecord:
     document = json.loads(body)
     message_id = document["message_id"]
     if not isinstance(message_id, int) or isinstance(message_id, bool) or message_id < 1:
         raise ValueError(f"not a message id: {message_id!r}")
-    return message_id
+    source = document.get("source", EventSource.RETRY.value)
+    if source not in _RETRY_SOURCES:
+        raise ValueError(f"not a retry source: {source!r}")
+    return RetryRecord(message_id, EventSource(source))
 
 
 def _queue_url() -> str:
@@ -51,12 +71,12 @@ def schedule_retry(message_id: int, delay_seconds: float) -> None:
     sqs_client().send_message(QueueUrl=_queue_url(), MessageBody=retry_body(message_id), DelaySeconds=delay)
 
 
-def schedule_retries_now(message_ids: list[int]) -> None:
+def schedule_retries_now(message_ids: list[int], source: EventSource = EventSource.RETRY) -> None:
     for start in range(0, len(message_ids), 10):
         chunk = message_ids[start : start + 10]
         response = sqs_client().send_message_batch(
             QueueUrl=_queue_url(),
-            Entries=[{"Id": str(message_id), "MessageBody": retry_body(message_id)} for message_id in chunk],
+            Entries=[{"Id": str(message_id), "MessageBody": retry_body(message_id, source)} for message_id in chunk],
         )
         if response.get("Failed"):
             raise RuntimeError(f"could not enqueue {len(response['Failed'])} retries: {response['Failed']}")

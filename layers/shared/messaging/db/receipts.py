@@ -1,12 +1,16 @@
 """Provider delivery receipts: recorded once, applied to their message, or held until the message is known.
 
-A receipt names a provider message id. When a message carries it, the receipt moves the message forward
+A receipt names a provider message id, and usually the client reference our send gave the provider (our
+message id, echoed back). It finds its message by the provider id first; when no message carries that id
+yet and a reference is given, by the reference: an outbound message of that provider with no provider id
+recorded (a send whose answer was lost: an attempt that timed out, or a `failed` verdict the provider
+contradicts). The receipt then records the provider id, moves the message forward
 (`queued`/`retrying`/`sent`/`failed` -> `delivered`/`undelivered`) and writes the history row, all in one
-statement. When no message carries it yet (the provider called back before our own `sent` update
-committed, or before an ambiguous send was settled), the receipt is stored as held (`applied_at` NULL);
-recording the provider id on the message applies it (`repository.mark_sent`), and the sweep applies any
-held receipt whose message appeared while the receipt itself was being written. An email receipt keeps the
-provider's name of the event, so applying a held bounce or spam report suppresses as a live one does.
+statement. When neither finds a message (no reference, or the provider called back before our own `sent`
+update committed), the receipt is stored as held (`applied_at` NULL); recording the provider id on the
+message applies it (see `repository.mark_sent`), and the sweep applies any held receipt whose message
+appeared while the receipt itself was being written. An email receipt keeps the provider's name of the
+event, so applying a held bounce or spam report suppresses as a live one does.
 """
 
 from __future__ import annotations
@@ -32,6 +36,7 @@ class ReceiptOutcome:
     outcome: str
     message_id: int | None = None
     previous_status: str | None = None
+    to_address: str | None = None  # the message's recipient (a bounce suppresses it): no second read
 
 
 @dataclass(frozen=True)
@@ -51,13 +56,19 @@ def applied_email_events(
     ]
 
 
+# The target: by provider id, else by client reference; never another provider's message, an inbound one,
+# or one that carries a different provider id.
 _RECORD_RECEIPT = text(
     compact(
         f"""
-        WITH target AS (
-            SELECT id, status FROM messages
+        WITH known AS (
+            SELECT id FROM messages
             WHERE provider = CAST(:provider AS text) AND provider_message_id = CAST(:provider_message_id AS text)
-              AND direction = 'outbound'
+        ), target AS (
+            SELECT id, status, to_address FROM messages
+            WHERE id = COALESCE((SELECT id FROM known), CAST(:client_reference AS bigint))
+              AND provider = CAST(:provider AS text) AND direction = 'outbound'
+              AND (provider_message_id IS NULL OR provider_message_id = CAST(:provider_message_id AS text))
             FOR UPDATE
         ), receipt AS (
             INSERT INTO provider_receipts (
@@ -73,7 +84,7 @@ _RECORD_RECEIPT = text(
         ), moved AS (
             UPDATE messages AS m
             SET status = CAST(:status AS text), status_detail = CAST(:detail AS text), next_attempt_at = NULL,
-                updated_at = now()
+                provider_message_id = CAST(:provider_message_id AS text), updated_at = now()
             FROM target, receipt
             WHERE m.id = target.id AND target.status IN {RECEIPT_MAY_MOVE}
             RETURNING m.id, m.conversation_id, m.attempts, target.status AS previous_status
@@ -87,6 +98,7 @@ _RECORD_RECEIPT = text(
             RETURNING id, {AWAITING_RELAY} AS awaiting_relay
         )
         SELECT (SELECT id FROM receipt) AS receipt_id, (SELECT id FROM target) AS message_id,
+               (SELECT to_address FROM target) AS to_address,
                (SELECT previous_status FROM moved) AS previous_status, (SELECT id FROM event) AS event_id,
                (SELECT awaiting_relay FROM event) AS awaiting_relay
         """
@@ -104,9 +116,11 @@ def record_receipt(
     detail: str | None,
     reported_at: datetime,
     provider_event: str | None = None,
+    client_reference: int | None = None,
 ) -> ReceiptOutcome:
     """Record one receipt and apply it to its message when there is one: one statement. `provider_event`: an
-    email event's own name, kept on a held receipt for when it is applied."""
+    email event's own name, kept on a held receipt for when it is applied. `client_reference`: the message id
+    our send gave the provider, as the receipt echoes it (None when it does not)."""
     row = connection.execute(
         _RECORD_RECEIPT,
         {
@@ -117,16 +131,17 @@ def record_receipt(
             "detail": detail,
             "reported_at": reported_at,
             "provider_event": provider_event,
+            "client_reference": client_reference,
         },
     ).one()
     remember_written(connection, [row.awaiting_relay])
     if row.receipt_id is None:
-        return ReceiptOutcome("duplicate", row.message_id)
+        return ReceiptOutcome("duplicate", row.message_id, to_address=row.to_address)
     if row.message_id is None:
         return ReceiptOutcome("held")
     if row.event_id is None:
-        return ReceiptOutcome("ignored", row.message_id)
-    return ReceiptOutcome("applied", row.message_id, row.previous_status)
+        return ReceiptOutcome("ignored", row.message_id, to_address=row.to_address)
+    return ReceiptOutcome("applied", row.message_id, row.previous_status, row.to_address)
 
 
 # A held receipt whose provider id a message now carries: the race in which the receipt and our `sent`

@@ -32,8 +32,10 @@ from sqlalchemy.exc import DBAPIError
 
 from messaging.db.engine import server_sqlstate
 from messaging.db.events import AWAITING_RELAY, remember_written
-from messaging.db.receipts import RECEIPT_MAY_MOVE, AppliedEmailEvent, applied_email_events
+from messaging.db.receipts import AppliedEmailEvent, applied_email_events
 from messaging.db.schema import (
+    AWAITING_RECEIPT_CONDITION,
+    MAX_RECEIPT_LOOKUPS,
     PENDING_CONDITION,
     SEARCH_CONFIGURATION,
     conversations,
@@ -690,11 +692,13 @@ def mark_failed(connection: Connection, message_id: int, error: str, source: Eve
 
 
 # Reconciliation: a `sent` message whose receipt never came, settled by what the provider's lookup says.
+# Never from `failed`: only a provider's receipt may correct that verdict (DESIGN.md §2).
+_LOOKUP_MAY_MOVE = "('queued', 'retrying', 'sent')"
 _RECORD_LOOKUP_VERDICT = text(
     compact(
         f"""
         WITH current AS (
-            SELECT id, status FROM messages WHERE id = :message_id AND status IN {RECEIPT_MAY_MOVE} FOR UPDATE
+            SELECT id, status FROM messages WHERE id = :message_id AND status IN {_LOOKUP_MAY_MOVE} FOR UPDATE
         ), moved AS (
             UPDATE messages AS m
             SET status = CAST(:status AS text), status_detail = CAST(:detail AS text), next_attempt_at = NULL,
@@ -728,13 +732,19 @@ def record_lookup_verdict(
     )
 
 
+# Due: untouched for the timeout doubled once per lookup that found no verdict (at most
+# RECEIPT_LOOKUP_MAX_FACTOR timeouts). The first bound is the index's range (every wait is at least the
+# timeout); the second the backoff, checked on those rows.
+RECEIPT_LOOKUP_MAX_FACTOR = 16
 _CLAIM_AWAITING_RECEIPT = text(
     compact(
-        """
+        f"""
         UPDATE messages SET updated_at = now()
         WHERE id IN (
             SELECT id FROM messages
-            WHERE status = 'sent' AND updated_at < now() - make_interval(secs => :timeout_seconds)
+            WHERE {AWAITING_RECEIPT_CONDITION} AND updated_at < now() - make_interval(secs => :timeout_seconds)
+              AND updated_at < now() - make_interval(
+                  secs => :timeout_seconds * LEAST(power(2, receipt_lookups), {RECEIPT_LOOKUP_MAX_FACTOR}))
             ORDER BY updated_at
             LIMIT :limit
             FOR UPDATE SKIP LOCKED
@@ -746,10 +756,52 @@ _CLAIM_AWAITING_RECEIPT = text(
 
 
 def claim_awaiting_receipt(connection: Connection, timeout_seconds: float, limit: int) -> list[Message]:
-    """`sent` messages without a receipt for longer than the timeout; their clock restarts, so each is looked
-    up at most once per timeout, whatever the answer."""
+    """`sent` messages due for a lookup (no receipt for longer than the timeout, doubled per lookup that found
+    no verdict); their clock restarts, so a lookup that cannot be made is tried again only when due again."""
     rows = connection.execute(_CLAIM_AWAITING_RECEIPT, {"timeout_seconds": timeout_seconds, "limit": limit})
     return [_message(row._mapping) for row in rows]
+
+
+# A lookup of a `sent` message that found no verdict: counted (the next one waits twice as long; after
+# MAX_RECEIPT_LOOKUPS none follows), said in status_detail and written to the history, in one statement.
+_RECORD_LOOKUP_FINDING = text(
+    compact(
+        f"""
+        WITH current AS (
+            SELECT id FROM messages WHERE id = :message_id AND status = 'sent' FOR UPDATE
+        ), moved AS (
+            UPDATE messages AS m
+            SET receipt_lookups = m.receipt_lookups + 1,
+                status_detail = 'lookup ' || (m.receipt_lookups + 1) || ' of {MAX_RECEIPT_LOOKUPS}: '
+                    || CAST(:finding AS text)
+                    || CASE WHEN m.receipt_lookups + 1 >= {MAX_RECEIPT_LOOKUPS}
+                            THEN '; no longer looked up (no receipt, no verdict)' ELSE '' END,
+                updated_at = now()
+            FROM current WHERE m.id = current.id
+            RETURNING m.*, 'sent' AS previous_status
+        ), events AS (
+            INSERT INTO message_events (
+                type, message_id, conversation_id, status, previous_status, attempt, detail, source
+            )
+            SELECT 'message.unconfirmed', id, conversation_id, status, previous_status, attempts, status_detail,
+                   'reconciliation'
+            FROM moved
+            RETURNING id, {AWAITING_RELAY} AS awaiting_relay
+        )
+        SELECT moved.*, ARRAY(SELECT awaiting_relay FROM events ORDER BY id) AS awaiting_relay FROM moved
+        """
+    )
+)
+
+
+def record_lookup_finding(connection: Connection, message_id: int, finding: str) -> int | None:
+    """The provider's lookup gave no verdict for a `sent` message. Returns how many lookups have found none
+    (MAX_RECEIPT_LOOKUPS: the last); None when the message is no longer `sent`."""
+    row = connection.execute(_RECORD_LOOKUP_FINDING, {"message_id": message_id, "finding": finding}).first()
+    if row is None:
+        return None
+    remember_written(connection, row.awaiting_relay)
+    return int(row.receipt_lookups)
 
 
 def list_message_events(

@@ -33,6 +33,10 @@ CHANNELS = ("sms", "mms", "email")  # the message types, each a channel a conver
 # The rows of pending sends, as SQL: the statements that look for them repeat the partial index's predicate
 # word for word, so the planner can use the index.
 PENDING_CONDITION = "status IN ({})".format(", ".join(f"'{status.value}'" for status in PENDING_STATUSES))
+# How many times reconciliation asks the provider about a `sent` message without finding a verdict before it
+# stops (the message stays `sent`; its status_detail says so). A constant: the partial index below names it.
+MAX_RECEIPT_LOOKUPS = 8
+AWAITING_RECEIPT_CONDITION = f"status = 'sent' AND receipt_lookups < {MAX_RECEIPT_LOOKUPS}"
 
 conversations = Table(
     "conversations",
@@ -123,6 +127,9 @@ messages = Table(
     # SMS/MMS only (migration 0007): how the body travels and how many segments it costs.
     Column("encoding", Text),
     Column("segments", Integer),
+    # Lookups of a `sent` message that found no delivery verdict (migration 0012): each doubles the wait.
+    Column("receipt_lookups", Integer, nullable=False, server_default=text("0")),
+    CheckConstraint("receipt_lookups >= 0", name="ck_messages_receipt_lookups"),
     CheckConstraint("encoding IN ('GSM-7', 'UCS-2')", name="ck_messages_encoding"),
     CheckConstraint("segments >= 1", name="ck_messages_segments"),
     CheckConstraint("direction IN ('inbound', 'outbound')", name="ck_messages_direction"),
@@ -155,7 +162,7 @@ Index(
     messages.c.next_attempt_at,
     postgresql_where=text(PENDING_CONDITION),
 )
-Index("ix_messages_awaiting_receipt", messages.c.updated_at, postgresql_where=text("status = 'sent'"))
+Index("ix_messages_awaiting_receipt", messages.c.updated_at, postgresql_where=text(AWAITING_RECEIPT_CONDITION))
 
 idempotency_keys = Table(
     "idempotency_keys",
@@ -216,7 +223,7 @@ message_events = Table(
     CheckConstraint(
         "type IN ('message.queued', 'message.retrying', 'message.received', 'message.sent', 'message.delivered', "
         "'message.undelivered', 'message.failed', 'conversation.created', 'recipient.opted_out', "
-        "'recipient.opted_in')",
+        "'recipient.opted_in', 'message.unconfirmed')",
         name="ck_message_events_type",
     ),
     CheckConstraint(

@@ -9,6 +9,10 @@ from typing import Protocol
 @dataclass(frozen=True)
 class OutboundEnvelope:
     idempotency_token: str  # our message id: a replay must not deliver twice
+    # Our message id again, as the reference the provider echoes in every receipt of this message (Vonage's
+    # client-ref, SendGrid's custom_args, Twilio's per-message StatusCallback URL): a receipt then finds its
+    # message even when our send never heard the provider's answer, so never recorded its provider id.
+    client_reference: str
     type: str
     from_address: str
     to_address: str

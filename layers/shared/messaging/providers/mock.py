@@ -192,21 +192,22 @@ class MockProvider:
                 receipt_detail=_OUTCOME_DETAIL.get(receipt_outcome or ""),
             )
         if not delivery.replayed and delivery.receipt_outcome is not None:
-            self._schedule_receipt(delivery)
+            self._schedule_receipt(delivery, envelope.client_reference)
         return Accepted(provider_message_id=delivery.provider_message_id, replayed=delivery.replayed)
 
-    def _schedule_receipt(self, delivery: mock_ledger.Delivery) -> None:
+    def _schedule_receipt(self, delivery: mock_ledger.Delivery, client_reference: str) -> None:
         try:
             queue.schedule_provider_receipt(
-                {"provider": self.name, "receipt": self._receipt_body(delivery)},
+                {"provider": self.name, "receipt": self._receipt_body(delivery, client_reference)},
                 config.current(ProviderReceiptSettings).mock_receipt_delay_seconds,
             )
         except Exception:
             # A provider's own outage: our reconciliation still learns the outcome by lookup.
             logger.warning("mock provider could not schedule its receipt", extra={"provider": self.name}, exc_info=True)
 
-    def _receipt_body(self, delivery: mock_ledger.Delivery) -> Any:
-        """The receipt exactly as this provider's status webhook takes it (DESIGN.md §2)."""
+    def _receipt_body(self, delivery: mock_ledger.Delivery, client_reference: str) -> Any:
+        """The receipt exactly as this provider's status webhook takes it (DESIGN.md §2), echoing the client
+        reference the send gave (as Vonage's DLR echoes client-ref and SendGrid's events their custom_args)."""
         timestamp = datetime.now(UTC).isoformat().replace("+00:00", "Z")
         outcome, detail = delivery.receipt_outcome, delivery.receipt_detail
         if self.name == "mock-email":
@@ -215,6 +216,7 @@ class MockProvider:
                 "xillio_id": delivery.provider_message_id,
                 "event": outcome,
                 "timestamp": timestamp,
+                "client_reference": client_reference,
             }
             if detail:
                 event["reason"] = detail
@@ -223,6 +225,7 @@ class MockProvider:
             "messaging_provider_id": delivery.provider_message_id,
             "status": outcome,
             "timestamp": timestamp,
+            "client_reference": client_reference,
         }
         if detail:
             receipt["error_code"] = detail

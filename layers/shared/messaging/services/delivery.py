@@ -33,6 +33,7 @@ class MessageVanished(LookupError):
 def envelope_of(message: Message) -> OutboundEnvelope:
     return OutboundEnvelope(
         idempotency_token=str(message.id),
+        client_reference=str(message.id),
         type=message.type,
         from_address=message.from_address,
         to_address=message.to_address,

@@ -9,7 +9,6 @@ applied to a known message: at once, or when it is applied after being held (`su
 from __future__ import annotations
 
 from messaging.db import receipts as receipts_db
-from messaging.db import repository
 from messaging.db.engine import Transaction, transaction
 from messaging.enums import RECEIPT_OUTCOME_STATUS, Provider
 from messaging.models import EmailEvent, ReceiptResult, ReceiptResults, SmsReceipt
@@ -27,6 +26,7 @@ def receive_sms_receipt(receipt: SmsReceipt) -> ReceiptResult:
             status=receipt.status,
             detail=receipt.error_code,
             reported_at=receipt.timestamp,
+            client_reference=_message_id(receipt.client_reference),
         )
     return _reported(outcome, Provider.SMS)
 
@@ -46,6 +46,7 @@ def receive_email_events(events: list[EmailEvent]) -> ReceiptResults:
                 detail=_email_detail(event),
                 reported_at=event.timestamp,
                 provider_event=event.event,
+                client_reference=_message_id(event.client_reference),
             )
             _suppress_recipient_of(connection, event, outcome)
             outcomes.append(outcome)
@@ -59,13 +60,11 @@ def _suppress_recipient_of(connection: Transaction, event: EmailEvent, outcome: 
         not email_event_suppresses(event.event)
         or outcome.outcome in ("duplicate", "held")
         or outcome.message_id is None
+        or outcome.to_address is None
     ):
         return
-    message = repository.get_message(connection, outcome.message_id)
-    if message is None:
-        return
     suppress_in_for_email_event(
-        connection, event.event, message.to_address, reason=_email_detail(event), message_id=message.id
+        connection, event.event, outcome.to_address, reason=_email_detail(event), message_id=outcome.message_id
     )
 
 
@@ -78,6 +77,11 @@ def suppress_for_held_events(
         suppress_in_for_email_event(
             connection, event.provider_event, address, reason=event.detail, message_id=message_id
         )
+
+
+def _message_id(client_reference: str | None) -> int | None:
+    """The client reference our sends give the provider is our message id (delivery.envelope_of)."""
+    return None if client_reference is None else int(client_reference)
 
 
 def _email_detail(event: EmailEvent) -> str | None:

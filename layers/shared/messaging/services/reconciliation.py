@@ -4,7 +4,10 @@
   update was, each blind to the other's uncommitted row).
 - A `sent` message without a receipt for longer than RECEIPT_TIMEOUT_SECONDS is looked up; when the
   provider has a verdict, the message takes it and the history records it with source `reconciliation`.
-  Its clock restarts either way, so it is asked again only after another timeout.
+  When it has none (accepted, no verdict yet; or no record of the send at all), that finding is recorded
+  too (`message.unconfirmed` in the history, status_detail) and the next lookup waits twice as long (at
+  most RECEIPT_LOOKUP_MAX_FACTOR timeouts); after MAX_RECEIPT_LOOKUPS such findings the message stays
+  `sent` and is no longer looked up. A lookup that cannot be made is tried again when due again.
 - Held receipts no message claimed within HELD_RECEIPT_RETENTION_SECONDS name messages we never sent.
 """
 
@@ -18,7 +21,7 @@ from messaging.db import receipts as receipts_db
 from messaging.db import repository
 from messaging.db.engine import transaction
 from messaging.observability import logger, metrics
-from messaging.providers import provider_for
+from messaging.providers import Lookup, provider_for
 from messaging.services.receipts import suppress_for_held_events
 
 
@@ -27,6 +30,7 @@ class ReconciliationReport:
     held_receipts_applied: int
     looked_up: int
     settled_by_lookup: int
+    unconfirmed_by_lookup: int
     stale_held_receipts_purged: int
 
 
@@ -46,17 +50,15 @@ def reconcile() -> ReconciliationReport:
         awaiting = repository.claim_awaiting_receipt(
             connection, reconciliation.receipt_timeout_seconds, sweep.sweep_batch_size
         )
-    settled = 0
+    settled = unconfirmed = 0
     for message in awaiting:
         try:
             found = provider_for(message.type).lookup(str(message.id))
         except Exception:
-            logger.warning("lookup failed; asked again after the next timeout", extra={"message_id": message.id})
+            logger.warning("lookup failed; asked again when due again", extra={"message_id": message.id})
             continue
         if found.delivery_status is None:
-            logger.info(
-                "no verdict from the provider yet", extra={"message_id": message.id, "accepted": found.accepted}
-            )
+            unconfirmed += _record_finding(message.id, found)
             continue
         with transaction() as connection:
             moved = repository.record_lookup_verdict(
@@ -71,5 +73,25 @@ def reconcile() -> ReconciliationReport:
         held_receipts_applied=applied,
         looked_up=len(awaiting),
         settled_by_lookup=settled,
+        unconfirmed_by_lookup=unconfirmed,
         stale_held_receipts_purged=purged,
     )
+
+
+def _record_finding(message_id: int, found: Lookup) -> int:
+    """A lookup without a verdict: recorded in the history and status_detail, and counted for the backoff."""
+    finding = (
+        "the provider accepted the send and has no delivery verdict yet"
+        if found.accepted
+        else "the provider has no record of this send"
+    )
+    with transaction() as connection:
+        lookups = repository.record_lookup_finding(connection, message_id, finding)
+    if lookups is None:
+        return 0  # a receipt settled it meanwhile
+    if lookups >= repository.MAX_RECEIPT_LOOKUPS:
+        metrics.add_metric(name="ReceiptLookupsExhausted", unit="Count", value=1)
+    logger.info(
+        "no verdict from the provider", extra={"message_id": message_id, "finding": finding, "lookups": lookups}
+    )
+    return 1

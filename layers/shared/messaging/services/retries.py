@@ -24,9 +24,10 @@ class SweepReport:
     purged_idempotency_keys: int
 
 
-def retry_send(message_id: int, receipt_handle: str | None = None) -> str:
+def retry_send(message_id: int, receipt_handle: str | None = None, source: EventSource = EventSource.RETRY) -> str:
     """Process one retry record: attempt the send if it is due. Idempotent: a message that is already
-    `sent` or `failed` (a duplicate delivery, or a retry that lost a race) is left alone.
+    `sent` or `failed` (a duplicate delivery, or a retry that lost a race) is left alone. `source`: who
+    enqueued the record (the sweep's re-enqueues record their attempt as `sweep`).
 
     Returns the message's status afterwards. Raises RetryNotDue for a record that came early (after making
     it invisible until the due time), so the batch reports it as failed and SQS keeps it.
@@ -47,7 +48,7 @@ def retry_send(message_id: int, receipt_handle: str | None = None) -> str:
         if receipt_handle is not None:
             _postpone(receipt_handle, wait)
         raise RetryNotDue(f"message {message_id} is due in {wait:.0f}s")
-    return str(attempt(claimed, EventSource.RETRY).status)
+    return str(attempt(claimed, source).status)
 
 
 def _postpone(receipt_handle: str, seconds: float) -> None:
@@ -62,7 +63,8 @@ def sweep_overdue_sends() -> SweepReport:
     """Re-enqueue pending messages whose retry never arrived (enqueue failed, or a worker died).
 
     They are marked due now inside the same transaction as the enqueue, so a failed enqueue changes nothing
-    and the next sweep tries again.
+    and the next sweep tries again. The records say they come from the sweep: the attempt each leads to is
+    recorded with source `sweep` in the history.
     """
     settings = config.current(SweepSettings)
     with transaction() as connection:
@@ -70,7 +72,7 @@ def sweep_overdue_sends() -> SweepReport:
             connection, settings.sweep_grace_seconds, lease_seconds=0, limit=settings.sweep_batch_size
         )
         if message_ids:
-            queue.schedule_retries_now(message_ids)
+            queue.schedule_retries_now(message_ids, EventSource.SWEEP)
     with transaction() as connection:
         purged = repository.purge_expired_idempotency_keys(connection)
     if message_ids:
