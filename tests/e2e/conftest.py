@@ -21,6 +21,9 @@ from tests.e2e.client import call
 ROOT = Path(__file__).resolve().parents[2]
 
 # Fast retries so the tests need not wait for real backoff.
+# Long enough for a receipt the runner's mocks schedule (MOCK_RECEIPT_DELAY_SECONDS, 1 by default) to be
+# polled from its queue and posted.
+RECEIPTS_SETTLE_SECONDS = 3.0
 RUNNER_ENVIRONMENT = {
     "RETRY_BASE_SECONDS": "0.05",
     "RETRY_MAX_SECONDS": "0.2",
@@ -133,6 +136,16 @@ class RunnerDb:
         return {table: self.scalar(f'SELECT count(*) FROM "{table}"') for table in self.tables()}
 
     def reset(self) -> None:
+        # The mock providers post a receipt about a second after accepting a send (through the runner's queue
+        # and MockReceiptFunction): one that arrived after the truncate would be held, and counted as the next
+        # test's write. So the last test's sends are given time to be answered first.
+        pending = self.scalar(
+            "SELECT EXTRACT(EPOCH FROM max(updated_at) + make_interval(secs => :settle) - now()) FROM messages"
+            " WHERE direction = 'outbound' AND status <> 'queued'",
+            settle=RECEIPTS_SETTLE_SECONDS,
+        )
+        if pending is not None and pending > 0:
+            time.sleep(float(pending))
         with self.engine.begin() as connection:
             connection.execute(text(f"TRUNCATE {', '.join(self.tables())} RESTART IDENTITY CASCADE"))
 
