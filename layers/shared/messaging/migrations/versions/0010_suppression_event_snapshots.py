@@ -12,7 +12,7 @@
 
 Revision ID: 0010
 Revises: 0009
-Create Date: 2026-11-28
+Create Date: 2026-11-25
 """
 
 import sqlalchemy as sa
