@@ -3,6 +3,7 @@ and the history each transition writes."""
 
 import json
 import threading
+import time
 from datetime import UTC, datetime
 
 import pytest
@@ -184,6 +185,43 @@ def test_a_receipt_written_while_the_sent_update_is_uncommitted_is_applied_by_th
     assert status_of(db, stored["id"]) == "delivered"
     assert transitions(invoke, stored["id"])[-1] == ("message.delivered", "sent", "delivered", "receipt")
     assert invoke("RetrySweepFunction", sample_event("retry_sweep-scheduled"))["held_receipts_applied"] == 0
+
+
+def test_a_receipt_naming_our_reference_waits_for_the_uncommitted_sent_update_and_applies(invoke, db, receipts):
+    """A receipt that echoes our client reference finds the message by its id, whose row the `sent` update
+    holds: it waits for that update's commit (it is not held), then applies as the receipt it is."""
+    from messaging.db import repository
+    from messaging.db.engine import transaction
+    from messaging.enums import EventSource
+
+    stored = send(invoke)
+    db.scalar(
+        "UPDATE messages SET status = 'retrying', provider_message_id = NULL, attempts = 1 WHERE id = :id RETURNING 1",
+        id=stored["id"],
+    )
+    receipts.take()
+    answers = []
+    waiting_on_a_lock = (
+        "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'"
+    )
+    with transaction() as connection:
+        assert repository.mark_sent(connection, stored["id"], "mock-sms-racing", EventSource.RETRY) is not None
+        worker = threading.Thread(
+            target=lambda: answers.append(sms_receipt(invoke, "mock-sms-racing", client_reference=str(stored["id"])))
+        )
+        worker.start()
+        deadline = time.monotonic() + 120
+        while not db.scalar(waiting_on_a_lock) and worker.is_alive() and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert worker.is_alive() and answers == [], "the receipt did not wait for the uncommitted update"
+        assert db.scalar(waiting_on_a_lock) == 1
+    worker.join(timeout=120)
+    assert not worker.is_alive()
+    assert [response["statusCode"] for response in answers] == [200], answers
+    assert response_json(answers[0]) == {"outcome": "applied", "message_id": stored["id"]}
+    assert status_of(db, stored["id"]) == "delivered"
+    assert transitions(invoke, stored["id"])[-1] == ("message.delivered", "sent", "delivered", "receipt")
+    assert db.scalar("SELECT count(*) FROM provider_receipts WHERE applied_at IS NULL") == 0
 
 
 def test_a_receipt_for_an_id_we_never_sent_is_held_and_forgotten_after_the_retention(invoke, db, configure):
