@@ -37,6 +37,12 @@ REFUSED_URLS = [
     "https://[ff02::1]/hook",  # multicast
     "https://[64:ff9b::a9fe:a9fe]/hook",  # NAT64 of 169.254.169.254
     "https://[2002:7f00:1::]/hook",  # 6to4 of 127.0.0.1
+    "https://[fec0::1]/hook",  # site-local (deprecated, still private where used)
+    "https://[feff:ffff::1]/hook",  # site-local, its last block
+    "https://192.0.0.8/hook",  # IPv4 dummy address (IETF protocol assignments)
+    "https://192.0.0.9/hook",  # IETF protocol assignments, though Python calls it global
+    "https://192.0.0.255/hook",
+    "https://[::ffff:192.0.0.10]/hook",  # the same, IPv4-mapped
 ]
 
 
@@ -48,7 +54,16 @@ def test_private_loopback_link_local_multicast_and_reserved_targets_are_refused(
 
 
 @pytest.mark.parametrize(
-    "address", ["93.184.216.34", "8.8.8.8", "2606:4700:4700::1111", "64:ff9b::5db8:d822", "::ffff:93.184.216.34"]
+    "address",
+    [
+        "93.184.216.34",
+        "8.8.8.8",
+        "2606:4700:4700::1111",
+        "64:ff9b::5db8:d822",
+        "::ffff:93.184.216.34",
+        "192.0.1.1",  # just past 192.0.0.0/24
+        "191.255.255.254",  # just before it
+    ],
 )
 def test_public_addresses_are_allowed(address):
     assert is_public(ipaddress.ip_address(address))

@@ -30,6 +30,10 @@ RESPONSE_EXCERPT_BYTES = 1024
 
 _NAT64 = ipaddress.ip_network("64:ff9b::/96")
 _NAT64_LOCAL = ipaddress.ip_network("64:ff9b:1::/48")
+# Refused although Python's is_global accepts parts of them: 192.0.0.0/24 is reserved for protocol
+# assignments (192.0.0.8, the IPv4 dummy address, and the NAT64/DS-Lite and anycast ones included): none is
+# a customer's server; fec0::/10 is the deprecated IPv6 site-local range, private wherever it is still used.
+_REFUSED_NETWORKS = (ipaddress.ip_network("192.0.0.0/24"), ipaddress.ip_network("fec0::/10"))
 
 IpAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
@@ -48,9 +52,11 @@ def _translated_ipv4(address: ipaddress.IPv6Address) -> ipaddress.IPv4Address | 
 
 
 def is_public(address: IpAddress) -> bool:
-    """True for a globally routable unicast address (not loopback, private, link-local, multicast,
-    reserved, shared, documentation, unspecified). IPv6 forms that carry an IPv4 address are judged by it
-    (mapped, NAT64, 6to4); Teredo tunnels are refused outright."""
+    """True for a globally routable unicast address (not loopback, private, link-local, site-local,
+    multicast, reserved, shared, documentation, unspecified, IETF protocol assignments). IPv6 forms that
+    carry an IPv4 address are judged by it (mapped, NAT64, 6to4); Teredo tunnels are refused outright."""
+    if any(address in network for network in _REFUSED_NETWORKS):
+        return False
     if isinstance(address, ipaddress.IPv6Address):
         translated = _translated_ipv4(address)
         if translated is not None:
