@@ -477,6 +477,40 @@ def test_a_delivery_is_refused_when_the_name_now_resolves_to_a_private_address(
     )
 
 
+def test_a_name_server_that_never_answers_is_a_422_at_registration_and_a_failed_attempt_at_delivery(
+    invoke, webhooks_env, receiver, configure, monkeypatch, db
+):
+    """Resolution has a deadline (the connect timeout): never the API function's timeout, never a stuck worker."""
+    from messaging import webhook_targets
+
+    configure(WEBHOOK_ALLOW_PRIVATE_TARGETS=None, WEBHOOK_CONNECT_TIMEOUT_SECONDS=0.1, EVENT_RETRY_WINDOW_SECONDS=0)
+    release = threading.Event()
+    monkeypatch.setattr(webhook_targets, "resolver", lambda _host, _port: release.wait(30) and ["93.184.216.34"])
+    try:
+        status, error = api(
+            invoke,
+            "POST",
+            "/api/webhook-endpoints",
+            {"url": "https://slow.example/hook", "events": ["message.received"]},
+        )
+        assert status == 422, error
+        assert error["error"]["field"] == "url" and "did not resolve within 0.1 s" in error["error"]["message"]
+        assert db.scalar("SELECT count(*) FROM webhook_endpoints") == 0
+
+        # Registered while its name resolved; at delivery its name server hangs.
+        monkeypatch.setattr(webhook_targets, "resolver", lambda _host, _port: ["93.184.216.34"])
+        register(invoke, "https://slow.example/hook", ["message.received"])
+        monkeypatch.setattr(webhook_targets, "resolver", lambda _host, _port: release.wait(30) and ["93.184.216.34"])
+        receive_sms(invoke)
+        webhooks_env.drain()
+    finally:
+        release.set()
+    [delivery] = _deliveries(invoke, 1)
+    assert delivery["status"] == "failed"
+    assert delivery["last_error"] == "timed out: the host 'slow.example' did not resolve within 0.1 s"
+    assert receiver.received == []
+
+
 def test_deliveries_page_newest_first_with_a_stable_cursor(invoke, webhooks_env, receiver):
     endpoint = register(invoke, receiver.url(), ["message.received"])
     for index in range(5):

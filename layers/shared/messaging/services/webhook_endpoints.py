@@ -37,7 +37,12 @@ def new_secret() -> str:
 
 
 def _checked_url(url: str) -> str:
-    return check_url(url, allow_private=config.current(WebhookTargetSettings).webhook_allow_private_targets)
+    settings = config.current(WebhookTargetSettings)
+    return check_url(
+        url,
+        allow_private=settings.webhook_allow_private_targets,
+        resolve_timeout=settings.webhook_connect_timeout_seconds,
+    )
 
 
 def create_endpoint(payload: WebhookEndpointIn) -> WebhookEndpointCreated:
