@@ -386,6 +386,61 @@ def test_a_delivery_failing_past_its_window_is_dead_lettered_and_disables_the_en
     assert retried_delivery["status"] == "succeeded" and retried_delivery["attempt_log"][0]["outcome"] == "succeeded"
 
 
+def test_a_manual_retry_of_a_delivery_whose_attempt_is_in_flight_is_a_409_with_retry_after(
+    invoke, webhooks_env, receiver, configure, db
+):
+    """Making a leased delivery due would let a second worker attempt it beside the first: refused until the
+    attempt ends. A delivery merely waiting for its next attempt (backoff) is retried now, as before."""
+    import contextvars
+
+    from messaging.services import webhook_dispatch
+
+    configure(EVENT_RETRY_BASE_SECONDS=600, EVENT_RETRY_MAX_SECONDS=600, WEBHOOK_TIMEOUT_SECONDS=30)
+    register(invoke, receiver.url(), ["message.received"])
+    arrived = threading.Event()
+    receiver.behaviour = lambda _request, _nth: arrived.set() or "hang"
+    configure(EVENT_QUEUE_URL=None)  # the test attempts the event itself, below
+    stored = receive_sms(invoke)
+    event_id = lifecycle_event_id(db, "message.received", message_id=stored["id"])
+    attempt = threading.Thread(target=contextvars.copy_context().run, args=(webhook_dispatch.fan_out, event_id))
+    attempt.start()
+    try:
+        while not arrived.is_set() and attempt.is_alive():
+            arrived.wait(0.05)
+        assert receiver.received, "the attempt never reached the receiver"
+        delivery_id = db.scalar("SELECT id FROM webhook_deliveries")
+
+        response = _retry(invoke, delivery_id)
+        assert response["statusCode"] == 409, response
+        assert response_json(response)["error"]["code"] == "delivery_in_flight"
+        assert 1 <= int(response["headers"]["Retry-After"]) <= 30 + 5  # what the lease has left
+        assert db.scalar("SELECT next_attempt_at > now() FROM webhook_deliveries")  # the lease is untouched
+    finally:
+        receiver.release.set()
+        attempt.join(60)
+    assert not attempt.is_alive()
+    [delivery] = db.rows(
+        "SELECT status, attempts, next_attempt_at > now() + interval '1 second' AS later FROM webhook_deliveries"
+    )
+    assert (delivery["status"], delivery["attempts"], delivery["later"]) == ("pending", 1, True)  # backoff
+
+    response = _retry(invoke, delivery_id)
+    assert response["statusCode"] == 202, response
+    assert db.scalar("SELECT next_attempt_at <= now() FROM webhook_deliveries")
+
+
+def _retry(invoke, delivery_id: int) -> dict[str, Any]:
+    event = sample_event("webhook_endpoints-list")
+    route = "/api/webhook-deliveries/{delivery_id}/retry"
+    event["routeKey"] = event["requestContext"]["routeKey"] = f"POST {route}"
+    event["rawPath"] = event["requestContext"]["http"]["path"] = f"/api/webhook-deliveries/{delivery_id}/retry"
+    event["requestContext"]["http"]["method"] = "POST"
+    event["rawQueryString"] = ""
+    event.pop("queryStringParameters", None)
+    event["pathParameters"] = {"delivery_id": str(delivery_id)}
+    return invoke("WebhookEndpointsFunction", event)
+
+
 def test_the_sweep_relays_events_the_queue_never_got_and_overdue_deliveries(
     invoke, webhooks_env, receiver, configure, db
 ):
