@@ -732,3 +732,67 @@ def test_a_hanging_endpoint_delays_no_other_record_of_the_batch(invoke, webhooks
     attempts = db.rows("SELECT endpoint_id, outcome, error FROM webhook_attempts ORDER BY id")
     assert [(row["endpoint_id"], row["outcome"]) for row in attempts][0] == (fast["id"], "succeeded")
     assert [(row["endpoint_id"], row["error"]) for row in attempts[1:]] == [(hanging["id"], "timed out")] * 2
+
+
+# ---------------------------------------------------------------- secrets
+
+
+def test_the_signing_secret_never_reaches_the_logs(
+    invoke, webhooks_env, receiver, configure, monkeypatch, capfd, caplog
+):
+    """Every log line of registering, failing attempts, retries, giving up, disabling and a database error while
+    recording an attempt, at DEBUG, from Powertools' logger (JSON on stdout) and any other logger: no secret."""
+    import base64
+    import io
+    import logging
+
+    from sqlalchemy.exc import OperationalError
+
+    from messaging.db import webhooks as webhooks_db
+    from messaging.observability import SERVICE, logger
+
+    service_logger = logging.getLogger(SERVICE)  # the standard logger behind Powertools' Logger
+    lines = io.StringIO()
+    handler = logging.StreamHandler(lines)
+    handler.setFormatter(logger.registered_formatter)  # the very JSON Powertools writes, exceptions included
+    service_logger.addHandler(handler)
+    monkeypatch.setattr(service_logger, "level", logging.DEBUG)
+    caplog.set_level(logging.DEBUG)
+    configure(EVENT_ENDPOINT_DISABLE_AFTER=1)
+    try:
+        endpoint = register(invoke, receiver.url(), ["message.received", "conversation.created"])
+        # Two failed attempts, then accepted (retries logged under the same webhook-id).
+        receiver.behaviour = lambda _request, nth: 500 if nth <= 2 else 204
+        receive_sms(invoke, "SM-1", sender="+18045550001")
+        webhooks_env.drain()
+
+        # Failing for good: dead-lettered and the endpoint disabled, with the reason logged.
+        configure(EVENT_RETRY_WINDOW_SECONDS=0)
+        receiver.behaviour = lambda _request, _nth: 503
+        receive_sms(invoke, "SM-2", sender="+18045550002")
+        webhooks_env.drain()
+        assert api(invoke, "GET", "endpoint", endpoint_id=str(endpoint["id"]))[1]["enabled"] is False
+
+        # The database fails while an attempt is recorded: the record fails, logged with its traceback.
+        assert api(invoke, "PATCH", "endpoint", {"enabled": True}, endpoint_id=str(endpoint["id"]))[0] == 200
+        real_record_attempt = webhooks_db.record_attempt
+
+        def failing_record_attempt(connection, delivery_id, **values):
+            raise OperationalError("UPDATE webhook_deliveries ...", values, Exception("server closed the connection"))
+
+        monkeypatch.setattr(webhooks_db, "record_attempt", failing_record_attempt)
+        receive_sms(invoke, "SM-3", sender="+18045550003")
+        webhooks_env.drain()
+        monkeypatch.setattr(webhooks_db, "record_attempt", real_record_attempt)
+    finally:
+        service_logger.removeHandler(handler)
+
+    captured = capfd.readouterr()
+    logged = "\n".join([lines.getvalue(), captured.out, captured.err, caplog.text])
+    assert "webhook attempt failed; retrying" in logged and "webhook endpoint disabled" in logged
+    assert "event record failed" in logged and "server closed the connection" in logged
+    secret = endpoint["secret"]
+    key = base64.b64decode(secret.removeprefix("whsec_"))
+    assert "whsec_" not in logged
+    for form in (secret.removeprefix("whsec_"), base64.urlsafe_b64encode(key).decode(), key.hex(), repr(key)[2:-1]):
+        assert form not in logged
