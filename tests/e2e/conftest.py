@@ -122,6 +122,10 @@ class RunnerDb:
         with self.engine.begin() as connection:
             return connection.execute(text(sql), params).scalar()
 
+    def rows(self, sql: str, **params: Any) -> list[Any]:
+        with self.engine.begin() as connection:
+            return list(connection.execute(text(sql), params).mappings())
+
     def tables(self) -> list[str]:
         with self.engine.connect() as connection:
             rows = connection.execute(

@@ -1,6 +1,9 @@
-"""Chaos run of customer webhooks over the local runner: a receiver that fails 40% of first attempts (some by
-timing out), and a kill -9 of the runner mid-run. Every expected event arrives at least once, signed,
-retries keep their webhook-id, and no endpoint gets an event it does not subscribe to."""
+"""Chaos run of customer webhooks over the local runner, on the events the service itself writes: inbound SMS
+(message.received, conversation.created) and sends (message.sent; message.delivered or message.undelivered
+by the mock provider's receipts, which the runner posts to its own status webhook; message.failed for sends
+the mock refuses). A receiver fails 40% of first attempts (some by timing out), and the runner is killed -9
+mid-run. Every event an endpoint subscribes to arrives at least once, signed; retries keep their webhook-id
+and body; no delivery is failed; and no endpoint gets an event it does not subscribe to."""
 
 from __future__ import annotations
 
@@ -12,6 +15,7 @@ import sys
 import threading
 import time
 from collections import defaultdict
+from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
@@ -29,14 +33,20 @@ CHAOS_ENVIRONMENT = {
     "WEBHOOK_CONNECT_TIMEOUT_SECONDS": "1",
     "SWEEP_INTERVAL_SECONDS": "1",
     "SWEEP_GRACE_SECONDS": "2",
+    # Receipts of both outcomes; every email send refused by the provider (a 4xx: failed at once).
+    "MOCK_SMS_RECEIPTS": "delivered=0.7,undelivered=0.3",
+    "MOCK_EMAIL_FAULTS": "400=1",
+    "MOCK_PROVIDER_SEED": "20261125",
     "POWERTOOLS_LOG_LEVEL": os.environ.get("CHAOS_LOG_LEVEL", "WARNING"),
     "LOCAL_RUNNER_LOG_LEVEL": os.environ.get("CHAOS_LOG_LEVEL", "WARNING"),
 }
 SUBSCRIPTIONS = {
     "/a": ["message.received", "conversation.created"],
-    "/b": ["message.delivered"],
-    "/c": ["message.received", "message.delivered", "conversation.created", "message.failed"],
+    "/b": ["message.sent", "message.delivered"],
+    "/c": ["message.received", "message.delivered", "message.undelivered", "conversation.created", "message.failed"],
 }
+# Outbound statuses no receipt or send will move any further.
+SETTLED = ("delivered", "undelivered", "failed")
 
 
 class ChaosReceiver:
@@ -83,73 +93,49 @@ class ChaosReceiver:
 
 
 def start_runner(database_url: str, port: int, log_name: str) -> subprocess.Popen[bytes]:
+    # Not the test process's stand-ins (tests/conftest.py), as tests/e2e/conftest.py's Runner: the runner's own
+    # API_BASE_URL is where its mock providers' receipts come back, and it has its own SQS.
     environment = {
-        **{key: value for key, value in os.environ.items() if not key.startswith(("MOCK_", "SEND_RETRY", "EVENT_"))},
+        **{
+            key: value
+            for key, value in os.environ.items()
+            if not key.startswith(("MOCK_", "SEND_RETRY", "EVENT_")) and key not in ("API_BASE_URL", "SQS_ENDPOINT_URL")
+        },
         **RUNNER_ENVIRONMENT,
         **CHAOS_ENVIRONMENT,
         "DATABASE_URL": database_url,
         "PORT": str(port),
     }
-    environment.pop("SQS_ENDPOINT_URL", None)
-    log = (ROOT / ".local" / log_name).open("wb")
-    process = subprocess.Popen(  # noqa: S603 - our own module
-        [sys.executable, "-m", "infra.local_runner"],
-        cwd=ROOT,
-        env=environment,
-        stdout=log,
-        stderr=log,
-        start_new_session=True,  # its own process group: kill -9 takes every worker with it
-    )
+    log_path = ROOT / ".local" / log_name
+    log_path.parent.mkdir(exist_ok=True)
+    with log_path.open("wb") as log:
+        process = subprocess.Popen(  # noqa: S603 - our own module
+            [sys.executable, "-m", "infra.local_runner"],
+            cwd=ROOT,
+            env=environment,
+            stdout=log,
+            stderr=log,
+            start_new_session=True,  # its own process group: kill -9 takes every worker with it
+        )
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
-        assert process.poll() is None, "the runner exited"
+        assert process.poll() is None, f"the runner exited: {log_path.read_text()[-3000:]}"
         try:
             if call(f"http://127.0.0.1:{port}", "GET", "/health", timeout=2).status == 200:
                 return process
         except OSError:
             time.sleep(0.2)
-    raise AssertionError("the runner did not become healthy")
+    kill_9(process)
+    raise AssertionError(f"the runner did not become healthy: {log_path.read_text()[-3000:]}")
 
 
 def kill_9(process: subprocess.Popen[bytes]) -> None:
-    os.killpg(process.pid, signal.SIGKILL)
+    if process.poll() is None:
+        os.killpg(process.pid, signal.SIGKILL)
     process.wait()
 
 
-def write_events(db: RunnerDb, first_message: int, last_message: int) -> None:
-    """What the lifecycle writes (message.received, conversation.created, message.delivered), as rows of
-    the outbox nobody published: only the sweep can relay them. (The delivered events carry no status:
-    these messages are inbound, and the status vocabulary of the lifecycle work is not assumed here.)"""
-    with db.engine.begin() as connection:
-        from sqlalchemy import text
-
-        connection.execute(
-            text(
-                "INSERT INTO message_events (type, message_id, conversation_id, status, source) "
-                "SELECT 'message.received', id, conversation_id, 'received', 'webhook' FROM messages "
-                "WHERE id BETWEEN :first AND :last ORDER BY id"
-            ),
-            {"first": first_message, "last": last_message},
-        )
-        connection.execute(
-            text(
-                "INSERT INTO message_events (type, message_id, conversation_id, status, source) "
-                "SELECT 'message.delivered', id, conversation_id, NULL, 'receipt' FROM messages "
-                "WHERE id BETWEEN :first AND :last AND mod(id, 3) = 0 ORDER BY id"
-            ),
-            {"first": first_message, "last": last_message},
-        )
-        connection.execute(
-            text(
-                "INSERT INTO message_events (type, conversation_id, source) "
-                "SELECT 'conversation.created', c.id, 'webhook' FROM conversations c "
-                "WHERE NOT EXISTS (SELECT 1 FROM message_events e "
-                "                  WHERE e.type = 'conversation.created' AND e.conversation_id = c.id)"
-            )
-        )
-
-
-def inbound(url: str, index: int) -> dict[str, Any]:
+def inbound(url: str, index: int) -> None:
     body = {
         "from": f"+1804555{1000 + index % 7:04d}",
         "to": "+12016661234",
@@ -161,7 +147,30 @@ def inbound(url: str, index: int) -> dict[str, Any]:
     }
     response = call(url, "POST", "/api/webhooks/sms", body)
     assert response.status == 200, response.text
-    return response.json()
+
+
+def send(url: str, index: int) -> int:
+    """An SMS (sent, then a receipt: delivered or undelivered) or, one in three, an email (refused: failed)."""
+    if index % 3 == 2:
+        body: dict[str, Any] = {"from": "user@usehatchapp.com", "to": f"contact{index}@example.com", "type": "email"}
+        body.update(attachments=[])
+    else:
+        body = {"from": "+12016661234", "to": f"+1804555{2000 + index:04d}", "type": "sms", "attachments": None}
+    body.update(body=f"outbound {index}", timestamp="2026-11-01T14:00:00Z")
+    response = call(url, "POST", f"/api/messages/{'email' if body['type'] == 'email' else 'sms'}", body)
+    assert response.status == 202, response.text
+    message = response.json()
+    assert message["status"] == ("failed" if body["type"] == "email" else "sent"), message
+    return int(message["id"])
+
+
+def wait_until(condition: Callable[[], bool], timeout: float, interval: float = 0.2) -> bool:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(interval)
+    return True
 
 
 def test_every_event_arrives_signed_at_least_once_through_failures_and_a_kill_9():
@@ -182,62 +191,72 @@ def test_every_event_arrives_signed_at_least_once_through_failures_and_a_kill_9(
 
         for index in range(20):
             inbound(url, index)
-        write_events(db, 1, 20)
-        deadline = time.monotonic() + 60
-        while len(receiver.requests) < 10 and time.monotonic() < deadline:
-            time.sleep(0.1)
-        assert len(receiver.requests) >= 10, "nothing was being delivered"
+            if index % 2 == 0:
+                send(url, index)
+        assert wait_until(lambda: len(receiver.requests) >= 10, 60), "nothing was being delivered"
 
-        kill_9(process)  # mid-run: queued records, leased deliveries and in-flight attempts die with it
+        # Mid-run: queued records, leased deliveries, in-flight attempts and the receipts the mocks still owe
+        # (a message whose receipt dies here stays `sent`: it simply has no later event) die with it.
+        kill_9(process)
         process = start_runner(database_url, port, f"{database}-2.log")
+        later = []
         for index in range(20, 30):
             inbound(url, index)
-        write_events(db, 21, 30)
+            later.append(send(url, index))
 
-        with db.engine.connect() as connection:
-            from sqlalchemy import text
-
-            events = list(connection.execute(text("SELECT id, type FROM message_events ORDER BY id")))
+        # Every receipt the restarted runner owes has been applied: the events are all written.
+        assert wait_until(
+            lambda: (
+                db.scalar(
+                    "SELECT count(*) FROM messages"
+                    " WHERE id = ANY(CAST(:ids AS bigint[])) AND status <> ALL(CAST(:settled AS text[]))",
+                    ids=later,
+                    settled=list(SETTLED),
+                )
+                == 0
+            ),
+            60,
+        ), "receipts of the sends after the restart never arrived"
+        events = db.rows("SELECT id, type FROM message_events ORDER BY id")
+        types = {f"evt_{event['id']}": event["type"] for event in events}
+        assert {"message.delivered", "message.undelivered", "message.failed", "message.sent"} <= set(types.values())
         expected = {
-            (f"evt_{event.id}", path)
+            (f"evt_{event['id']}", path)
             for event in events
             for path, subscribed in SUBSCRIPTIONS.items()
-            if event.type in subscribed
+            if event["type"] in subscribed
         }
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline:
+
+        def everything_arrived() -> bool:
             with receiver.lock:
-                arrived = {(headers["webhook-id"], path) for path, headers, _ in receiver.requests}
-            if expected <= arrived:
-                break
-            time.sleep(0.5)
+                return expected <= {(headers["webhook-id"], path) for path, headers, _ in receiver.requests}
+
+        wait_until(everything_arrived, 120, interval=0.5)
+        statuses = {
+            row["status"]: row["count"]
+            for row in db.rows("SELECT status, count(*) AS count FROM webhook_deliveries GROUP BY status")
+        }
+        types = {f"evt_{event['id']}": event["type"] for event in db.rows("SELECT id, type FROM message_events")}
     finally:
         kill_9(process)
         receiver.close()
+        db.engine.dispose()
+        postgres.drop_database(server_url, database)
 
     with receiver.lock:
         requests = list(receiver.requests)
     arrived = {(headers["webhook-id"], path) for path, headers, _ in requests}
     assert expected - arrived == set(), f"{len(expected - arrived)} of {len(expected)} events never arrived"
-    assert arrived <= expected, "an endpoint got an event it does not subscribe to"
+    unsubscribed = {(event, path) for event, path in arrived if types.get(event) not in SUBSCRIPTIONS[path]}
+    assert unsubscribed == set(), "an endpoint got an event it does not subscribe to"
 
     bodies: dict[tuple[str, str], set[bytes]] = defaultdict(set)
-    types = {f"evt_{event.id}": event.type for event in events}
     for path, headers, body in requests:
         document = Webhook(secrets[path]).verify(body, headers)  # raises unless the signature verifies
         assert document["type"] == types[headers["webhook-id"]]
-        assert document["type"] in SUBSCRIPTIONS[path]
         bodies[(headers["webhook-id"], path)].add(body)
     retried = [key for key in bodies if sum(1 for p, h, _ in requests if (h["webhook-id"], p) == key) > 1]
     assert retried, "the chaos receiver failed no first attempt"
     # A retry carries the same webhook-id (the key above) and the very same body.
     assert all(len(bodies[key]) == 1 for key in retried)
-    with db.engine.connect() as connection:
-        from sqlalchemy import text
-
-        statuses = dict(
-            connection.execute(text("SELECT status, count(*) FROM webhook_deliveries GROUP BY status")).all()
-        )
-    db.engine.dispose()
-    postgres.drop_database(server_url, database)
     assert statuses.get("failed", 0) == 0, statuses

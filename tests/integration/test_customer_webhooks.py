@@ -386,6 +386,61 @@ def test_a_delivery_failing_past_its_window_is_dead_lettered_and_disables_the_en
     assert retried_delivery["status"] == "succeeded" and retried_delivery["attempt_log"][0]["outcome"] == "succeeded"
 
 
+def test_a_manual_retry_of_a_delivery_whose_attempt_is_in_flight_is_a_409_with_retry_after(
+    invoke, webhooks_env, receiver, configure, db
+):
+    """Making a leased delivery due would let a second worker attempt it beside the first: refused until the
+    attempt ends. A delivery merely waiting for its next attempt (backoff) is retried now, as before."""
+    import contextvars
+
+    from messaging.services import webhook_dispatch
+
+    configure(EVENT_RETRY_BASE_SECONDS=600, EVENT_RETRY_MAX_SECONDS=600, WEBHOOK_TIMEOUT_SECONDS=30)
+    register(invoke, receiver.url(), ["message.received"])
+    arrived = threading.Event()
+    receiver.behaviour = lambda _request, _nth: arrived.set() or "hang"
+    configure(EVENT_QUEUE_URL=None)  # the test attempts the event itself, below
+    stored = receive_sms(invoke)
+    event_id = lifecycle_event_id(db, "message.received", message_id=stored["id"])
+    attempt = threading.Thread(target=contextvars.copy_context().run, args=(webhook_dispatch.fan_out, event_id))
+    attempt.start()
+    try:
+        while not arrived.is_set() and attempt.is_alive():
+            arrived.wait(0.05)
+        assert receiver.received, "the attempt never reached the receiver"
+        delivery_id = db.scalar("SELECT id FROM webhook_deliveries")
+
+        response = _retry(invoke, delivery_id)
+        assert response["statusCode"] == 409, response
+        assert response_json(response)["error"]["code"] == "delivery_in_flight"
+        assert 1 <= int(response["headers"]["Retry-After"]) <= 30 + 5  # what the lease has left
+        assert db.scalar("SELECT next_attempt_at > now() FROM webhook_deliveries")  # the lease is untouched
+    finally:
+        receiver.release.set()
+        attempt.join(60)
+    assert not attempt.is_alive()
+    [delivery] = db.rows(
+        "SELECT status, attempts, next_attempt_at > now() + interval '1 second' AS later FROM webhook_deliveries"
+    )
+    assert (delivery["status"], delivery["attempts"], delivery["later"]) == ("pending", 1, True)  # backoff
+
+    response = _retry(invoke, delivery_id)
+    assert response["statusCode"] == 202, response
+    assert db.scalar("SELECT next_attempt_at <= now() FROM webhook_deliveries")
+
+
+def _retry(invoke, delivery_id: int) -> dict[str, Any]:
+    event = sample_event("webhook_endpoints-list")
+    route = "/api/webhook-deliveries/{delivery_id}/retry"
+    event["routeKey"] = event["requestContext"]["routeKey"] = f"POST {route}"
+    event["rawPath"] = event["requestContext"]["http"]["path"] = f"/api/webhook-deliveries/{delivery_id}/retry"
+    event["requestContext"]["http"]["method"] = "POST"
+    event["rawQueryString"] = ""
+    event.pop("queryStringParameters", None)
+    event["pathParameters"] = {"delivery_id": str(delivery_id)}
+    return invoke("WebhookEndpointsFunction", event)
+
+
 def test_the_sweep_relays_events_the_queue_never_got_and_overdue_deliveries(
     invoke, webhooks_env, receiver, configure, db
 ):
@@ -475,6 +530,40 @@ def test_a_delivery_is_refused_when_the_name_now_resolves_to_a_private_address(
     assert page["items"][0]["last_error"].startswith(
         "refused: the host 'hooks.customer.example' resolves to a non-public"
     )
+
+
+def test_a_name_server_that_never_answers_is_a_422_at_registration_and_a_failed_attempt_at_delivery(
+    invoke, webhooks_env, receiver, configure, monkeypatch, db
+):
+    """Resolution has a deadline (the connect timeout): never the API function's timeout, never a stuck worker."""
+    from messaging import webhook_targets
+
+    configure(WEBHOOK_ALLOW_PRIVATE_TARGETS=None, WEBHOOK_CONNECT_TIMEOUT_SECONDS=0.1, EVENT_RETRY_WINDOW_SECONDS=0)
+    release = threading.Event()
+    monkeypatch.setattr(webhook_targets, "resolver", lambda _host, _port: release.wait(30) and ["93.184.216.34"])
+    try:
+        status, error = api(
+            invoke,
+            "POST",
+            "/api/webhook-endpoints",
+            {"url": "https://slow.example/hook", "events": ["message.received"]},
+        )
+        assert status == 422, error
+        assert error["error"]["field"] == "url" and "did not resolve within 0.1 s" in error["error"]["message"]
+        assert db.scalar("SELECT count(*) FROM webhook_endpoints") == 0
+
+        # Registered while its name resolved; at delivery its name server hangs.
+        monkeypatch.setattr(webhook_targets, "resolver", lambda _host, _port: ["93.184.216.34"])
+        register(invoke, "https://slow.example/hook", ["message.received"])
+        monkeypatch.setattr(webhook_targets, "resolver", lambda _host, _port: release.wait(30) and ["93.184.216.34"])
+        receive_sms(invoke)
+        webhooks_env.drain()
+    finally:
+        release.set()
+    [delivery] = _deliveries(invoke, 1)
+    assert delivery["status"] == "failed"
+    assert delivery["last_error"] == "timed out: the host 'slow.example' did not resolve within 0.1 s"
+    assert receiver.received == []
 
 
 def test_deliveries_page_newest_first_with_a_stable_cursor(invoke, webhooks_env, receiver):
@@ -643,3 +732,67 @@ def test_a_hanging_endpoint_delays_no_other_record_of_the_batch(invoke, webhooks
     attempts = db.rows("SELECT endpoint_id, outcome, error FROM webhook_attempts ORDER BY id")
     assert [(row["endpoint_id"], row["outcome"]) for row in attempts][0] == (fast["id"], "succeeded")
     assert [(row["endpoint_id"], row["error"]) for row in attempts[1:]] == [(hanging["id"], "timed out")] * 2
+
+
+# ---------------------------------------------------------------- secrets
+
+
+def test_the_signing_secret_never_reaches_the_logs(
+    invoke, webhooks_env, receiver, configure, monkeypatch, capfd, caplog
+):
+    """Every log line of registering, failing attempts, retries, giving up, disabling and a database error while
+    recording an attempt, at DEBUG, from Powertools' logger (JSON on stdout) and any other logger: no secret."""
+    import base64
+    import io
+    import logging
+
+    from sqlalchemy.exc import OperationalError
+
+    from messaging.db import webhooks as webhooks_db
+    from messaging.observability import SERVICE, logger
+
+    service_logger = logging.getLogger(SERVICE)  # the standard logger behind Powertools' Logger
+    lines = io.StringIO()
+    handler = logging.StreamHandler(lines)
+    handler.setFormatter(logger.registered_formatter)  # the very JSON Powertools writes, exceptions included
+    service_logger.addHandler(handler)
+    monkeypatch.setattr(service_logger, "level", logging.DEBUG)
+    caplog.set_level(logging.DEBUG)
+    configure(EVENT_ENDPOINT_DISABLE_AFTER=1)
+    try:
+        endpoint = register(invoke, receiver.url(), ["message.received", "conversation.created"])
+        # Two failed attempts, then accepted (retries logged under the same webhook-id).
+        receiver.behaviour = lambda _request, nth: 500 if nth <= 2 else 204
+        receive_sms(invoke, "SM-1", sender="+18045550001")
+        webhooks_env.drain()
+
+        # Failing for good: dead-lettered and the endpoint disabled, with the reason logged.
+        configure(EVENT_RETRY_WINDOW_SECONDS=0)
+        receiver.behaviour = lambda _request, _nth: 503
+        receive_sms(invoke, "SM-2", sender="+18045550002")
+        webhooks_env.drain()
+        assert api(invoke, "GET", "endpoint", endpoint_id=str(endpoint["id"]))[1]["enabled"] is False
+
+        # The database fails while an attempt is recorded: the record fails, logged with its traceback.
+        assert api(invoke, "PATCH", "endpoint", {"enabled": True}, endpoint_id=str(endpoint["id"]))[0] == 200
+        real_record_attempt = webhooks_db.record_attempt
+
+        def failing_record_attempt(connection, delivery_id, **values):
+            raise OperationalError("UPDATE webhook_deliveries ...", values, Exception("server closed the connection"))
+
+        monkeypatch.setattr(webhooks_db, "record_attempt", failing_record_attempt)
+        receive_sms(invoke, "SM-3", sender="+18045550003")
+        webhooks_env.drain()
+        monkeypatch.setattr(webhooks_db, "record_attempt", real_record_attempt)
+    finally:
+        service_logger.removeHandler(handler)
+
+    captured = capfd.readouterr()
+    logged = "\n".join([lines.getvalue(), captured.out, captured.err, caplog.text])
+    assert "webhook attempt failed; retrying" in logged and "webhook endpoint disabled" in logged
+    assert "event record failed" in logged and "server closed the connection" in logged
+    secret = endpoint["secret"]
+    key = base64.b64decode(secret.removeprefix("whsec_"))
+    assert "whsec_" not in logged
+    for form in (secret.removeprefix("whsec_"), base64.urlsafe_b64encode(key).decode(), key.hex(), repr(key)[2:-1]):
+        assert form not in logged

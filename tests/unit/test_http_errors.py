@@ -24,6 +24,8 @@ def test_statuses_and_retry_hints_of_the_errors_clients_see():
     assert status_of(errors.ServiceUnavailable("x")) == 503
     assert error_headers(errors.ServiceUnavailable("x")) == {"Retry-After": "5"}
     assert error_headers(errors.InvalidInput("x")) == {}
+    in_flight = errors.DeliveryInFlight("x", retry_after_seconds=7)
+    assert (status_of(in_flight), error_headers(in_flight)) == (409, {"Retry-After": "7"})
 
 
 def test_error_body_is_the_one_error_shape():

@@ -134,6 +134,8 @@ class WebhookTargetSettings(SettingsPiece):
     """Which addresses a customer webhook endpoint may point at (checked at registration and delivery)."""
 
     webhook_allow_private_targets: bool = Field(False, alias="WEBHOOK_ALLOW_PRIVATE_TARGETS")
+    # Also how long the target's name may take to resolve, at registration as at every delivery.
+    webhook_connect_timeout_seconds: float = Field(3.0, alias="WEBHOOK_CONNECT_TIMEOUT_SECONDS", gt=0, le=30)
 
 
 class WebhookDeliverySettings(EventQueueSettings, WebhookTargetSettings):
@@ -145,7 +147,6 @@ class WebhookDeliverySettings(EventQueueSettings, WebhookTargetSettings):
     # How long a failing delivery keeps being retried before it is `failed` (at least a day in production).
     event_retry_window_seconds: float = Field(24 * 3600, alias="EVENT_RETRY_WINDOW_SECONDS", ge=0)
     event_endpoint_disable_after: int = Field(10, alias="EVENT_ENDPOINT_DISABLE_AFTER", ge=1)
-    webhook_connect_timeout_seconds: float = Field(3.0, alias="WEBHOOK_CONNECT_TIMEOUT_SECONDS", gt=0, le=30)
     webhook_timeout_seconds: float = Field(10.0, alias="WEBHOOK_TIMEOUT_SECONDS", gt=0, le=60)
     # Records of one EventQueue batch in flight at once in an execution environment (the batch is 10).
     event_dispatch_concurrency: int = Field(10, alias="EVENT_DISPATCH_CONCURRENCY", ge=1, le=100)

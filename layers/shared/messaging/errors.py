@@ -57,6 +57,18 @@ class RequestInFlight(Conflict):
     retry_after_seconds = 1
 
 
+class DeliveryInFlight(Conflict):
+    """A webhook delivery's attempt is in flight (a worker holds its lease): it cannot be retried now."""
+
+    code = "delivery_in_flight"
+    retry_after_seconds = 1
+
+    def __init__(self, message: str, *, field: str | None = None, retry_after_seconds: int | None = None) -> None:
+        super().__init__(message, field=field)
+        if retry_after_seconds is not None:  # when the lease runs out
+            self.retry_after_seconds = retry_after_seconds
+
+
 class RecipientOptedOut(InvalidInput):
     """The recipient is suppressed for this sender (opted out, bounced, complained, or blocked)."""
 

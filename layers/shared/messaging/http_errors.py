@@ -40,7 +40,8 @@ ERROR_DESCRIPTIONS = {
     400: "Malformed request: the body is not JSON, or not a JSON object",
     401: "Missing, invalid or expired webhook signature",
     404: "Unknown id",
-    409: "A twin request with the same Idempotency-Key is still in flight (see Retry-After)",
+    409: "In flight: a twin request with the same Idempotency-Key, or an attempt of that webhook delivery (see"
+    " Retry-After); or a conflicting state (a delivery of a disabled endpoint, a resend of a message not failed)",
     413: "Request body too large",
     415: "Content-Type is not application/json",
     422: "A field is missing or invalid; `field` names it",

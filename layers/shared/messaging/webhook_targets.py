@@ -30,12 +30,20 @@ RESPONSE_EXCERPT_BYTES = 1024
 
 _NAT64 = ipaddress.ip_network("64:ff9b::/96")
 _NAT64_LOCAL = ipaddress.ip_network("64:ff9b:1::/48")
+# Refused although Python's is_global accepts parts of them: 192.0.0.0/24 is reserved for protocol
+# assignments (192.0.0.8, the IPv4 dummy address, and the NAT64/DS-Lite and anycast ones included): none is
+# a customer's server; fec0::/10 is the deprecated IPv6 site-local range, private wherever it is still used.
+_REFUSED_NETWORKS = (ipaddress.ip_network("192.0.0.0/24"), ipaddress.ip_network("fec0::/10"))
 
 IpAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
 
 class TargetRefused(Exception):
     """The URL may not be called: a refused address, an unresolvable name, a malformed URL."""
+
+
+class ResolutionTimedOut(TargetRefused):
+    """The host's name did not resolve within the deadline (a slow or hostile name server)."""
 
 
 def _translated_ipv4(address: ipaddress.IPv6Address) -> ipaddress.IPv4Address | None:
@@ -48,9 +56,11 @@ def _translated_ipv4(address: ipaddress.IPv6Address) -> ipaddress.IPv4Address | 
 
 
 def is_public(address: IpAddress) -> bool:
-    """True for a globally routable unicast address (not loopback, private, link-local, multicast,
-    reserved, shared, documentation, unspecified). IPv6 forms that carry an IPv4 address are judged by it
-    (mapped, NAT64, 6to4); Teredo tunnels are refused outright."""
+    """True for a globally routable unicast address (not loopback, private, link-local, site-local,
+    multicast, reserved, shared, documentation, unspecified, IETF protocol assignments). IPv6 forms that
+    carry an IPv4 address are judged by it (mapped, NAT64, 6to4); Teredo tunnels are refused outright."""
+    if any(address in network for network in _REFUSED_NETWORKS):
+        return False
     if isinstance(address, ipaddress.IPv6Address):
         translated = _translated_ipv4(address)
         if translated is not None:
@@ -100,15 +110,45 @@ def system_resolver(host: str, port: int) -> list[str]:
 resolver: Resolver = system_resolver
 
 
-def resolve_target(url: str, *, allow_private: bool) -> list[IpAddress]:
-    """The addresses a delivery to `url` may connect to; TargetRefused when there are none allowed.
+def _resolve_within(host: str, port: int, timeout: float) -> list[str]:
+    """The resolver's answer, or ResolutionTimedOut after `timeout` seconds.
+
+    getaddrinfo takes no deadline and cannot be cancelled, and the customer's name server decides how long
+    it takes: it runs on a thread of its own, and a late answer is dropped. That thread ends when the
+    system resolver gives up on its own; it is a daemon, so it never holds up the process. One thread per
+    resolution, not a shared pool: hung resolutions would fill a pool and delay every other endpoint."""
+    resolve = resolver  # the one in place now, even if it is replaced while the thread runs
+    answer: list[list[str]] = []
+    failure: list[BaseException] = []
+    done = threading.Event()
+
+    def run() -> None:
+        try:
+            answer.append(resolve(host, port))
+        except BaseException as exc:  # noqa: BLE001 - handed to the waiting thread, which raises it
+            failure.append(exc)
+        finally:
+            done.set()
+
+    threading.Thread(target=run, name="webhook-resolve", daemon=True).start()
+    if not done.wait(max(0.0, timeout)):
+        raise ResolutionTimedOut(f"the host {host!r} did not resolve within {timeout:g} s")
+    if failure:
+        raise failure[0]
+    return answer[0]
+
+
+def resolve_target(url: str, *, allow_private: bool, timeout: float) -> list[IpAddress]:
+    """The addresses a delivery to `url` may connect to; TargetRefused when there are none allowed, and
+    ResolutionTimedOut when the name has not resolved within `timeout` seconds.
 
     Every address must be public: a name that resolves to a public and a private address is refused (an
     attacker controlling the name chooses which one the client would use)."""
     parts = _parse(url)
     host = parts.hostname or ""
     try:
-        addresses = [ipaddress.ip_address(text.split("%", 1)[0]) for text in resolver(host, _port(parts))]
+        found = _resolve_within(host, _port(parts), timeout)
+        addresses = [ipaddress.ip_address(text.split("%", 1)[0]) for text in found]
     except (OSError, UnicodeError, ValueError):
         raise TargetRefused(f"the host {host!r} does not resolve") from None
     if not addresses:
@@ -120,14 +160,16 @@ def resolve_target(url: str, *, allow_private: bool) -> list[IpAddress]:
     return addresses
 
 
-def check_url(url: str, *, allow_private: bool) -> str:
-    """Validate a URL a customer registers (422 naming `url` otherwise); returns it unchanged."""
+def check_url(url: str, *, allow_private: bool, resolve_timeout: float) -> str:
+    """Validate a URL a customer registers (422 naming `url` otherwise); returns it unchanged. The name
+    must resolve within `resolve_timeout` seconds: a name server that never answers costs the API request
+    that long, then a 422, never the function's timeout."""
     try:
         parts = _parse(url)
         if parts.scheme != "https" and not allow_private:
             raise TargetRefused("url must use https")
         if not allow_private:
-            resolve_target(url, allow_private=False)
+            resolve_target(url, allow_private=False, timeout=resolve_timeout)
     except TargetRefused as refused:
         raise InvalidInput(str(refused), field="url") from None
     return url
@@ -183,22 +225,30 @@ def post(
 ) -> HttpResult:
     """POST once; never raises for what the network or the endpoint does (the result says what happened).
 
-    The total timeout is enforced by a timer that shuts the socket down, so a receiver that trickles its
-    answer a byte at a time costs at most `total_timeout`, like one that never answers."""
+    Resolving the name is part of both budgets: it may take at most the connect timeout, and what it took
+    is deducted from the connect and total timeouts. The total timeout is enforced by a timer that shuts
+    the socket down, so a receiver that trickles its answer a byte at a time costs at most `total_timeout`,
+    like one that never answers."""
     started = time.monotonic()
 
     def result(status: int | None, error: str | None, excerpt: str | None = None) -> HttpResult:
         return HttpResult(status, error, excerpt, int((time.monotonic() - started) * 1000))
 
+    def remaining(budget: float) -> float:
+        # Never 0: a socket timeout of 0 would make it non-blocking, not expired.
+        return max(0.001, budget - (time.monotonic() - started))
+
     try:
-        addresses = resolve_target(url, allow_private=allow_private)
+        addresses = resolve_target(url, allow_private=allow_private, timeout=min(connect_timeout, total_timeout))
+    except ResolutionTimedOut as late:
+        return result(None, f"timed out: {late}")
     except TargetRefused as refused:
         return result(None, f"refused: {refused}")
     parts = _parse(url)
     host, port = parts.hostname or "", _port(parts)
     path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
     connection_class = _PinnedHttpsConnection if parts.scheme == "https" else _PinnedHttpConnection
-    connection = connection_class(host, port, addresses[0], connect_timeout)
+    connection = connection_class(host, port, addresses[0], remaining(connect_timeout))
     timed_out = threading.Event()
     # The connected socket, kept here: http.client drops its own reference once a response that closes the
     # connection has started (the response still reads from the socket).
@@ -210,14 +260,14 @@ def post(
             with contextlib.suppress(OSError):  # already closed
                 sock.shutdown(socket.SHUT_RDWR)
 
-    timer = threading.Timer(total_timeout, expire)
+    timer = threading.Timer(remaining(total_timeout), expire)
     timer.daemon = True
     timer.start()
     try:
         connection.connect()
         if connection.sock is not None:
             connected.append(connection.sock)
-            connection.sock.settimeout(max(0.05, total_timeout - (time.monotonic() - started)))
+            connection.sock.settimeout(remaining(total_timeout))
         if timed_out.is_set():  # the deadline passed while connecting
             raise TimeoutError
         connection.request("POST", path, body=body, headers={**headers, "Host": parts.netloc.rsplit("@", 1)[-1]})

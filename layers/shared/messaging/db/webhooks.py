@@ -298,6 +298,35 @@ def abandon_delivery(connection: Connection, delivery_id: int, reason: str) -> N
     connection.execute(_ABANDON_DELIVERY, {"delivery_id": delivery_id, "reason": reason})
 
 
+# How long the lease on a delivery still runs (None: no attempt in flight), its row locked until the
+# transaction ends so that no worker claims it between this answer and what the caller does next. A pending
+# delivery is leased when its next attempt time is in the future and is not the time its last attempt
+# scheduled: only a claim (or the fan-out that created it, leased to its caller) moves it there otherwise.
+_LEASE_REMAINING = text(
+    compact(
+        """
+        SELECT CASE
+            WHEN d.status = 'pending' AND d.next_attempt_at > now()
+                 AND d.next_attempt_at IS DISTINCT FROM (
+                     SELECT a.next_attempt_at FROM webhook_attempts a WHERE a.delivery_id = d.id
+                     ORDER BY a.id DESC LIMIT 1)
+            THEN EXTRACT(EPOCH FROM d.next_attempt_at - now())
+        END AS remaining
+        FROM webhook_deliveries d
+        WHERE d.id = :delivery_id
+        FOR UPDATE
+        """
+    )
+)
+
+
+def lock_lease_remaining(connection: Connection, delivery_id: int) -> float | None:
+    """Seconds left on the lease of a delivery whose attempt is in flight; None when none is (or no such
+    delivery). Locks the delivery's row for the rest of the transaction."""
+    remaining = connection.execute(_LEASE_REMAINING, {"delivery_id": delivery_id}).scalar()
+    return None if remaining is None else float(remaining)
+
+
 # Deliver again now: a settled delivery becomes pending for one more attempt; a pending one is due now and
 # keeps its retry window.
 _RETRY_NOW = text(

@@ -4,6 +4,7 @@ attempts; and delivering one event again now."""
 from __future__ import annotations
 
 import base64
+import math
 import secrets
 
 from messaging import config, event_queue
@@ -15,7 +16,7 @@ from messaging.documents import (
     webhook_endpoint_created_document,
     webhook_endpoint_document,
 )
-from messaging.errors import Conflict, InvalidInput, NotFound
+from messaging.errors import Conflict, DeliveryInFlight, InvalidInput, NotFound
 from messaging.models import Page
 from messaging.observability import logger
 from messaging.pagination import decode_cursor, encode_cursor
@@ -37,7 +38,12 @@ def new_secret() -> str:
 
 
 def _checked_url(url: str) -> str:
-    return check_url(url, allow_private=config.current(WebhookTargetSettings).webhook_allow_private_targets)
+    settings = config.current(WebhookTargetSettings)
+    return check_url(
+        url,
+        allow_private=settings.webhook_allow_private_targets,
+        resolve_timeout=settings.webhook_connect_timeout_seconds,
+    )
 
 
 def create_endpoint(payload: WebhookEndpointIn) -> WebhookEndpointCreated:
@@ -106,13 +112,22 @@ def list_deliveries(endpoint_id: int, limit: int, cursor: str | None) -> Page[We
 
 def retry_delivery(delivery_id: int) -> WebhookDeliveryOut:
     """Deliver that event to that endpoint again now (one more attempt; a pending delivery keeps its retry
-    window). If the enqueue fails the delivery is still due, and the sweep enqueues it."""
+    window). If the enqueue fails the delivery is still due, and the sweep enqueues it. Not while an attempt
+    is in flight: making it due would let a second worker attempt it beside the first (DeliveryInFlight,
+    retry once the lease has run out)."""
     with transaction() as connection:
         current = webhooks.get_delivery(connection, delivery_id)
         if current is None:
             raise NotFound(f"webhook delivery {delivery_id} does not exist", field="id")
         if not current.endpoint_enabled:
             raise Conflict(f"webhook endpoint {current.endpoint_id} is disabled; enable it first", field="id")
+        lease = webhooks.lock_lease_remaining(connection, delivery_id)
+        if lease is not None:
+            raise DeliveryInFlight(
+                f"webhook delivery {delivery_id} is being attempted; retry after its attempt ends",
+                field="id",
+                retry_after_seconds=max(1, math.ceil(lease)),
+            )
         delivery = webhooks.retry_now(connection, delivery_id)
         if delivery is None:  # deleted with its endpoint since it was read
             raise NotFound(f"webhook delivery {delivery_id} does not exist", field="id")
