@@ -9,7 +9,9 @@ Every row is written by the service itself, through the same API requests a clie
   a bounced email). Last, with per-sender throttling on (SENDER_RATE_PER_SECOND), a sender sends twice in a
   row: the second message stays `queued` for its slot 10 minutes later. A running `make run` picks the
   retrying and queued ones up with its sweep, so the console shows them turn `sent` live; whether it is
-  running or not makes no difference to the seed.
+  running or not makes no difference to the seed. First of all it registers a webhook endpoint on a closed
+  local port: `make run` dispatches the demo's events to it, and the Webhooks view shows the deliveries'
+  refused attempts and their retries.
 - `python -m infra.seed --url http://127.0.0.1:8080` sends the same requests over HTTP to a running server
   instead: the statuses are then whatever that server's providers answer (start it with `FAULTS` below to
   get most of them; throttling is the server's own setting, so nothing stays `queued` there).
@@ -55,6 +57,12 @@ INBOUND_EMAIL_HTML = (
     "<p style='color:#666'>— Alice</p></body></html>"
 )
 
+# A customer's webhook endpoint that is down: nothing listens on the discard port, so once a running `make run`
+# dispatches the demo's events (its EventQueue consumer and sweep: the real dispatch path), each delivery's
+# attempts fail with a refused connection and are retried with backoff, and the Webhooks view shows them.
+WEBHOOK_ENDPOINTS = "/api/webhook-endpoints"
+DEMO_WEBHOOK_URL = "http://127.0.0.1:9/demo-webhook"
+
 SMS_RECEIPTS = "/api/webhooks/sms/status"
 EMAIL_EVENTS = "/api/webhooks/email/events"
 
@@ -66,6 +74,8 @@ class Step:
     headers: dict[str, str] = field(default_factory=dict)
     expect: str = ""  # the status the step leaves its message in (in-process, scripted providers)
     receipt_of: str = ""  # a provider's receipt: the Idempotency-Key of the send it reports on
+    method: str = "POST"
+    once_by_url: bool = False  # registered only when the list at `path` has no item with this body's url
 
     def for_send(self, provider_message_id: str) -> Step:
         """This receipt naming the provider's id of the send it reports on (known once that send ran)."""
@@ -121,6 +131,12 @@ def demo_steps(now: datetime | None = None) -> list[Step]:
     now = now or datetime.now(UTC)
     ago = lambda minutes: now - timedelta(minutes=minutes)  # noqa: E731 - a local shorthand
     return [
+        # First, so that every event below is dispatched to it too.
+        Step(
+            WEBHOOK_ENDPOINTS,
+            {"url": DEMO_WEBHOOK_URL, "events": ["message.received", "message.failed"]},
+            once_by_url=True,
+        ),
         _inbound_sms("+14155550123", "Hi! Has my order #1042 shipped yet?", "seed-sms-1", ago(50)),
         _send_sms("seed-send-1", "+14155550123", "Yes: it left the warehouse this morning.", "sent"),
         _sms_receipt("seed-send-1", "delivered", ago(1)),
@@ -191,6 +207,8 @@ class Outcome:
     @property
     def message_status(self) -> str:
         """The status the step left its message in, as the API reported it."""
+        if self.step.path == WEBHOOK_ENDPOINTS:
+            return "registered" if self.status == 201 else "already registered"
         if self.step.receipt_of:
             results = (
                 self.document["results"]
@@ -203,6 +221,10 @@ class Outcome:
     def line(self) -> str:
         if self.status >= 300:
             return f"{self.step.path}: {self.status} {self.document}"
+        if self.step.path == WEBHOOK_ENDPOINTS:
+            return (
+                f"{self.step.path:26} endpoint {self.document['id']:>3} {self.document['url']}  {self.message_status}"
+            )
         if self.step.receipt_of:
             return (
                 f"{self.step.path:26} receipt of {self.step.receipt_of:13} {self.step.expect:11} {self.message_status}"
@@ -222,18 +244,36 @@ def play(steps: list[Step], send: Send, sends: dict[str, Any]) -> Iterator[Outco
                 yield Outcome(step, 409, {"error": f"{step.receipt_of} has no provider message id to report on"})
                 continue
             step = step.for_send(provider_message_id)
+        if step.once_by_url:
+            listed = _listed(send, step.path, step.body["url"])
+            if listed is not None:
+                yield Outcome(step, 200, listed)
+                continue
         status, document = send(step)
         if status < 300 and "Idempotency-Key" in step.headers:
             sends[step.headers["Idempotency-Key"]] = document
         yield Outcome(step, status, document)
 
 
+def _listed(send: Send, path: str, url: str) -> dict[str, Any] | None:
+    """The item of the list at `path` whose url is `url` (every page), or None."""
+    cursor = None
+    while True:
+        status, page = send(Step(path + (f"?cursor={cursor}" if cursor else ""), None, method="GET"))
+        if status >= 300:
+            return None
+        found = next((item for item in page["items"] if item["url"] == url), None)
+        cursor = page.get("next_cursor")
+        if found is not None or not cursor:
+            return found
+
+
 def over_http(base_url: str, step: Step) -> tuple[int, Any]:
     request = urllib.request.Request(  # noqa: S310 - a URL the developer gives
         base_url.rstrip("/") + step.path,
-        data=json.dumps(step.body).encode(),
+        data=None if step.body is None else json.dumps(step.body).encode(),
         headers={"Content-Type": "application/json", **step.headers},
-        method="POST",
+        method=step.method,
     )
     try:
         with urllib.request.urlopen(request, timeout=30) as response:  # noqa: S310
@@ -258,7 +298,8 @@ def _gateway(application: Any, environment: dict[str, str]) -> Iterator[Send]:
 
     def send(step: Step) -> tuple[int, Any]:
         headers = {"content-type": "application/json", **{name.lower(): value for name, value in step.headers.items()}}
-        status, _, payload = gateway.handle("POST", step.path, headers, json.dumps(step.body).encode(), "127.0.0.1")
+        body = b"" if step.body is None else json.dumps(step.body).encode()
+        status, _, payload = gateway.handle(step.method, step.path, headers, body, "127.0.0.1")
         return status, json.loads(payload)
 
     try:

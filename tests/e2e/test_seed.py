@@ -10,6 +10,7 @@ from collections.abc import Iterator
 
 import pytest
 
+from infra import seed
 from infra.local_runner import postgres
 from messaging.enums import MessageStatus, MessageType
 from tests.conftest import _server_url, create_test_database
@@ -67,6 +68,10 @@ def test_the_seed_leaves_messages_in_every_status_on_every_channel_and_runs_agai
     assert seeded_database.scalar("SELECT count(*) FROM suppressions WHERE address = 'dave@example.org'") == 1
     assert seeded_database.scalar("SELECT status_detail FROM messages WHERE to_address = '+14155550166'") == "30003"
 
+    # The demo webhook endpoint (its deliveries come from a running server's dispatcher, not from the seed).
+    demo_endpoints = "SELECT count(*) FROM webhook_endpoints WHERE url = :url AND enabled"
+    assert seeded_database.scalar(demo_endpoints, url=seed.DEMO_WEBHOOK_URL) == 1
+
     before = seeded_database.counts()
     run_seed(seeded_database)
-    assert seeded_database.counts() == before
+    assert seeded_database.counts() == before  # the endpoint too is registered once

@@ -1,6 +1,6 @@
 // Customer webhook endpoints with their delivery log, and the suppression list: shown when the API has them.
 import { allPages, api, plausibleAddress } from "./api.js";
-import { debounce, describeError, emptyState, h, timeElement } from "./dom.js";
+import { debounce, describeError, emptyState, h, keepingFocus, timeElement } from "./dom.js";
 
 const EVENT_TYPES = [
   "message.received", "message.sent", "message.delivered", "message.undelivered", "message.failed",
@@ -45,33 +45,44 @@ export function renderWebhooks(container, capabilities, selectedId) {
 
   async function refresh() {
     const endpoints = await allPages((query) => api.webhookEndpoints(query));
-    list.replaceChildren(...(endpoints.length ? endpoints.map((endpoint) => h("li", { class: "row" },
-      h("a", { href: `#/webhooks/${endpoint.id}`, "aria-current": String(endpoint.id) === String(selectedId) ? "page" : null }, endpoint.url),
+    // Rebuilt on every refresh; the focused control is focused again (keyed by endpoint id and control).
+    keepingFocus(list, () => list.replaceChildren(...(endpoints.length ? endpoints.map((endpoint) => h("li", { class: "row", dataset: { endpointId: String(endpoint.id) } },
+      h("a", {
+        href: `#/webhooks/${endpoint.id}`, dataset: { focusKey: `endpoint-${endpoint.id}` },
+        "aria-current": String(endpoint.id) === String(selectedId) ? "page" : null,
+      }, endpoint.url),
       h("span", { class: `badge endpoint-${endpoint.enabled ? "enabled" : "disabled"}` }, endpoint.enabled ? "enabled" : "disabled"),
       endpoint.disabled_reason ? h("span", { class: "status-detail" }, endpoint.disabled_reason) : null,
       h("span", { class: "hint" }, (endpoint.events || []).join(", ")),
-      h("button", { type: "button", onclick: async () => {
-        await api.updateWebhookEndpoint(endpoint.id, { enabled: !endpoint.enabled }).catch((error) => { notice.textContent = describeError(error); });
-        await refresh();
-      } }, endpoint.enabled ? "Disable" : "Enable"),
-      h("button", { type: "button", onclick: async () => {
-        if (!confirm(`Delete the endpoint ${endpoint.url}?`)) return;
-        await api.deleteWebhookEndpoint(endpoint.id).catch((error) => { notice.textContent = describeError(error); });
-        await refresh();
-      } }, "Delete"),
-    )) : [h("li", {}, emptyState("No webhook endpoints registered."))]));
+      h("button", {
+        type: "button", dataset: { focusKey: `toggle-${endpoint.id}` },
+        "aria-label": `${endpoint.enabled ? "Disable" : "Enable"} the endpoint ${endpoint.url}`,
+        onclick: async () => {
+          await api.updateWebhookEndpoint(endpoint.id, { enabled: !endpoint.enabled }).catch((error) => { notice.textContent = describeError(error); });
+          await refresh();
+        },
+      }, endpoint.enabled ? "Disable" : "Enable"),
+      h("button", {
+        type: "button", dataset: { focusKey: `delete-${endpoint.id}` }, "aria-label": `Delete the endpoint ${endpoint.url}`,
+        onclick: async () => {
+          if (!confirm(`Delete the endpoint ${endpoint.url}?`)) return;
+          await api.deleteWebhookEndpoint(endpoint.id).catch((error) => { notice.textContent = describeError(error); });
+          await refresh();
+        },
+      }, "Delete"),
+    )) : [h("li", {}, emptyState("No webhook endpoints registered."))])));
     if (selectedId) await refreshDeliveries();
   }
 
   async function refreshDeliveries() {
     const page = await api.webhookDeliveries(selectedId, { limit: 50 });
     const openLogs = new Set([...deliveries.querySelectorAll("details[open]")].map((log) => log.dataset.deliveryId));
-    deliveries.replaceChildren(
+    keepingFocus(deliveries, () => deliveries.replaceChildren(
       h("h3", {}, `Deliveries to endpoint ${selectedId}, newest first`),
       page.items.length
         ? h("ul", { class: "rows deliveries-list" }, page.items.map((delivery) => deliveryRow(delivery, openLogs.has(String(delivery.id)))))
         : emptyState("No deliveries yet."),
-    );
+    ));
   }
 
   function deliveryRow(delivery, logOpen) {
@@ -84,10 +95,14 @@ export function renderWebhooks(container, capabilities, selectedId) {
       delivery.next_attempt_at ? h("span", { class: "status-detail" }, "next ", timeElement(delivery.next_attempt_at)) : null,
       delivery.completed_at ? h("span", { class: "status-detail" }, "completed ", timeElement(delivery.completed_at)) : null,
       delivery.last_error ? h("span", { class: "status-detail delivery-error" }, delivery.last_error) : null,
-      h("button", { type: "button", onclick: async () => {
-        await api.retryDelivery(delivery.id).then(() => { notice.textContent = `Delivery ${delivery.id} queued again.`; }, (error) => { notice.textContent = describeError(error); });
-        await refreshDeliveries();
-      } }, "Deliver again"),
+      h("button", {
+        type: "button", dataset: { focusKey: `again-${delivery.id}` },
+        "aria-label": `Deliver ${delivery.event_type} (delivery ${delivery.id}) again`,
+        onclick: async () => {
+          await api.retryDelivery(delivery.id).then(() => { notice.textContent = `Delivery ${delivery.id} queued again.`; }, (error) => { notice.textContent = describeError(error); });
+          await refreshDeliveries();
+        },
+      }, "Deliver again"),
       attemptLog(delivery, logOpen),
     );
   }
@@ -99,7 +114,7 @@ export function renderWebhooks(container, capabilities, selectedId) {
 /** Every attempt of a delivery, newest first, as the API records it (status code, error, answer, duration). */
 function attemptLog(delivery, open) {
   const log = h("details", { class: "attempt-log", dataset: { deliveryId: String(delivery.id) } },
-    h("summary", {}, `Attempt log (${delivery.attempt_log.length})`),
+    h("summary", { dataset: { focusKey: `log-${delivery.id}` } }, `Attempt log (${delivery.attempt_log.length})`),
     delivery.attempt_log.length
       ? h("ol", { class: "events" }, delivery.attempt_log.map((attempt) => h("li", {},
           timeElement(attempt.attempted_at), " ",
@@ -189,17 +204,21 @@ export function renderSuppressions(container, capabilities) {
 
   async function refresh() {
     const items = await allPages((query) => api.suppressions({ ...query, address: applied }));
-    list.replaceChildren(...(items.length ? items.map((item) => h("li", { class: "row" },
+    keepingFocus(list, () => list.replaceChildren(...(items.length ? items.map((item) => h("li", { class: "row", dataset: { suppressionId: String(item.id) } },
       h("strong", {}, item.address),
       item.source ? h("span", { class: "tag" }, item.source) : null,
       item.sender ? ` for ${item.sender}` : " for every sender",
       item.reason ? h("span", { class: "hint" }, ` · ${item.reason}`) : null,
       " ", timeElement(item.created_at),
-      h("button", { type: "button", onclick: async () => {
-        await api.liftSuppression(item.id).catch((error) => { notice.textContent = describeError(error); });
-        await refresh();
-      } }, "Lift"),
-    )) : [h("li", {}, emptyState(applied ? `${applied} is not suppressed.` : "No suppressed recipients."))]));
+      h("button", {
+        type: "button", dataset: { focusKey: `lift-${item.id}` },
+        "aria-label": `Lift the suppression of ${item.address}${item.sender ? ` for ${item.sender}` : ""}`,
+        onclick: async () => {
+          await api.liftSuppression(item.id).catch((error) => { notice.textContent = describeError(error); });
+          await refresh();
+        },
+      }, "Lift"),
+    )) : [h("li", {}, emptyState(applied ? `${applied} is not suppressed.` : "No suppressed recipients."))])));
   }
 
   container.replaceChildren(h("h2", { tabindex: "-1" }, "Suppressions"), notice, filterForm, list, form);

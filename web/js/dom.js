@@ -47,16 +47,40 @@ export function debounce(action, wait = 300) {
   };
 }
 
-/** A one-line preview of a body that may be HTML (shown as text, never parsed into the page). */
+/** A one-line preview of a body that may be HTML: its text as a browser would show it. DOMParser builds an
+ * inert document (no script runs, nothing loads); what a reader never sees (scripts, styles, the head,
+ * templates) is removed, and entities are decoded (`&amp;` is `&`). The result is only ever used as text.
+ * Event-handler attributes (onerror=…) are renamed inside tags first: they would never run there, but
+ * Chromium checks each one it parses against the page's Content-Security-Policy and logs a violation. */
 export function plainText(body) {
-  return body.replace(/<[^>]*>/g, " ").replace(/\s+/g, " ").trim();
+  if (!/[<&]/.test(body)) return body.replace(/\s+/g, " ").trim();
+  const defused = body.replace(/<[^>]*>/g, (tag) => tag.replace(/([\s/"'])on/gi, "$1data-on"));
+  const document = new DOMParser().parseFromString(defused, "text/html");
+  for (const hidden of document.querySelectorAll("script, style, head, template, noscript")) hidden.remove();
+  return (document.body ? document.body.textContent : "").replace(/\s+/g, " ").trim();
+}
+
+/** Runs `rebuild` (which replaces children of `root`) and gives focus back to the control that had it: the
+ * element with the same data-focus-key (a row's id and the control's name), so a periodic refresh never
+ * takes the keyboard user's place away. */
+export function keepingFocus(root, rebuild) {
+  const active = document.activeElement;
+  const key = active && root.contains(active) ? active.dataset.focusKey : undefined;
+  const result = rebuild();
+  if (key && !root.contains(active)) {
+    const again = root.querySelector(`[data-focus-key="${CSS.escape(key)}"]`);
+    if (again) again.focus({ preventScroll: true });
+  }
+  return result;
 }
 
 export function emptyState(text) {
   return h("p", { class: "empty" }, text);
 }
 
-/** Email bodies may be HTML: shown in a frame that can run nothing (no allow-scripts) and reach nothing. */
+/** Email bodies may be HTML: shown in a frame that can run nothing (no allow-scripts) and reach nothing. The
+ * sandbox (no allow-same-origin either) keeps the frame's document unreadable from here, so its height is
+ * estimated from the text it shows, and the reader can drag it taller (resize: vertical in the stylesheet). */
 export function inertHtmlFrame(html, title) {
   const frame = h("iframe", {
     class: "email-body",
@@ -65,6 +89,10 @@ export function inertHtmlFrame(html, title) {
     referrerpolicy: "no-referrer",
     loading: "lazy",
   });
+  const text = plainText(html);
+  const blocks = (html.match(/<(p|div|br|li|tr|h[1-6]|table|blockquote)\b/gi) || []).length;
+  const lines = Math.ceil(text.length / 70) + blocks;
+  frame.style.height = `${Math.min(600, Math.max(120, 40 + lines * 22))}px`;
   frame.setAttribute("srcdoc", html);
   return frame;
 }

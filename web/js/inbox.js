@@ -1,6 +1,7 @@
 // The conversation inbox: most recent activity first, with the filters and search this API supports.
 import { api, plausibleAddress } from "./api.js";
 import { debounce, describeError, emptyState, formatTime, h, plainText } from "./dom.js";
+import { readNewestFirst } from "./lists.js";
 import { statusBadge } from "./thread.js";
 
 const PAGE = 50;
@@ -11,7 +12,9 @@ export class Inbox {
     this.capabilities = capabilities;
     this.filters = { search: "", participant: "", channel: "", archived: false };
     this.conversations = [];
-    this.hits = null; // full-text search results (messages), when the API searches
+    this.hits = null; // full-text search results (messages, newest first), when the API searches
+    this.hitsComplete = true; // false: more matched than lists.js reads
+    this.shownGroups = PAGE; // search results shown: conversations with matches, newest match first
     this.nextCursor = null;
     this.selectedId = null;
     this.renderFrame();
@@ -93,6 +96,7 @@ export class Inbox {
     this.describeFilters();
     this.conversations = [];
     this.nextCursor = null;
+    this.shownGroups = PAGE;
     return this.refresh();
   }
 
@@ -106,7 +110,7 @@ export class Inbox {
   }
 
   searchQuery() {
-    const query = { q: this.filters.search, limit: PAGE };
+    const query = { q: this.filters.search };
     if (this.capabilities.searchChannel && this.filters.channel) query.type = this.filters.channel;
     return query;
   }
@@ -114,8 +118,11 @@ export class Inbox {
   async refresh() {
     try {
       if (this.filters.search && this.capabilities.search) {
-        const page = await api.searchMessages(this.searchQuery());
-        this.hits = page.items;
+        // The API lists matches oldest first: every match is read (following next_cursor) and shown newest
+        // first, grouped by conversation (lists.js); "Load more" shows the next older ones.
+        const { items, complete } = await readNewestFirst((query) => api.searchMessages(query), this.searchQuery());
+        this.hits = items;
+        this.hitsComplete = complete;
       } else {
         this.hits = null;
         const limit = Math.min(200, Math.max(PAGE, this.conversations.length));
@@ -138,6 +145,12 @@ export class Inbox {
   }
 
   async loadMore() {
+    if (this.hits) {
+      if (this.shownGroups >= this.hitGroups().length) return;
+      this.shownGroups += PAGE;
+      this.render();
+      return;
+    }
     if (!this.nextCursor) return;
     const page = await api.conversations(this.query(PAGE, this.nextCursor));
     this.conversations.push(...page.items);
@@ -159,18 +172,21 @@ export class Inbox {
 
   render() {
     const focusedId = document.activeElement && document.activeElement.closest("#conversation-list") ? document.activeElement.dataset.id : null;
-    const items = this.hits ? this.hits.map((message) => this.hitItem(message)) : this.visibleConversations().map((c) => this.conversationItem(c));
+    const groups = this.hits ? this.hitGroups() : null;
+    const items = groups ? groups.slice(0, this.shownGroups).map((group) => this.hitItem(group)) : this.visibleConversations().map((c) => this.conversationItem(c));
     // With archiving, the inbox hides archived conversations: an empty list then means "nothing matches".
     const filtered = Object.values(this.filters).some(Boolean) || Boolean(this.capabilities.filters.archived);
-    this.status.textContent = items.length
-      ? `${items.length}${this.nextCursor && !this.hits ? "+" : ""} ${this.hits ? "matching messages" : "conversations"}`
-      : "";
+    this.status.textContent = !items.length
+      ? ""
+      : groups
+        ? searchSummary(this.hits.length, groups.length, this.hitsComplete)
+        : `${items.length}${this.nextCursor ? "+" : ""} conversations`;
     this.list.replaceChildren(
       ...(items.length
         ? items
         : [h("li", {}, emptyState(filtered ? "Nothing matches these filters." : "No conversations yet: send a message from Compose, or run make seed."))]),
     );
-    this.more.hidden = !this.nextCursor || Boolean(this.hits);
+    this.more.hidden = groups ? this.shownGroups >= groups.length : !this.nextCursor;
     if (focusedId) {
       const again = this.list.querySelector(`a[data-id="${CSS.escape(focusedId)}"]`);
       if (again) again.focus();
@@ -197,12 +213,28 @@ export class Inbox {
     );
   }
 
-  hitItem(message) {
+  /** Search matches by conversation, the conversation with the newest match first: one entry each, with
+   * its newest match and how many of its messages match. */
+  hitGroups() {
+    const groups = new Map();
+    for (const message of this.hits) {
+      const group = groups.get(message.conversation_id);
+      if (group) group.count += 1;
+      else groups.set(message.conversation_id, { newest: message, count: 1 });
+    }
+    return [...groups.values()];
+  }
+
+  hitItem({ newest: message, count }) {
+    const matches = `${count} matching message${count === 1 ? "" : "s"}`;
     return h("li", { class: "conversation hit" },
       h("a", { href: `#/c/${message.conversation_id}`, dataset: { id: String(message.conversation_id) } },
         h("span", { class: "participants" }, `${message.from} → ${message.to}`),
         h("span", { class: "preview" }, plainText(message.body).slice(0, 160)),
-        h("span", { class: "meta" }, h("time", { datetime: message.timestamp }, formatTime(message.timestamp)), ` · ${message.type.toUpperCase()} `, statusBadge(message)),
+        h("span", { class: "meta" },
+          h("time", { datetime: message.timestamp }, formatTime(message.timestamp)), ` · ${message.type.toUpperCase()} `, statusBadge(message),
+          h("span", { class: "tag match-count", title: count > 1 ? "The newest match is shown" : null }, count > 1 ? `${matches} · newest shown` : matches),
+        ),
       ),
     );
   }
@@ -218,6 +250,11 @@ export class Inbox {
   focusSearch() {
     this.searchInput.focus();
   }
+}
+
+function searchSummary(messages, conversations, complete) {
+  const found = `${messages} matching message${messages === 1 ? "" : "s"} in ${conversations} conversation${conversations === 1 ? "" : "s"}, newest first`;
+  return complete ? found : `More than ${messages} messages match: the oldest ${messages} are shown, newest first. Narrow the search.`;
 }
 
 function capitalize(text) {

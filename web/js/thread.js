@@ -116,7 +116,7 @@ export class Thread {
       return;
     }
     const elements = messages.map((message) => {
-      const key = [message.status, message.updated_at, message.attempts, message.next_attempt_at].join("|");
+      const key = [message.status, message.updated_at, message.attempts, message.next_attempt_at, overdue(message)].join("|");
       const previous = this.rendered.get(message.id);
       if (previous && previous.key === key) return previous.element;
       const element = this.messageElement(message, previous && previous.element.querySelector("details[open]"));
@@ -220,18 +220,22 @@ function fact(name, value) {
 /** Resend for a failed outbound message: a new message with its content (POST /api/messages/{id}/resend). */
 export function resendButton(message, onResent, onError) {
   if (message.status !== "failed" || message.direction !== "outbound") return null;
-  const button = h("button", { type: "button", class: "resend", onclick: async () => {
-    button.disabled = true;
-    let sent = null;
-    try {
-      sent = await api.resend(message.id);
-    } catch (error) {
-      onError(error.missingRoute ? "Resending is not available on this API." : `Could not resend: ${describeError(error)}`);
-      button.disabled = false;
-      return;
-    }
-    await onResent(sent);
-  } }, "Resend");
+  const button = h("button", {
+    type: "button", class: "resend", "aria-label": `Resend message ${message.id}`,
+    dataset: { focusKey: `resend-${message.id}` },
+    onclick: async () => {
+      button.disabled = true;
+      let sent = null;
+      try {
+        sent = await api.resend(message.id);
+      } catch (error) {
+        onError(error.missingRoute ? "Resending is not available on this API." : `Could not resend: ${describeError(error)}`);
+        button.disabled = false;
+        return;
+      }
+      await onResent(sent);
+    },
+  }, "Resend");
   return button;
 }
 
@@ -239,13 +243,22 @@ function chronologically(a, b) {
   return Date.parse(a.timestamp) - Date.parse(b.timestamp) || a.id - b.id;
 }
 
-export function statusBadge(message) {
+/** Whether a message's next attempt (a retry, or a queued message's throttle slot) is already due. */
+export function overdue(message, now = Date.now()) {
+  return Boolean(message.next_attempt_at) && Date.parse(message.next_attempt_at) <= now;
+}
+
+export function statusBadge(message, now = Date.now()) {
   const label = STATUS_LABELS[message.status] || message.status;
   const extra = [];
+  // When the next attempt is due: a retry's, or a queued message's slot (per-sender throttling). One whose
+  // time has passed is waiting for the sweep to pick it up: "overdue", not a time in the past.
+  const due = message.next_attempt_at && (overdue(message, now) ? "overdue" : formatTime(message.next_attempt_at));
   if (message.status === "retrying") {
     extra.push(`attempt ${message.attempts}`);
-    if (message.next_attempt_at) extra.push(`next ${formatTime(message.next_attempt_at)}`);
+    if (due) extra.push(due === "overdue" ? "next attempt overdue" : `next ${due}`);
   }
+  if (message.status === "queued" && due) extra.push(due === "overdue" ? "due now (overdue)" : `due ${due}`);
   if (["failed", "undelivered"].includes(message.status)) {
     const reason = message.status_detail || message.last_error;
     if (reason) extra.push(reason);
