@@ -31,6 +31,18 @@ def test_inbound_sms_is_stored_in_a_new_conversation(invoke, db):
     assert conversation["last_message_preview"] == "text message"
 
 
+def test_an_html_emails_preview_is_the_text_a_reader_sees(invoke, db):
+    body = (
+        "<html><head><style>p { color: red }</style><script>steal()</script></head>"
+        "<body><p>Invoice&nbsp;7781 &amp; receipt</p><p>attached</p></body></html>"
+    )
+    assert webhook(invoke, "inbound_email-email", body=body)["statusCode"] == 200
+    assert db.rows("SELECT body FROM messages")[0]["body"] == body  # the message keeps its HTML
+    assert db.rows("SELECT last_message_preview FROM conversations")[0]["last_message_preview"] == (
+        "Invoice 7781 & receipt attached"
+    )
+
+
 def test_inbound_mms_keeps_its_attachments_and_shares_the_sms_conversation(invoke, db):
     sms = response_json(invoke("InboundSmsFunction", sample_event("inbound_sms-sms")))
     mms = response_json(invoke("InboundSmsFunction", sample_event("inbound_sms-mms")))

@@ -58,6 +58,8 @@ from messaging.enums import Direction, EventSource, MessageStatus, MessageType
 from messaging.grouping import participant_pair
 from messaging.search_text import searchable_text
 
+# A conversation's preview is the start of the text a reader sees (an email's HTML reduced to its text, as search
+# indexes it), never markup, a style sheet or a script's source.
 PREVIEW_LENGTH = 140
 
 
@@ -173,7 +175,7 @@ _STORE_MESSAGE = text(
                 {_FINDING_COLUMNS}
             )
             SELECT CAST(:participant_a AS text), CAST(:participant_b AS text), 1, CAST(:timestamp AS timestamptz),
-                   new_message.id, left(CAST(:body AS text), {PREVIEW_LENGTH}),
+                   new_message.id, left(CAST(:search_text AS text), {PREVIEW_LENGTH}),
                    {_FINDING_VALUES}
             FROM new_message
             WHERE NOT EXISTS (
