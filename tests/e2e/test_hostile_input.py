@@ -403,6 +403,16 @@ HARDENING_II_CASES = [
     ("query-on-health", "GET", "/health?verbose=1", None, {}, "verbose"),
     ("query-on-webhook", "POST", "/api/webhooks/sms?debug=1", json.dumps(SMS).encode(), JSON, "debug"),
     ("query-on-send", "POST", "/api/messages/sms?dry_run=1", json.dumps(SEND_SMS).encode(), JSON, "dry_run"),
+    # A header is named as the API documents it, whatever case the client or the gateway wrote it in.
+    (
+        "idempotency-key-named",
+        "POST",
+        "/api/messages/sms",
+        json.dumps(SEND_SMS).encode(),
+        {**JSON, "idempotency-key": "a b"},
+        "Idempotency-Key",
+    ),
+    ("oversized-named", "POST", "/api/webhooks/email", changed(EMAIL, body="x" * 400_000), JSON, "body"),
 ]
 
 

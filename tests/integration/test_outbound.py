@@ -347,6 +347,7 @@ def test_concurrent_sends_with_one_idempotency_key_make_one_message(concurrent_i
 def test_malformed_idempotency_keys_are_rejected(invoke, db, queues, key):
     response = send(invoke, headers={"Idempotency-Key": key})
     assert response["statusCode"] == 422
+    assert response_json(response)["error"]["field"] == "Idempotency-Key"
     assert db.scalar("SELECT count(*) FROM messages") == 0
 
 

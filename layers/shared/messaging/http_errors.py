@@ -65,8 +65,16 @@ def error_body(code: str, message: str, field: str | None = None) -> str:
     return ErrorResponse(error=ErrorDetail(code=code, message=message, field=field)).model_dump_json()
 
 
+def canonical_header(name: str) -> str:
+    """A header's name as the API documents it (`Idempotency-Key`, `X-Signature`, `Content-Type`): API
+    Gateway lower-cases header names, so a handler declares them by their lower-case alias."""
+    return "-".join(word[:1].upper() + word[1:].lower() for word in name.split("-"))
+
+
 def _field_of(location: tuple[Any, ...]) -> str | None:
-    if location and location[0] in ("body", "query", "path", "header", "cookie"):
+    if location and location[0] == "header" and len(location) > 1:
+        location = (canonical_header(str(location[1])), *location[2:])
+    elif location and location[0] in ("body", "query", "path", "header", "cookie"):
         location = location[1:]
     return ".".join(str(part) for part in location) or None
 
