@@ -140,12 +140,23 @@ def test_phone_numbers_that_would_be_converted_are_refused(invoke, db, number, r
     assert db.counts()["messages"] == 0
 
 
+def test_a_phone_number_over_32_characters_as_sent_is_422_naming_the_field(invoke, db):
+    formatted = "+1 (415) 201 - 0123  .  .  .  .  ."  # 34 characters: a valid number, formatted at length
+    for name, body in (("inbound_sms-sms", SMS), ("send_message-sms", SEND_SMS)):
+        error = error_of(post(invoke, name, {**body, "to": formatted}), 422)
+        assert error["field"] == "to" and "32 characters" in error["message"], error
+        accepted = post(invoke, name, {**body, "to": formatted[:32]})
+        assert accepted["statusCode"] in (200, 202), accepted["body"]
+    assert db.counts()["messages"] == 2
+
+
 @pytest.mark.parametrize(
     ("address", "reason"),
     [
         ("[a@b.com](mailto:c@d.com)", "ambiguous"),
         ("[contact us](mailto:c@d.com)", "ambiguous"),
-        ("a" * 65 + "@example.com", "64"),
+        ("a" * 65 + "@example.com", "longer than 64 bytes"),
+        ("\u00e4" * 33 + "@example.com", "longer than 64 bytes"),
         ("a\u200d@example.com", "invisible"),
         ("a@\uff45xample.com", "compatibility characters"),  # fullwidth e: stored as a@example.com before
         ("\ufb01@example.com", "compatibility characters"),
