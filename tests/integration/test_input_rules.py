@@ -21,6 +21,10 @@ FUNCTION_OF_SAMPLE = {
     "inbound_email-email": "InboundEmailFunction",
     "send_message-sms": "SendMessageFunction",
     "send_message-email": "SendMessageFunction",
+    "inbound_sms-status": "InboundSmsFunction",
+    "inbound_email-events": "InboundEmailFunction",
+    "conversations-archive": "ConversationsFunction",
+    "conversations-suppress": "ConversationsFunction",
 }
 
 
@@ -337,3 +341,38 @@ def test_a_printable_receipt_error_code_is_accepted(invoke, db):
     event = sample_event("inbound_sms-status", {**RECEIPT, "status": "undelivered", "error_code": "30008"})
     response = invoke("InboundSmsFunction", event)
     assert response["statusCode"] == 200, response["body"]
+
+
+# Unknown fields: what the README's input limits say, route by route.
+
+
+@pytest.mark.parametrize("name", ["inbound_sms-sms", "inbound_email-email"])
+def test_an_inbound_message_webhook_ignores_a_field_it_does_not_know(invoke, db, name):
+    response = post(invoke, name, {**sample_body(name), "carrier_note": "providers add fields"})
+    assert response["statusCode"] == 200, response["body"]
+    assert db.counts()["messages"] == 1
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "inbound_sms-status",
+        "inbound_email-events",
+        "send_message-sms",
+        "send_message-email",
+        "conversations-archive",
+        "conversations-suppress",
+    ],
+)
+def test_receipts_events_sends_and_other_bodies_refuse_a_field_they_do_not_know(invoke, db, queues, name):
+    body = sample_body(name)
+    if isinstance(body, list):  # an email event batch: the field is in its first event
+        body = [{**body[0], "carrier_note": "x"}, *body[1:]]
+        expected = "0.carrier_note"
+    else:
+        body = {**body, "carrier_note": "x"}
+        expected = "carrier_note"
+    before = db.counts()
+    error = error_of(post(invoke, name, body), 422)
+    assert error["field"] == expected and "unknown field" in error["message"], error
+    assert db.counts() == before
