@@ -542,3 +542,32 @@ def test_a_secret_list_that_names_no_secret_fails_closed():
         database.engine.dispose()
     finally:
         runner.stop()
+
+
+def test_required_signatures_without_a_secret_refuse_webhooks_over_http():
+    """As a deploy with the template's defaults: WEBHOOK_SIGNATURES=required and no secret. Every webhook
+    route answers 401 naming the problem and stores nothing."""
+    runner = Runner("required", {"WEBHOOK_SIGNATURES": "required"})
+    try:
+        database = RunnerDb(runner.database_url)
+        before = database.counts()
+        for path, document in (
+            ("/api/webhooks/sms", SMS),
+            ("/api/webhooks/email", EMAIL),
+            ("/api/webhooks/sms/status", RECEIPT),
+            ("/api/webhooks/email/events", EMAIL_EVENTS),
+        ):
+            response = call(runner.url, "POST", path, document)
+            assert response.status == 401, response.text
+            error = response.json()["error"]
+            assert error["field"] == "X-Signature" and "signing secret is configured" in error["message"], error
+        assert database.counts() == before
+        database.engine.dispose()
+    finally:
+        runner.stop()
+
+
+def test_the_runner_accepts_unsigned_webhooks_only_because_it_says_it_does(runner_url, runner_db, runner):
+    """`make run` sets WEBHOOK_SIGNATURES=optional (a provider with no secret may post unsigned) and logs it."""
+    assert call(runner_url, "POST", "/api/webhooks/sms", SMS).status == 200
+    assert "WEBHOOK_SIGNATURES=optional" in runner.log.read_text()
