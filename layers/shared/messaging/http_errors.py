@@ -38,7 +38,7 @@ STATUS_OF_ERROR: dict[type[DomainError], HTTPStatus] = {
 # What each error status means on this API (the OpenAPI descriptions of error responses).
 ERROR_DESCRIPTIONS = {
     400: "Malformed request: the body is not JSON, or not a JSON object",
-    401: "Missing, invalid or expired webhook signature",
+    401: "Missing, invalid or expired webhook signature, or signatures required and no signing secret configured",
     404: "Unknown id",
     409: "A twin request with the same Idempotency-Key is still in flight (see Retry-After)",
     413: "Request body too large",
