@@ -26,6 +26,9 @@ os.environ.setdefault("SEND_RETRY_QUEUE_URL", "http://127.0.0.1:9/000000000000/S
 os.environ.setdefault("SEND_RETRY_DLQ_URL", "http://127.0.0.1:9/000000000000/SendRetryDLQ")
 # MockReceiptFunction's API (a !Sub of the deployed API in the template; the runner sets its own URL).
 os.environ.setdefault("API_BASE_URL", "http://127.0.0.1:9")
+# As the local runner does: a provider with no signing secret may post unsigned (the template requires them;
+# tests of signatures configure secrets, or WEBHOOK_SIGNATURES=required).
+os.environ.setdefault("WEBHOOK_SIGNATURES", "optional")
 
 from hypothesis import HealthCheck  # noqa: E402
 from hypothesis import settings as hypothesis_settings  # noqa: E402

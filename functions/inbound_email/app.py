@@ -13,14 +13,16 @@ from messaging.observability import logger, metrics, tracer
 from messaging.services import inbound, receipts
 
 
-class InboundEmailSettings(config.ApiSettings, config.WebhookSignatureSettings):
+class InboundEmailSettings(config.ApiSettings, config.WebhookSignatureSettings, config.WebhookPolicySettings):
     """InboundEmailFunction: verifies the webhook's signature, stores inbound email and applies delivery events."""
 
 
 settings = config.FunctionSettings(InboundEmailSettings)  # cold start: fails naming a missing variable
 EVENTS_PATH = "/api/webhooks/email/events"
-app = MessagingApi(webhook_verifier=lambda: signatures.verifier_for("email"), array_body_paths=frozenset({EVENTS_PATH}))
-signatures.announce("email")  # at cold start: warn once when webhooks go unverified
+app = MessagingApi(
+    webhook_verifier=lambda: signatures.endpoint_verifier("email"), array_body_paths=frozenset({EVENTS_PATH})
+)
+signatures.announce("email")  # at cold start: say once when webhooks go unverified or are all refused
 
 
 @app.post(

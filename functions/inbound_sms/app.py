@@ -16,6 +16,7 @@ from messaging.services import inbound, receipts
 class InboundSmsSettings(
     config.ApiSettings,
     config.WebhookSignatureSettings,
+    config.WebhookPolicySettings,
     config.KeywordReplySettings,
     config.ThrottleSettings,
     config.RetryPolicySettings,
@@ -28,8 +29,8 @@ class InboundSmsSettings(
 
 
 settings = config.FunctionSettings(InboundSmsSettings)  # cold start: fails naming a missing variable
-app = MessagingApi(webhook_verifier=lambda: signatures.verifier_for("sms"))
-signatures.announce("sms")  # at cold start: warn once when webhooks go unverified
+app = MessagingApi(webhook_verifier=lambda: signatures.endpoint_verifier("sms"))
+signatures.announce("sms")  # at cold start: say once when webhooks go unverified or are all refused
 
 
 @app.post(

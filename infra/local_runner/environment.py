@@ -67,6 +67,14 @@ def prepare(application: template.Application) -> LocalEnvironment:
     os.environ.setdefault("WEBHOOK_ALLOW_PRIVATE_TARGETS", "true")
     if os.environ["WEBHOOK_ALLOW_PRIVATE_TARGETS"] == "true":
         log.warning("WEBHOOK_ALLOW_PRIVATE_TARGETS=true: webhook endpoints may be loopback and private addresses")
+    # The template requires signed webhooks (a deploy without secrets fails closed); locally a provider with
+    # no secret in the environment (SMS_WEBHOOK_SECRETS, EMAIL_WEBHOOK_SECRETS) may post unsigned: say so.
+    os.environ.setdefault("WEBHOOK_SIGNATURES", "optional")
+    if os.environ["WEBHOOK_SIGNATURES"] == "optional":
+        log.warning(
+            "WEBHOOK_SIGNATURES=optional: webhooks of a provider with no signing secret configured are accepted "
+            "unsigned (WEBHOOK_SIGNATURES=required refuses them, as the template does in AWS)"
+        )
     logging.getLogger("werkzeug").setLevel(logging.WARNING)  # the embedded SQS server's access log
     warnings.filterwarnings("ignore", message="No application metrics to publish")
     stoppables: list[Any] = []

@@ -179,8 +179,10 @@ class GatewayApp:
         if "chunked" in headers.get("transfer-encoding", "").lower():
             return _json_response(411, "length_required", "send Content-Length", "Transfer-Encoding")
         # The parser has already refused a Content-Length that is not one decimal number.
-        if int(headers.get("content-length") or 0) > MAX_PAYLOAD_BYTES:
-            return _json_response(413, "payload_too_large", "too large", None)
+        length = int(headers.get("content-length") or 0)
+        if length > MAX_PAYLOAD_BYTES:
+            message = f"request body is {length} bytes; the gateway's limit is {MAX_PAYLOAD_BYTES}"
+            return _json_response(413, "payload_too_large", message, "body")
         chunks: list[bytes] = []
         more = True
         try:

@@ -81,6 +81,7 @@ def environment():
         # The template gives MockReceiptFunction the deployed API's URL (a !Sub); here, a local receiver.
         "API_BASE_URL": f"http://127.0.0.1:{status_webhook.server_address[1]}",
         "WEBHOOK_ALLOW_PRIVATE_TARGETS": "true",  # the sample endpoint's name need not resolve here
+        "WEBHOOK_SIGNATURES": "optional",  # the sample webhooks are unsigned (the template requires signatures)
         "POWERTOOLS_LOG_LEVEL": "WARNING",
     }
     yield queues, stand_ins, local_values

@@ -53,11 +53,12 @@ class Runner:
         self.log = ROOT / ".local" / f"{self.database}.log"
         self.log.parent.mkdir(exist_ok=True)
         # Not the test process's stand-ins (tests/conftest.py): the runner's own API_BASE_URL is where its mock
-        # providers' receipts come back, and it has its own SQS.
+        # providers' receipts come back, and it has its own SQS; and its own WEBHOOK_SIGNATURES default, the
+        # one `make run` has.
         inherited = {
             key: value
             for key, value in os.environ.items()
-            if not key.startswith(("MOCK_", "SEND_RETRY")) and key != "API_BASE_URL"
+            if not key.startswith(("MOCK_", "SEND_RETRY")) and key not in ("API_BASE_URL", "WEBHOOK_SIGNATURES")
         }
         self.environment = {
             **inherited,

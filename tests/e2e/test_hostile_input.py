@@ -23,6 +23,7 @@ EMAIL = sample_body("inbound_email-email")
 SEND_SMS = sample_body("send_message-sms")
 SEND_EMAIL = sample_body("send_message-email")
 RECEIPT = sample_body("inbound_sms-status")
+EMAIL_EVENTS = sample_body("inbound_email-events")
 
 
 def changed(document, **changes):
@@ -332,19 +333,28 @@ def test_a_doctored_cursor_is_422_and_later_reads_return_their_own_rows(runner_u
 
 @pytest.mark.parametrize("timestamp", ["0001-01-01T00:00:00+14:00", "9999-12-31T23:59:59-14:00"])
 @pytest.mark.parametrize(
-    ("path", "document"),
+    ("path", "document", "field"),
     [
-        ("/api/messages/sms", SEND_SMS),
-        ("/api/messages/email", SEND_EMAIL),
-        ("/api/webhooks/sms", SMS),
-        ("/api/webhooks/email", EMAIL),
+        ("/api/messages/sms", SEND_SMS, "timestamp"),
+        ("/api/messages/email", SEND_EMAIL, "timestamp"),
+        ("/api/webhooks/sms", SMS, "timestamp"),
+        ("/api/webhooks/email", EMAIL, "timestamp"),
+        ("/api/webhooks/sms/status", RECEIPT, "timestamp"),
+        # A batch: the first event is valid (alone it would be held for its unknown provider id), the
+        # second is out of range; the whole batch is refused and nothing of it is kept.
+        ("/api/webhooks/email/events", EMAIL_EVENTS, "1.timestamp"),
     ],
 )
-def test_an_instant_outside_utc_is_422_naming_timestamp(runner_url, runner_db, path, document, timestamp):
-    response = call(runner_url, "POST", path, {**document, "timestamp": timestamp})
+def test_an_instant_outside_utc_is_422_naming_timestamp(runner_url, runner_db, path, document, field, timestamp):
+    before = runner_db.counts()
+    if isinstance(document, list):
+        body = [document[0], {**document[1], "timestamp": timestamp}]
+    else:
+        body = {**document, "timestamp": timestamp}
+    response = call(runner_url, "POST", path, body)
     assert response.status == 422, response.text
-    assert response.json()["error"]["field"] == "timestamp"
-    assert runner_db.counts()["messages"] == 0
+    assert response.json()["error"]["field"] == field
+    assert runner_db.counts() == before
 
 
 # Hardening II, items 6-10: inputs that were silently converted, ignored or accepted unsigned.
@@ -403,6 +413,16 @@ HARDENING_II_CASES = [
     ("query-on-health", "GET", "/health?verbose=1", None, {}, "verbose"),
     ("query-on-webhook", "POST", "/api/webhooks/sms?debug=1", json.dumps(SMS).encode(), JSON, "debug"),
     ("query-on-send", "POST", "/api/messages/sms?dry_run=1", json.dumps(SEND_SMS).encode(), JSON, "dry_run"),
+    # A header is named as the API documents it, whatever case the client or the gateway wrote it in.
+    (
+        "idempotency-key-named",
+        "POST",
+        "/api/messages/sms",
+        json.dumps(SEND_SMS).encode(),
+        {**JSON, "idempotency-key": "a b"},
+        "Idempotency-Key",
+    ),
+    ("oversized-named", "POST", "/api/webhooks/email", changed(EMAIL, body="x" * 400_000), JSON, "body"),
 ]
 
 
@@ -522,3 +542,32 @@ def test_a_secret_list_that_names_no_secret_fails_closed():
         database.engine.dispose()
     finally:
         runner.stop()
+
+
+def test_required_signatures_without_a_secret_refuse_webhooks_over_http():
+    """As a deploy with the template's defaults: WEBHOOK_SIGNATURES=required and no secret. Every webhook
+    route answers 401 naming the problem and stores nothing."""
+    runner = Runner("required", {"WEBHOOK_SIGNATURES": "required"})
+    try:
+        database = RunnerDb(runner.database_url)
+        before = database.counts()
+        for path, document in (
+            ("/api/webhooks/sms", SMS),
+            ("/api/webhooks/email", EMAIL),
+            ("/api/webhooks/sms/status", RECEIPT),
+            ("/api/webhooks/email/events", EMAIL_EVENTS),
+        ):
+            response = call(runner.url, "POST", path, document)
+            assert response.status == 401, response.text
+            error = response.json()["error"]
+            assert error["field"] == "X-Signature" and "signing secret is configured" in error["message"], error
+        assert database.counts() == before
+        database.engine.dispose()
+    finally:
+        runner.stop()
+
+
+def test_the_runner_accepts_unsigned_webhooks_only_because_it_says_it_does(runner_url, runner_db, runner):
+    """`make run` sets WEBHOOK_SIGNATURES=optional (a provider with no secret may post unsigned) and logs it."""
+    assert call(runner_url, "POST", "/api/webhooks/sms", SMS).status == 200
+    assert "WEBHOOK_SIGNATURES=optional" in runner.log.read_text()

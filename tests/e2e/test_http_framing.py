@@ -44,6 +44,21 @@ def test_a_malformed_content_length_is_a_400_that_stores_nothing(runner_url, run
     assert set(runner_db.counts().values()) == {0}
 
 
+def test_a_body_over_the_gateway_limit_is_a_413_naming_body_before_it_is_read(runner_url, runner_db):
+    with connect(runner_url) as connection:
+        connection.sendall(
+            b"POST /api/webhooks/sms HTTP/1.1\r\nHost: local\r\nContent-Type: application/json\r\n"
+            b"Content-Length: 20000000\r\n\r\n" + BODY
+        )
+        response = read_until_closed(connection)
+    head, _, body = response.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 413 ")
+    error = json.loads(body)["error"]
+    assert (error["code"], error["field"]) == ("payload_too_large", "body")
+    assert "20000000" in error["message"]
+    assert set(runner_db.counts().values()) == {0}
+
+
 def test_a_connection_that_sends_nothing_is_closed(runner_url):
     with connect(runner_url) as connection:
         assert read_until_closed(connection) == b""

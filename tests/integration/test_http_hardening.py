@@ -92,7 +92,12 @@ def test_validation_errors_name_the_field(invoke, db, changes, field):
         ({"body": "!!", "isBase64Encoded": True, "headers": {"content-type": "application/json"}}, 400, None, "body"),
         ({"headers": {"content-type": "text/plain"}}, 415, "unsupported_media_type", "Content-Type"),
         ({"headers": {}}, 415, "unsupported_media_type", "Content-Type"),
-        ({"body": "{}" + " " * 300_000, "headers": {"content-type": "application/json"}}, 413, None, None),
+        (
+            {"body": "{}" + " " * 300_000, "headers": {"content-type": "application/json"}},
+            413,
+            "payload_too_large",
+            "body",
+        ),
     ],
 )
 def test_envelope_errors_use_the_error_shape(invoke, db, changes, status, code, field):

@@ -21,6 +21,10 @@ FUNCTION_OF_SAMPLE = {
     "inbound_email-email": "InboundEmailFunction",
     "send_message-sms": "SendMessageFunction",
     "send_message-email": "SendMessageFunction",
+    "inbound_sms-status": "InboundSmsFunction",
+    "inbound_email-events": "InboundEmailFunction",
+    "conversations-archive": "ConversationsFunction",
+    "conversations-suppress": "ConversationsFunction",
 }
 
 
@@ -140,12 +144,23 @@ def test_phone_numbers_that_would_be_converted_are_refused(invoke, db, number, r
     assert db.counts()["messages"] == 0
 
 
+def test_a_phone_number_over_32_characters_as_sent_is_422_naming_the_field(invoke, db):
+    formatted = "+1 (415) 201 - 0123  .  .  .  .  ."  # 34 characters: a valid number, formatted at length
+    for name, body in (("inbound_sms-sms", SMS), ("send_message-sms", SEND_SMS)):
+        error = error_of(post(invoke, name, {**body, "to": formatted}), 422)
+        assert error["field"] == "to" and "32 characters" in error["message"], error
+        accepted = post(invoke, name, {**body, "to": formatted[:32]})
+        assert accepted["statusCode"] in (200, 202), accepted["body"]
+    assert db.counts()["messages"] == 2
+
+
 @pytest.mark.parametrize(
     ("address", "reason"),
     [
         ("[a@b.com](mailto:c@d.com)", "ambiguous"),
         ("[contact us](mailto:c@d.com)", "ambiguous"),
-        ("a" * 65 + "@example.com", "64"),
+        ("a" * 65 + "@example.com", "longer than 64 bytes"),
+        ("\u00e4" * 33 + "@example.com", "longer than 64 bytes"),
         ("a\u200d@example.com", "invisible"),
         ("a@\uff45xample.com", "compatibility characters"),  # fullwidth e: stored as a@example.com before
         ("\ufb01@example.com", "compatibility characters"),
@@ -326,3 +341,38 @@ def test_a_printable_receipt_error_code_is_accepted(invoke, db):
     event = sample_event("inbound_sms-status", {**RECEIPT, "status": "undelivered", "error_code": "30008"})
     response = invoke("InboundSmsFunction", event)
     assert response["statusCode"] == 200, response["body"]
+
+
+# Unknown fields: what the README's input limits say, route by route.
+
+
+@pytest.mark.parametrize("name", ["inbound_sms-sms", "inbound_email-email"])
+def test_an_inbound_message_webhook_ignores_a_field_it_does_not_know(invoke, db, name):
+    response = post(invoke, name, {**sample_body(name), "carrier_note": "providers add fields"})
+    assert response["statusCode"] == 200, response["body"]
+    assert db.counts()["messages"] == 1
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "inbound_sms-status",
+        "inbound_email-events",
+        "send_message-sms",
+        "send_message-email",
+        "conversations-archive",
+        "conversations-suppress",
+    ],
+)
+def test_receipts_events_sends_and_other_bodies_refuse_a_field_they_do_not_know(invoke, db, queues, name):
+    body = sample_body(name)
+    if isinstance(body, list):  # an email event batch: the field is in its first event
+        body = [{**body[0], "carrier_note": "x"}, *body[1:]]
+        expected = "0.carrier_note"
+    else:
+        body = {**body, "carrier_note": "x"}
+        expected = "carrier_note"
+    before = db.counts()
+    error = error_of(post(invoke, name, body), 422)
+    assert error["field"] == expected and "unknown field" in error["message"], error
+    assert db.counts() == before

@@ -347,6 +347,7 @@ def test_concurrent_sends_with_one_idempotency_key_make_one_message(concurrent_i
 def test_malformed_idempotency_keys_are_rejected(invoke, db, queues, key):
     response = send(invoke, headers={"Idempotency-Key": key})
     assert response["statusCode"] == 422
+    assert response_json(response)["error"]["field"] == "Idempotency-Key"
     assert db.scalar("SELECT count(*) FROM messages") == 0
 
 
@@ -473,3 +474,41 @@ def test_the_database_unavailable_after_the_commit_still_answers_queued(invoke, 
     response = send(invoke)
     assert response["statusCode"] == 202
     assert response_json(response)["status"] == "queued"
+
+
+def _move(queues, source_url, destination_url):
+    """What `aws sqs start-message-move-task --destination-arn` does: every record, body and attributes."""
+    for entry in queues.receive_all(source_url):
+        queues.client.send_message(
+            QueueUrl=destination_url,
+            MessageBody=entry["Body"],
+            MessageAttributes=entry.get("MessageAttributes", {}),
+        )
+        queues.client.delete_message(QueueUrl=source_url, ReceiptHandle=entry["ReceiptHandle"])
+
+
+def test_redriving_send_retry_dlq_sends_what_is_pending_and_leaves_failed_messages_failed(
+    invoke, db, queues, configure, drain
+):
+    """README "Dead-letter queue": the DLQ holds copies of failed sends (put there by the functions) and
+    records SQS gave up on (their messages still pending). Redriven to SendRetryQueue, the first are read
+    and dropped (the message stays failed: no attempt, no delivery), the second are attempted."""
+    configure(MOCK_SMS_FAULTS="400")
+    failed = response_json(send(invoke))
+    assert failed["status"] == "failed"
+    configure(MOCK_SMS_FAULTS="500", MAX_SEND_ATTEMPTS=3, RETRY_BASE_SECONDS=0, RETRY_MAX_SECONDS=0)
+    pending = response_json(send(invoke, to="+14155550199"))
+    assert pending["status"] == "retrying"
+    _move(queues, queues.retry_url, queues.dlq_url)  # as the redrive policy does after maxReceiveCount
+    assert queues.depth(queues.dlq_url) == 2
+
+    configure(MOCK_SMS_FAULTS="")  # the cause is fixed
+    make_due(db, pending["id"])
+    _move(queues, queues.dlq_url, queues.retry_url)  # the redrive
+    drain()
+    rows = {row["id"]: row for row in db.rows("SELECT id, status, attempts FROM messages")}
+    assert (rows[failed["id"]]["status"], rows[failed["id"]]["attempts"]) == ("failed", 1)
+    assert (rows[pending["id"]]["status"], rows[pending["id"]]["attempts"]) == ("sent", 2)
+    assert db.scalar("SELECT count(*) FROM mock_provider_deliveries") == 1
+    assert queues.depth(queues.retry_url) == 0
+    assert queues.depth(queues.dlq_url) == 0

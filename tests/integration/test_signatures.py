@@ -230,3 +230,80 @@ def test_a_named_stage_in_the_path_does_not_bypass_verification(invoke, db, conf
     event["headers"].update({k.lower(): v for k, v in sign(event["body"].encode(), "current-secret").items()})
     assert invoke("InboundSmsFunction", event)["statusCode"] == 200
     assert db.scalar("SELECT count(*) FROM messages") == 1
+
+
+# Fail closed by default: WEBHOOK_SIGNATURES (template parameter WebhookSignatures, default `required`).
+ALL_WEBHOOK_ROUTES = [
+    ("InboundSmsFunction", "inbound_sms-sms", "sms"),
+    ("InboundSmsFunction", "inbound_sms-status", "sms"),
+    ("InboundEmailFunction", "inbound_email-email", "email"),
+    ("InboundEmailFunction", "inbound_email-events", "email"),
+]
+WRITTEN = ("messages", "conversations", "message_events", "provider_receipts", "mock_provider_deliveries")
+
+
+def _written(db):
+    return {table: db.scalar(f"SELECT count(*) FROM {table}") for table in WRITTEN}  # noqa: S608 - our names
+
+
+@pytest.mark.parametrize(("function", "event", "provider"), ALL_WEBHOOK_ROUTES, ids=lambda value: str(value))
+def test_required_signatures_without_a_secret_refuse_every_webhook_with_401(
+    invoke, db, configure, function, event, provider
+):
+    configure(WEBHOOK_SIGNATURES="required", SMS_WEBHOOK_SECRETS=None, EMAIL_WEBHOOK_SECRETS=None)
+    before = _written(db)
+    for request in (sample_event(event), signed(event, "any-secret")):  # signed or not: nothing to check against
+        response = invoke(function, request)
+        assert response["statusCode"] == 401, response["body"]
+        error = response_json(response)["error"]
+        assert (error["code"], error["field"]) == ("invalid_signature", "X-Signature")
+        assert f"no {provider} webhook signing secret is configured" in error["message"]
+    assert _written(db) == before
+
+
+def test_required_signatures_with_a_secret_verify_as_ever(invoke, db, configure):
+    configure(WEBHOOK_SIGNATURES="required", SMS_WEBHOOK_SECRETS="current-secret")
+    assert invoke("InboundSmsFunction", sample_event("inbound_sms-sms"))["statusCode"] == 401
+    assert invoke("InboundSmsFunction", signed("inbound_sms-sms", "current-secret"))["statusCode"] == 200
+    # The other provider has no secret: refused, whatever the first one has.
+    assert invoke("InboundEmailFunction", sample_event("inbound_email-email"))["statusCode"] == 401
+    assert db.scalar("SELECT count(*) FROM messages") == 1
+
+
+@pytest.mark.parametrize(("function", "event", "provider"), ALL_WEBHOOK_ROUTES, ids=lambda value: str(value))
+def test_optional_signatures_without_a_secret_accept_unsigned_webhooks(
+    invoke, db, configure, function, event, provider
+):
+    configure(WEBHOOK_SIGNATURES="optional", SMS_WEBHOOK_SECRETS=None, EMAIL_WEBHOOK_SECRETS=None)
+    assert invoke(function, sample_event(event))["statusCode"] == 200
+
+
+def test_optional_signatures_still_check_a_configured_secret(invoke, db, configure):
+    configure(WEBHOOK_SIGNATURES="optional", EMAIL_WEBHOOK_SECRETS="e-secret")
+    assert invoke("InboundEmailFunction", sample_event("inbound_email-email"))["statusCode"] == 401
+    assert invoke("InboundEmailFunction", signed("inbound_email-email", "e-secret"))["statusCode"] == 200
+
+
+def test_the_template_requires_signatures_by_default_on_both_inbound_functions(invoke, db, configure, application):
+    """What a deploy with every parameter left at its default gives the inbound functions: no secret ARN, and
+    signatures required. Each then refuses an unsigned webhook."""
+    for function, event in (("InboundSmsFunction", "inbound_sms-sms"), ("InboundEmailFunction", "inbound_email-email")):
+        deployed = application.functions[function].resolved_environment(application.parameter_defaults)
+        assert deployed["WEBHOOK_SIGNATURES"] == "required"
+        assert not deployed.get("SMS_WEBHOOK_SECRET_ARN") and not deployed.get("EMAIL_WEBHOOK_SECRET_ARN")
+        configure(
+            WEBHOOK_SIGNATURES=deployed["WEBHOOK_SIGNATURES"], SMS_WEBHOOK_SECRETS=None, EMAIL_WEBHOOK_SECRETS=None
+        )
+        assert invoke(function, sample_event(event))["statusCode"] == 401
+    assert db.scalar("SELECT count(*) FROM messages") == 0
+
+
+def test_required_signatures_without_a_secret_are_announced_as_an_error_at_cold_start(configure, caplog):
+    from messaging import signatures
+
+    configure(WEBHOOK_SIGNATURES="required", SMS_WEBHOOK_SECRETS=None, SMS_WEBHOOK_SECRET_ARN=None)
+    caplog.clear()
+    signatures.announce("sms")
+    errors = [record for record in caplog.records if "every webhook will be refused (401)" in record.getMessage()]
+    assert [record.levelname for record in errors] == ["ERROR"]
+    assert not [record for record in caplog.records if "verification is OFF" in record.getMessage()]

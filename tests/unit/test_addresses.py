@@ -1,5 +1,6 @@
 import pytest
 
+from messaging import addresses, models
 from messaging.addresses import InvalidAddress, normalize_email, normalize_phone
 from messaging.grouping import participant_pair
 
@@ -25,11 +26,23 @@ def test_phones_normalize_to_e164(raw, expected):
         ("+1abc", "not a"),
         ("", "empty"),
         ("+" + "1" * 40, "too long"),
+        ("+1 (201) 666 - 1234  .  .  .  .  .", "more than 32 characters"),  # 34 characters, 11 digits
+        ("+12016661234" + " " * 21, "more than 32 characters"),  # trailing spaces count: the limit is as sent
     ],
 )
 def test_invalid_phones_are_rejected_with_a_reason(raw, reason):
     with pytest.raises(InvalidAddress, match=reason):
         normalize_phone(raw)
+
+
+def test_a_phone_number_of_32_characters_as_sent_is_accepted():
+    assert normalize_phone("+1 (201) 666 - 1234  .  .  .  . ") == "+12016661234"
+    assert normalize_phone(" +12016661234" + " " * 19) == "+12016661234"
+
+
+def test_the_documented_phone_limit_is_the_one_applied():
+    """The models state the limit in the OpenAPI document without importing phonenumbers: the same number."""
+    assert models.MAX_PHONE_LENGTH == addresses.MAX_PHONE_LENGTH == 32
 
 
 @pytest.mark.parametrize(
@@ -96,7 +109,8 @@ def test_possible_numbers_pass_where_assignment_is_not_required(raw):
     [
         ("[a@b.com](mailto:c@d.com)", "ambiguous"),
         ("[Write to us](mailto:c@d.com)", "ambiguous"),
-        ("a" * 65 + "@example.com", "longer than 64"),
+        ("a" * 65 + "@example.com", "longer than 64 bytes"),
+        ("\u00e4" * 33 + "@example.com", "longer than 64 bytes"),  # 33 characters, 66 bytes in UTF-8
         ("\u202ea@example.com", "invisible"),
     ],
 )
@@ -105,8 +119,9 @@ def test_ambiguous_or_overlong_emails_are_refused(raw, reason):
         normalize_email(raw)
 
 
-def test_a_local_part_of_exactly_64_characters_is_accepted():
+def test_a_local_part_of_exactly_64_bytes_is_accepted():
     assert normalize_email("a" * 64 + "@example.com") == "a" * 64 + "@example.com"
+    assert normalize_email("\u00e4" * 32 + "@example.com") == "\u00e4" * 32 + "@example.com"
 
 
 @pytest.mark.parametrize(

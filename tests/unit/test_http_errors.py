@@ -3,7 +3,7 @@
 import json
 
 from messaging import errors
-from messaging.http_errors import error_body, error_headers, status_of
+from messaging.http_errors import error_body, error_headers, status_of, validation_error
 
 
 def _error_classes(base: type = errors.DomainError) -> list[type]:
@@ -32,3 +32,13 @@ def test_error_body_is_the_one_error_shape():
     assert json.loads(error_body("not_found", "no such thing", "id")) == {
         "error": {"code": "not_found", "message": "no such thing", "field": "id"}
     }
+
+
+def test_a_header_is_named_as_the_api_documents_it_not_by_its_lower_case_alias():
+    problem = {"loc": ("header", "idempotency-key"), "msg": "String should have at most 255 characters"}
+    status, code, message, field = validation_error([problem])
+    assert (status, code, field) == (422, "invalid_input", "Idempotency-Key")
+    assert message.startswith("Idempotency-Key: ")
+    assert validation_error([{"loc": ("header", "x-signature-timestamp"), "msg": "bad"}])[3] == "X-Signature-Timestamp"
+    # Body fields keep their own spelling.
+    assert validation_error([{"loc": ("body", "messaging_provider_id"), "msg": "bad"}])[3] == "messaging_provider_id"

@@ -17,6 +17,8 @@ from email_validator import EmailNotValidError, validate_email
 
 MAX_ADDRESS_LENGTH = 320
 MAX_LOCAL_PART_OCTETS = 64  # RFC 5321 §4.5.3.1.1
+# A phone number as written, surrounding whitespace included: E.164 is at most 16 characters, and 32 leave
+# room for the separators people type ("+1 (201) 666-1234" is 17). One limit, checked on what was sent.
 MAX_PHONE_LENGTH = 32
 _MARKDOWN_MAILTO = re.compile(r"^\[(?P<text>[^\[\]]*)\]\(mailto:(?P<target>[^()\s]+)\)$", re.IGNORECASE)
 # After the one leading '+': ASCII digits and the separators people type. No letters (phonenumbers reads
@@ -54,11 +56,11 @@ def _phone_syntax(value: str) -> None:
 
 def parse_phone(raw: str) -> phonenumbers.PhoneNumber:
     """The number `raw` writes, checked for syntax and a possible length (not for being assigned)."""
+    if len(raw) > MAX_PHONE_LENGTH:
+        raise InvalidAddress(f"phone number is too long: more than {MAX_PHONE_LENGTH} characters")
     value = _printable(raw.strip())
     if not value:
         raise InvalidAddress("phone number is empty")
-    if len(value) > MAX_PHONE_LENGTH:
-        raise InvalidAddress("phone number is too long")
     if not value.startswith("+"):
         raise InvalidAddress("phone number must be in international format starting with '+' (E.164)")
     _phone_syntax(value)
@@ -102,7 +104,10 @@ def _bare_email(value: str) -> str:
     except EmailNotValidError as exc:
         raise InvalidAddress(f"not a valid email address: {exc}") from None
     if len(validated.local_part.encode()) > MAX_LOCAL_PART_OCTETS:
-        raise InvalidAddress(f"the part before the @ is longer than {MAX_LOCAL_PART_OCTETS} characters")
+        raise InvalidAddress(
+            f"the part before the @ is longer than {MAX_LOCAL_PART_OCTETS} bytes in UTF-8 "
+            "(a character such as 'ä' takes 2 of them)"
+        )
     stored = validated.normalized.lower()
     if not _same_address(value, stored, validated.ascii_domain):
         raise InvalidAddress(f"email address would be stored as {stored!r}, not as written; send that form")

@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from contextvars import ContextVar
 from functools import wraps
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
@@ -120,6 +120,15 @@ class WebhookSignatureSettings(SettingsPiece):
     sms_webhook_secret_arn: str | None = Field(None, alias="SMS_WEBHOOK_SECRET_ARN")
     email_webhook_secret_arn: str | None = Field(None, alias="EMAIL_WEBHOOK_SECRET_ARN")
     webhook_tolerance_seconds: int = Field(300, alias="WEBHOOK_TOLERANCE_SECONDS", ge=1, le=3600)
+
+
+class WebhookPolicySettings(SettingsPiece):
+    """The inbound functions: whether their webhooks must be signed. `required` (the default, and the
+    template's): a provider with no signing secret configured has every webhook refused (401), so a deploy
+    that forgot its secrets fails closed. `optional`: such a provider's webhooks are accepted unverified
+    (local development; the local runner sets it and says so). A configured secret is checked either way."""
+
+    webhook_signatures: Literal["required", "optional"] = Field("required", alias="WEBHOOK_SIGNATURES")
 
 
 class EventQueueSettings(SqsSettings):

@@ -38,7 +38,7 @@ STATUS_OF_ERROR: dict[type[DomainError], HTTPStatus] = {
 # What each error status means on this API (the OpenAPI descriptions of error responses).
 ERROR_DESCRIPTIONS = {
     400: "Malformed request: the body is not JSON, or not a JSON object",
-    401: "Missing, invalid or expired webhook signature",
+    401: "Missing, invalid or expired webhook signature, or signatures required and no signing secret configured",
     404: "Unknown id",
     409: "In flight: a twin request with the same Idempotency-Key, or an attempt of that webhook delivery (see"
     " Retry-After); or a conflicting state (a delivery of a disabled endpoint, a resend of a message not failed)",
@@ -66,8 +66,16 @@ def error_body(code: str, message: str, field: str | None = None) -> str:
     return ErrorResponse(error=ErrorDetail(code=code, message=message, field=field)).model_dump_json()
 
 
+def canonical_header(name: str) -> str:
+    """A header's name as the API documents it (`Idempotency-Key`, `X-Signature`, `Content-Type`): API
+    Gateway lower-cases header names, so a handler declares them by their lower-case alias."""
+    return "-".join(word[:1].upper() + word[1:].lower() for word in name.split("-"))
+
+
 def _field_of(location: tuple[Any, ...]) -> str | None:
-    if location and location[0] in ("body", "query", "path", "header", "cookie"):
+    if location and location[0] == "header" and len(location) > 1:
+        location = (canonical_header(str(location[1])), *location[2:])
+    elif location and location[0] in ("body", "query", "path", "header", "cookie"):
         location = location[1:]
     return ".".join(str(part) for part in location) or None
 

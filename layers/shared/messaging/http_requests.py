@@ -59,7 +59,7 @@ def check_envelope(
         return
     raw = raw_body(event)
     if len(raw) > max_request_bytes:
-        raise PayloadTooLarge(f"request body is {len(raw)} bytes; the limit is {max_request_bytes}")
+        raise PayloadTooLarge(f"request body is {len(raw)} bytes; the limit is {max_request_bytes}", field="body")
     headers = request_headers(event)
     if verifier is not None:
         verifier.verify(headers, raw)

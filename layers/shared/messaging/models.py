@@ -26,6 +26,7 @@ MAX_ATTACHMENT_URL_LENGTH = 2048
 MAX_SMS_BODY_CHARS = 1600
 MAX_EMAIL_BODY_CHARS = 200_000
 MAX_PROVIDER_ID_LENGTH = 255
+MAX_PHONE_LENGTH = 32  # messaging.addresses.MAX_PHONE_LENGTH (not imported: read-only functions never load it)
 FUTURE_TOLERANCE = timedelta(days=1)
 EARLIEST_TIMESTAMP = datetime(2000, 1, 1, tzinfo=UTC)
 
@@ -116,8 +117,12 @@ def _utc(value: datetime) -> datetime:
         raise ValueError("timestamp is out of range once converted to UTC") from None
 
 
-PhoneNumber = Annotated[str, Field(min_length=1, max_length=64), AfterValidator(_phone)]
-DeliveredPhoneNumber = Annotated[str, Field(min_length=1, max_length=64), AfterValidator(_delivered_phone)]
+# The length limit is the addresses module's own (MAX_PHONE_LENGTH, as written): stated here too for the
+# OpenAPI document, so a client reads the limit the service applies.
+PhoneNumber = Annotated[str, Field(min_length=1, max_length=MAX_PHONE_LENGTH), AfterValidator(_phone)]
+DeliveredPhoneNumber = Annotated[
+    str, Field(min_length=1, max_length=MAX_PHONE_LENGTH), AfterValidator(_delivered_phone)
+]
 EmailAddress = Annotated[str, Field(min_length=1, max_length=700), AfterValidator(_email)]
 AttachmentUrl = Annotated[str, Field(min_length=1), AfterValidator(_attachment_url)]
 Attachments = Annotated[list[AttachmentUrl] | None, Field(max_length=MAX_ATTACHMENTS)]

@@ -17,7 +17,9 @@ Where the secrets come from, per provider:
   (fail closed; the provider retries) - never accepted unverified.
 - `SMS_WEBHOOK_SECRETS` / `EMAIL_WEBHOOK_SECRETS` (local): comma-separated, current first. Set but
   holding no secret (`" , "`): webhooks are refused with a 503, like a secret that names none.
-- Neither: verification is off; `announce` logs that once when the function starts.
+- Neither: no secret is configured. Then `WEBHOOK_SIGNATURES` decides (`endpoint_verifier`): `required`
+  (the default, and the template's) refuses every webhook with a 401 saying no secret is configured;
+  `optional` (the local runner's) accepts them unverified. `announce` logs which, once, at cold start.
 """
 
 from __future__ import annotations
@@ -33,7 +35,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from messaging import config, runtime
-from messaging.config import WebhookSignatureSettings
+from messaging.config import WebhookPolicySettings, WebhookSignatureSettings
 from messaging.errors import ServiceUnavailable, Unauthorized
 from messaging.observability import logger
 
@@ -159,8 +161,12 @@ def _cache() -> dict[str, _Cached]:
     return runtime.once("webhook verifiers", dict)
 
 
+def _signatures_required() -> bool:
+    return config.current(WebhookPolicySettings).webhook_signatures == "required"
+
+
 def announce(provider: str) -> None:
-    """At cold start: warn once when this provider's webhooks will not be verified (no secret configured)."""
+    """At cold start: say once when this provider's webhooks will not be verified, or all be refused."""
     settings = config.current(WebhookSignatureSettings)
     if _secret_arn(provider, settings):
         return
@@ -170,14 +176,36 @@ def announce(provider: str) -> None:
             extra={"provider": provider},
         )
     elif not _listed_secrets(provider, settings):
-        logger.warning(
-            "webhook signature verification is OFF: no signing secret configured",
-            extra={"provider": provider},
+        if _signatures_required():
+            logger.error(
+                "webhook signatures are required (WEBHOOK_SIGNATURES=required) but no signing secret is "
+                "configured: every webhook will be refused (401)",
+                extra={"provider": provider},
+            )
+        else:
+            logger.warning(
+                "webhook signature verification is OFF: no signing secret configured (WEBHOOK_SIGNATURES=optional)",
+                extra={"provider": provider},
+            )
+
+
+def endpoint_verifier(provider: str) -> WebhookVerifier | None:
+    """The verifier a webhook endpoint checks requests with: `verifier_for`, under the policy. None (accept
+    unverified) only where signatures are optional and no secret is configured; where they are required and
+    none is, every request is refused (Unauthorized), signed or not: there is nothing to check it against."""
+    verifier = verifier_for(provider)
+    if verifier is None and _signatures_required():
+        raise Unauthorized(
+            f"webhook signatures are required, but no {provider} webhook signing secret is configured: "
+            "every webhook is refused until one is",
+            field="X-Signature",
         )
+    return verifier
 
 
 def verifier_for(provider: str) -> WebhookVerifier | None:
-    """The verifier of a provider's webhooks; None when no secret is configured (verification off).
+    """The verifier of a provider's secrets; None when no secret is configured (the signer, MockReceipt-
+    Function, then sends unsigned; the webhook endpoints go through `endpoint_verifier`, which decides).
 
     Raises ServiceUnavailable when a configured secret list or Secrets Manager secret names no secret, or
     the Secrets Manager secret cannot be read: configured means verified, never open by accident.
