@@ -546,7 +546,7 @@ def test_a_secret_list_that_names_no_secret_fails_closed():
 
 def test_required_signatures_without_a_secret_refuse_webhooks_over_http():
     """As a deploy with the template's defaults: WEBHOOK_SIGNATURES=required and no secret. Every webhook
-    route answers 401 naming the problem and stores nothing."""
+    route answers 503 naming the problem (the provider retries) and stores nothing."""
     runner = Runner("required", {"WEBHOOK_SIGNATURES": "required"})
     try:
         database = RunnerDb(runner.database_url)
@@ -558,9 +558,9 @@ def test_required_signatures_without_a_secret_refuse_webhooks_over_http():
             ("/api/webhooks/email/events", EMAIL_EVENTS),
         ):
             response = call(runner.url, "POST", path, document)
-            assert response.status == 401, response.text
+            assert response.status == 503, response.text
             error = response.json()["error"]
-            assert error["field"] == "X-Signature" and "signing secret is configured" in error["message"], error
+            assert error["code"] == "service_unavailable" and "signing secret is configured" in error["message"], error
         assert database.counts() == before
         database.engine.dispose()
     finally:

@@ -247,16 +247,17 @@ def _written(db):
 
 
 @pytest.mark.parametrize(("function", "event", "provider"), ALL_WEBHOOK_ROUTES, ids=lambda value: str(value))
-def test_required_signatures_without_a_secret_refuse_every_webhook_with_401(
+def test_required_signatures_without_a_secret_refuse_every_webhook_with_503(
     invoke, db, configure, function, event, provider
 ):
     configure(WEBHOOK_SIGNATURES="required", SMS_WEBHOOK_SECRETS=None, EMAIL_WEBHOOK_SECRETS=None)
     before = _written(db)
     for request in (sample_event(event), signed(event, "any-secret")):  # signed or not: nothing to check against
         response = invoke(function, request)
-        assert response["statusCode"] == 401, response["body"]
+        assert response["statusCode"] == 503, response["body"]  # the provider retries until a secret is set
+        assert int(response["headers"]["Retry-After"]) > 0
         error = response_json(response)["error"]
-        assert (error["code"], error["field"]) == ("invalid_signature", "X-Signature")
+        assert error["code"] == "service_unavailable"
         assert f"no {provider} webhook signing secret is configured" in error["message"]
     assert _written(db) == before
 
@@ -266,7 +267,7 @@ def test_required_signatures_with_a_secret_verify_as_ever(invoke, db, configure)
     assert invoke("InboundSmsFunction", sample_event("inbound_sms-sms"))["statusCode"] == 401
     assert invoke("InboundSmsFunction", signed("inbound_sms-sms", "current-secret"))["statusCode"] == 200
     # The other provider has no secret: refused, whatever the first one has.
-    assert invoke("InboundEmailFunction", sample_event("inbound_email-email"))["statusCode"] == 401
+    assert invoke("InboundEmailFunction", sample_event("inbound_email-email"))["statusCode"] == 503
     assert db.scalar("SELECT count(*) FROM messages") == 1
 
 
@@ -294,7 +295,7 @@ def test_the_template_requires_signatures_by_default_on_both_inbound_functions(i
         configure(
             WEBHOOK_SIGNATURES=deployed["WEBHOOK_SIGNATURES"], SMS_WEBHOOK_SECRETS=None, EMAIL_WEBHOOK_SECRETS=None
         )
-        assert invoke(function, sample_event(event))["statusCode"] == 401
+        assert invoke(function, sample_event(event))["statusCode"] == 503
     assert db.scalar("SELECT count(*) FROM messages") == 0
 
 
@@ -304,6 +305,6 @@ def test_required_signatures_without_a_secret_are_announced_as_an_error_at_cold_
     configure(WEBHOOK_SIGNATURES="required", SMS_WEBHOOK_SECRETS=None, SMS_WEBHOOK_SECRET_ARN=None)
     caplog.clear()
     signatures.announce("sms")
-    errors = [record for record in caplog.records if "every webhook will be refused (401)" in record.getMessage()]
+    errors = [record for record in caplog.records if "every webhook will be refused (503)" in record.getMessage()]
     assert [record.levelname for record in errors] == ["ERROR"]
     assert not [record for record in caplog.records if "verification is OFF" in record.getMessage()]

@@ -124,9 +124,10 @@ class WebhookSignatureSettings(SettingsPiece):
 
 class WebhookPolicySettings(SettingsPiece):
     """The inbound functions: whether their webhooks must be signed. `required` (the default, and the
-    template's): a provider with no signing secret configured has every webhook refused (401), so a deploy
-    that forgot its secrets fails closed. `optional`: such a provider's webhooks are accepted unverified
-    (local development; the local runner sets it and says so). A configured secret is checked either way."""
+    template's): a provider with no signing secret configured has every webhook refused (503, so the
+    provider retries), so a deploy that forgot its secrets fails closed. `optional`: such a provider's
+    webhooks are accepted unverified (local development; the local runner sets it and says so). A configured
+    secret is checked either way."""
 
     webhook_signatures: Literal["required", "optional"] = Field("required", alias="WEBHOOK_SIGNATURES")
 

@@ -38,15 +38,16 @@ STATUS_OF_ERROR: dict[type[DomainError], HTTPStatus] = {
 # What each error status means on this API (the OpenAPI descriptions of error responses).
 ERROR_DESCRIPTIONS = {
     400: "Malformed request: the body is not JSON, or not a JSON object",
-    401: "Missing, invalid or expired webhook signature, or signatures required and no signing secret configured",
+    401: "Missing, invalid or expired webhook signature",
     404: "Unknown id",
     409: "In flight: a twin request with the same Idempotency-Key, or an attempt of that webhook delivery (see"
     " Retry-After); or a conflicting state (a delivery of a disabled endpoint, a resend of a message not failed)",
     413: "Request body too large",
     415: "Content-Type is not application/json",
     422: "A field is missing or invalid; `field` names it",
-    503: "The database is unavailable (see Retry-After). Usually nothing was written, but a reply lost after the"
-    " commit is a 503 too: retry a send with the same Idempotency-Key, never without",
+    503: "The database is unavailable (see Retry-After), or a webhook cannot be verified yet (no usable signing"
+    " secret configured). Usually nothing was written, but a reply lost after the commit is a 503 too: retry a send"
+    " with the same Idempotency-Key, never without",
 }
 
 

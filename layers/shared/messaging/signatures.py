@@ -18,7 +18,8 @@ Where the secrets come from, per provider:
 - `SMS_WEBHOOK_SECRETS` / `EMAIL_WEBHOOK_SECRETS` (local): comma-separated, current first. Set but
   holding no secret (`" , "`): webhooks are refused with a 503, like a secret that names none.
 - Neither: no secret is configured. Then `WEBHOOK_SIGNATURES` decides (`endpoint_verifier`): `required`
-  (the default, and the template's) refuses every webhook with a 401 saying no secret is configured;
+  (the default, and the template's) refuses every webhook with a 503 saying no secret is configured (our
+  misconfiguration, not the provider's fault: it retries, so nothing it sent meanwhile is lost);
   `optional` (the local runner's) accepts them unverified. `announce` logs which, once, at cold start.
 """
 
@@ -179,7 +180,7 @@ def announce(provider: str) -> None:
         if _signatures_required():
             logger.error(
                 "webhook signatures are required (WEBHOOK_SIGNATURES=required) but no signing secret is "
-                "configured: every webhook will be refused (401)",
+                "configured: every webhook will be refused (503)",
                 extra={"provider": provider},
             )
         else:
@@ -192,13 +193,14 @@ def announce(provider: str) -> None:
 def endpoint_verifier(provider: str) -> WebhookVerifier | None:
     """The verifier a webhook endpoint checks requests with: `verifier_for`, under the policy. None (accept
     unverified) only where signatures are optional and no secret is configured; where they are required and
-    none is, every request is refused (Unauthorized), signed or not: there is nothing to check it against."""
+    none is, every request is refused, signed or not: there is nothing to check it against. Refused as
+    unavailable (503), like a secret list that names no secret: the fault is the deploy's, and a provider
+    retries a 503 (it gives up on a 401), so what it sends before the secret is set is not lost."""
     verifier = verifier_for(provider)
     if verifier is None and _signatures_required():
-        raise Unauthorized(
+        raise ServiceUnavailable(
             f"webhook signatures are required, but no {provider} webhook signing secret is configured: "
-            "every webhook is refused until one is",
-            field="X-Signature",
+            "every webhook is refused until one is; retry later"
         )
     return verifier
 
