@@ -478,3 +478,49 @@ def test_a_burst_from_one_sender_is_spread_at_its_rate(invoke, db, queues, confi
     ]
     assert stored == due
     assert queues.depth(queues.retry_url) == 49  # each waits on the retry queue for its slot
+
+
+def test_a_burst_worked_through_the_retry_queue_reaches_the_provider_at_the_senders_rate(
+    invoke, db, queues, configure, drain
+):
+    """SQS delays are whole seconds; at 4 messages/s the consumer must still hand one sender's messages to
+    the provider 1/4 s apart, including those that became overdue while the burst was being sent."""
+    rate = 4
+    configure(SENDER_RATE_PER_SECOND=rate)
+    burst = [response_json(send(invoke, body=f"burst {index}")) for index in range(50)]
+    other = [response_json(send(invoke, **{"from": OTHER_NUMBER}, body=f"other {index}")) for index in range(2)]
+    # The other sender has a timeline of its own: its first send goes at once, its second a slot later,
+    # not behind the first sender's backlog of about 12 s.
+    assert other[0]["status"] == "sent"
+    assert other[1]["status"] == "queued"
+    assert burst[0]["status"] == "sent"
+    assert {message["status"] for message in burst[1:]} == {"queued"}
+
+    drain(until=lambda: db.scalar("SELECT count(*) FROM messages WHERE status <> 'sent'") == 0, timeout=90)
+
+    statuses = db.rows("SELECT from_address, status FROM messages ORDER BY id")
+    assert [(row["from_address"], row["status"]) for row in statuses] == [(NUMBER, "sent")] * 50 + [
+        (OTHER_NUMBER, "sent")
+    ] * 2
+
+    def accepted(sender):
+        return [
+            row["accepted_at"]
+            for row in db.rows(
+                "SELECT accepted_at FROM mock_provider_deliveries WHERE from_address = :sender ORDER BY accepted_at",
+                sender=sender,
+            )
+        ]
+
+    ours, theirs = accepted(NUMBER), accepted(OTHER_NUMBER)
+    assert len(ours) == 50 and len(theirs) == 2
+    # Each send starts at its instant; the provider records its acceptance after a few statements whose
+    # latency varies by some milliseconds on a loaded machine, hence the tolerance.
+    tolerance = 0.04
+    gaps = [(later - earlier).total_seconds() for earlier, later in zip(ours, ours[1:], strict=False)]
+    assert min(gaps) >= 1 / rate - tolerance, str([round(gap, 3) for gap in gaps])
+    # Never more than `rate` in any second (the audit found clumps of 4-5 within 0.15 s).
+    spans = [(ours[index + rate] - ours[index]).total_seconds() for index in range(len(ours) - rate)]
+    assert min(spans) >= 1 - tolerance
+    assert (theirs[1] - theirs[0]).total_seconds() >= 1 / rate - tolerance
+    assert theirs[1] < ours[25], "the other sender's second message waited behind the first sender's backlog"
