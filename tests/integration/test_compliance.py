@@ -87,6 +87,26 @@ def test_stop_keywords_opt_out_and_are_confirmed_in_the_conversation(invoke, db,
     assert db.counts() == before  # nothing written
 
 
+def test_the_stop_sample_event_opts_its_sender_out_and_sends_the_confirmation(invoke, db, queues):
+    """events/inbound_sms-stop.json as it is (the sample `make invoke` and the build test use)."""
+    from messaging import config
+    from messaging.config import KeywordReplySettings
+
+    event = sample_event("inbound_sms-stop")
+    inbound = json.loads(event["body"])
+    received = response_json(invoke("InboundSmsFunction", event))
+    assert received["duplicate"] is False
+    suppressions = db.rows("SELECT address, sender, source FROM suppressions")
+    assert [tuple(row.values()) for row in suppressions] == [(inbound["from"], inbound["to"], "keyword")]
+    messages = db.rows("SELECT direction, from_address, to_address, body, status FROM messages ORDER BY id")
+    assert [tuple(row.values()) for row in messages] == [
+        ("inbound", inbound["from"], inbound["to"], inbound["body"], "received"),
+        ("outbound", inbound["to"], inbound["from"], config.current(KeywordReplySettings).stop_reply_text, "sent"),
+    ]
+    # The sample's subscriber is not the one the send samples write to: they stay sendable.
+    assert response_json(send(invoke))["status"] == "sent"
+
+
 @pytest.mark.parametrize("body", ["STOP please", "please stop", "S T O P", "stopp", "help me", "start now"])
 def test_a_body_that_only_contains_a_keyword_is_an_ordinary_message(invoke, db, queues, body):
     text_in(invoke, body)
