@@ -482,6 +482,27 @@ def test_suppression_api_validation_listing_and_lifting(invoke, db):
     assert (missing["statusCode"], response_json(missing)["error"]["code"]) == (404, "not_found")
 
 
+def test_suppression_pages_follow_ids_not_transaction_start_times(invoke, db):
+    """created_at is its transaction's start: an entry whose transaction began early and committed late has
+    the oldest created_at but the newest id. Pages go by id, so it is listed first, and the keyset of a
+    cursor handed out before it committed (by id) is not disturbed by its old instant."""
+    ids = [
+        response_json(api(invoke, "POST", "/api/suppressions", {"address": SUBSCRIBER, "sender": sender}))["id"]
+        for sender in (NUMBER, OTHER_NUMBER)
+    ]
+    first = response_json(api(invoke, "GET", "/api/suppressions", query={"limit": "1"}))
+    assert [item["id"] for item in first["items"]] == [ids[1]]
+    late = db.scalar(
+        "INSERT INTO suppressions (address, sender, source, created_at)"
+        " VALUES (:address, NULL, 'manual', now() - interval '1 hour') RETURNING id",
+        address=SUBSCRIBER,
+    )
+    rest = response_json(api(invoke, "GET", "/api/suppressions", query={"cursor": first["next_cursor"]}))
+    assert [item["id"] for item in rest["items"]] == [ids[0]]
+    everything = response_json(api(invoke, "GET", "/api/suppressions", query={"address": SUBSCRIBER}))
+    assert [item["id"] for item in everything["items"]] == [late, ids[1], ids[0]]
+
+
 def test_a_burst_from_one_sender_is_spread_at_its_rate(invoke, db, queues, configure):
     configure(SENDER_RATE_PER_SECOND=2)
     burst = [response_json(send(invoke, body=f"burst {index}")) for index in range(50)]

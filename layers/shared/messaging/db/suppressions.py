@@ -127,18 +127,17 @@ def get_suppression(connection: Connection, suppression_id: int) -> Suppression 
 
 
 def list_suppressions(
-    connection: Connection, address: str | None, limit: int, before: tuple[datetime, int] | None
+    connection: Connection, address: str | None, limit: int, before_id: int | None
 ) -> list[Suppression]:
-    """Newest first; keyset on (created_at, id)."""
-    query = select(suppressions).order_by(suppressions.c.created_at.desc(), suppressions.c.id.desc())
+    """Newest first by id; keyset on id. Not created_at: that is its transaction's start, so an entry whose
+    transaction began before a page was read but committed after could sort behind a cursor already handed
+    out and never be listed. An id is drawn at the insert itself, which narrows that window to the insert's
+    own commit (and the index on (address, id) serves the address filter in this order)."""
+    query = select(suppressions).order_by(suppressions.c.id.desc())
     if address is not None:
         query = query.where(suppressions.c.address == address)
-    if before is not None:
-        query = query.where(
-            text("(suppressions.created_at, suppressions.id) < (:cursor_at, :cursor_id)").bindparams(
-                cursor_at=before[0], cursor_id=before[1]
-            )
-        )
+    if before_id is not None:
+        query = query.where(suppressions.c.id < before_id)
     return [_suppression(row) for row in connection.execute(query.limit(limit))]
 
 
