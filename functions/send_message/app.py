@@ -9,6 +9,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from messaging import config
 from messaging.http import BODY_ERRORS, MessagingApi, documented, json_response
+from messaging.http_errors import ERROR_DESCRIPTIONS
 from messaging.models import MessageOut, ResendRequest, SendEmail, SendSms
 from messaging.observability import logger, metrics, tracer
 from messaging.services import outbound
@@ -40,7 +41,16 @@ IdempotencyKey = Annotated[
         description="Makes the request safe to retry: the same key and body replay the first response.",
     ),
 ]
-RESPONSES = documented(202, MessageOut, "Accepted: stored and attempted; see `status`", (*BODY_ERRORS, 409))
+# A send's 422s beyond field validation: what a client must handle differently (README "Compliance").
+SEND_422 = (
+    ERROR_DESCRIPTIONS[422] + ". Also: code `recipient_opted_out`, field `to`: the recipient is suppressed for"
+    " this sender (a STOP keyword, a bounce or complaint, or a manual entry; see GET /api/suppressions), and"
+    " nothing was written; code `invalid_input`, field `body`: an SMS body needs more than MAX_SMS_SEGMENTS"
+    " segments (default 10: 153 GSM-7 septets or 67 UCS-2 units each), the message says how many"
+)
+RESPONSES = documented(
+    202, MessageOut, "Accepted: stored and attempted; see `status`", (*BODY_ERRORS, 409), {422: SEND_422}
+)
 
 
 def _accepted(result: outbound.SendResult):
@@ -66,7 +76,11 @@ def send_email(payload: Annotated[SendEmail, Body()], idempotency_key: Idempoten
     "/api/messages/<message_id>/resend",
     summary="Send a failed message's content again, as a new message recording resent_from",
     responses=documented(
-        202, MessageOut, "Accepted: the new message, stored and attempted; see `status`", (*BODY_ERRORS, 404, 409)
+        202,
+        MessageOut,
+        "Accepted: the new message, stored and attempted; see `status`",
+        (*BODY_ERRORS, 404, 409),
+        {422: SEND_422},
     ),
 )
 @tracer.capture_method

@@ -49,7 +49,7 @@ def _database_url() -> str:
     return postgres.with_database(server, LOCAL_DATABASE)
 
 
-def _function_environment(application: template.Application, queue_urls: dict[str, str]) -> dict[str, str]:
+def function_environment(application: template.Application, queue_urls: dict[str, str]) -> dict[str, str]:
     """Every function's template environment with its references resolved locally (unresolvable ones dropped).
     os.environ gets the union; each function sees only its own part (template.FunctionEnvironment)."""
     references = {**application.parameter_defaults, **queue_urls}
@@ -90,7 +90,7 @@ def prepare(application: template.Application) -> LocalEnvironment:
 
     sqs_client = boto3.client("sqs", endpoint_url=endpoint, region_name=os.environ["AWS_DEFAULT_REGION"])
     queue_urls = create_queues(sqs_client, application)
-    for name, value in _function_environment(application, queue_urls).items():
+    for name, value in function_environment(application, queue_urls).items():
         os.environ.setdefault(name, value)
 
     from messaging import runtime

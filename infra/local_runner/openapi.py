@@ -1,11 +1,13 @@
 """One OpenAPI document for the whole HTTP API, merged from every API function's Powertools resolver.
 
-Run `python -m infra.local_runner.openapi > openapi.json` to write it out.
+Run `python -m infra.local_runner.openapi > openapi.json` to write it out (no database or queue needed).
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -51,6 +53,30 @@ def swagger_html(document: dict[str, Any]) -> str:
     )
 
 
+# Stand-ins for what the functions' cold starts validate but a document never uses (nothing is connected to).
+_PLACEHOLDER_DATABASE_URL = "postgresql://openapi@127.0.0.1:9/openapi"
+
+
+def write_document(out: Any) -> None:
+    """The merged document as JSON on `out`. The functions are imported (their cold starts) with their
+    template environment, placeholder queue URLs and database URL where none is configured; whatever they
+    print or log meanwhile (e.g. the warning that webhook signatures are off) goes to stderr, so `out`
+    holds the document alone."""
+    from infra.local_runner.environment import LOCAL_DEFAULTS, function_environment
+
+    application = template.load()
+    placeholders = {name: f"http://127.0.0.1:9/000000000000/{name}" for name in application.queues}
+    for name, value in {
+        **LOCAL_DEFAULTS,
+        "DATABASE_URL": _PLACEHOLDER_DATABASE_URL,
+        **function_environment(application, placeholders),
+    }.items():
+        os.environ.setdefault(name, value)
+    with contextlib.redirect_stdout(sys.stderr):
+        document = combined_openapi(application)
+    json.dump(document, out, indent=2)
+    out.write("\n")
+
+
 if __name__ == "__main__":
-    json.dump(combined_openapi(template.load()), sys.stdout, indent=2)
-    sys.stdout.write("\n")
+    write_document(sys.stdout)

@@ -44,6 +44,12 @@ FUNCTIONS = [
 # Samples naming a row only a running system has (a webhook delivery): the built function answers 404.
 ABSENT_IN_A_FRESH_DATABASE = {"webhook_endpoints-retry.json"}
 
+# Stand-ins for one function only. SendMessageFunction's SMS provider refuses its first send
+# (send_message-mms.json: message 7, failed at once; 1-5 are the inbound samples with the STOP confirmation,
+# 6 the email send), so send_message-resend.json has a failed message to resend; InboundSmsFunction's
+# provider accepts the STOP confirmation.
+FUNCTION_STAND_INS = {"SendMessageFunction": {"MOCK_SMS_FAULTS": "400"}}
+
 
 def test_every_function_of_the_template_is_covered():
     assert set(FUNCTIONS) == set(template.load().functions)
@@ -71,9 +77,6 @@ def environment():
         "POWERTOOLS_TRACE_DISABLED": "true",
         "RETRY_BASE_SECONDS": "0",
         "RETRY_MAX_SECONDS": "0",
-        # The SMS provider refuses the first send (send_message-mms.json: message 5, failed at once), so
-        # send_message-resend.json has a failed message to resend.
-        "MOCK_SMS_FAULTS": "400",
     }
     # Local values of variables the template names: a function gets one only if the template gives it that
     # variable, so a variable missing from one function in the template fails here as it would in AWS.
@@ -133,7 +136,7 @@ def test_built_function_imports_from_the_build_and_handles_its_sample_events(env
     given.update((name, value) for name, value in local_values.items() if name in declared.environment)
     completed = subprocess.run(  # noqa: S603 - our own driver
         [sys.executable, "-I", "-S", str(DRIVER), str(BUILD), function, *map(str, _events_of(function))],
-        env={**given, **stand_ins},
+        env={**given, **stand_ins, **FUNCTION_STAND_INS.get(function, {})},
         capture_output=True,
         text=True,
         timeout=120,
@@ -151,3 +154,27 @@ def test_built_function_imports_from_the_build_and_handles_its_sample_events(env
             assert result["statusCode"] == 404, result
         else:
             assert _succeeded(result), result
+    if function == "InboundSmsFunction":
+        _assert_the_stop_sample_was_applied(stand_ins["DATABASE_URL"])
+
+
+def _assert_the_stop_sample_was_applied(database_url: str) -> None:
+    """events/inbound_sms-stop.json: its sender is opted out of the number it wrote to, and the built
+    function sent the confirmation through the provider."""
+    from sqlalchemy import create_engine, text
+
+    from messaging.db.engine import sqlalchemy_url
+
+    stop = json.loads(json.loads((ROOT / "events" / "inbound_sms-stop.json").read_text())["body"])
+    engine = create_engine(sqlalchemy_url(database_url))
+    try:
+        with engine.connect() as connection:
+            suppressed = connection.execute(text("SELECT address, sender, source FROM suppressions")).all()
+            replies = connection.execute(
+                text("SELECT status FROM messages WHERE direction = 'outbound' AND to_address = :to"),
+                {"to": stop["from"]},
+            ).all()
+    finally:
+        engine.dispose()
+    assert [tuple(row) for row in suppressed] == [(stop["from"], stop["to"], "keyword")]
+    assert [row.status for row in replies] == ["sent"]

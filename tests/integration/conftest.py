@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -161,8 +162,17 @@ def drain(queues: Queues, application: template.Application, database_url: str) 
         visibility_timeout=application.queues["SendRetryQueue"].visibility_timeout,
     )
 
-    def run(max_rounds: int = 500) -> int:
+    def run(max_rounds: int = 500, until: Callable[[], bool] | None = None, timeout: float = 120.0) -> int:
+        """Poll until the queue has nothing visible, or, given `until`, until that holds (records still
+        delayed or postponed are waited for, by long polls)."""
         delivered = 0
+        if until is not None:
+            deadline = time.monotonic() + timeout
+            while not until():
+                if time.monotonic() > deadline:
+                    raise AssertionError(f"the retry queue did not get there in {timeout}s")
+                delivered += mapping.poll_once(wait_seconds=1)
+            return delivered
         for _ in range(max_rounds):
             batch = mapping.poll_once()
             delivered += batch

@@ -23,6 +23,30 @@ def test_an_invalid_value_is_named():
         settings_from(DatabaseSettings, {"DATABASE_URL": "postgresql://x@h/db", "DATABASE_POOL_SIZE": "many"})
 
 
+@pytest.mark.parametrize(
+    ("variable", "text", "problem"),
+    [
+        ("STOP_REPLY_TEXT", "a" * 161, "STOP_REPLY_TEXT needs 2 GSM-7 segments; MAX_SMS_SEGMENTS allows 1"),
+        ("HELP_REPLY_TEXT", "\U0001f600" * 36, "HELP_REPLY_TEXT needs 2 UCS-2 segments; MAX_SMS_SEGMENTS allows 1"),
+    ],
+)
+def test_a_keyword_reply_beyond_max_sms_segments_is_a_configuration_error(variable, text, problem):
+    from messaging.config import KeywordReplySettings
+
+    with pytest.raises(ConfigurationError, match=problem):
+        settings_from(KeywordReplySettings, {"MAX_SMS_SEGMENTS": "1", variable: text})
+    # At the limit, and the defaults under the smallest limit, are fine.
+    fits = settings_from(KeywordReplySettings, {"MAX_SMS_SEGMENTS": "1", variable: text[:-1]})
+    assert (fits.stop_reply_text if variable == "STOP_REPLY_TEXT" else fits.help_reply_text) == text[:-1]
+    settings_from(KeywordReplySettings, {"MAX_SMS_SEGMENTS": "1"})
+
+
+def test_inbound_sms_reads_the_reply_texts_and_max_sms_segments_from_its_template_environment(application):
+    """So its cold start (which validates KeywordReplySettings) holds the texts to the deployed limit."""
+    function = application.functions["InboundSmsFunction"]
+    assert {"STOP_REPLY_TEXT", "MAX_SMS_SEGMENTS"} <= set(function.environment)
+
+
 def test_a_function_whose_template_environment_lacks_a_required_variable_fails_at_cold_start(tmp_path, database_url):
     """SEND_RETRY_QUEUE_URL stays in the runner's environment (other functions get it from the template),
     but SendRetryFunction's own template environment no longer names it: its execution environment (a

@@ -162,8 +162,16 @@ class WebhookDeliverySettings(EventQueueSettings, WebhookTargetSettings):
     event_dispatch_concurrency: int = Field(10, alias="EVENT_DISPATCH_CONCURRENCY", ge=1, le=100)
 
 
-class KeywordReplySettings(SettingsPiece):
-    """The confirmations sent for inbound STOP/START/HELP keywords (README "Compliance")."""
+class SegmentSettings(SettingsPiece):
+    """The longest SMS a send accepts (README "Encoding and segments")."""
+
+    max_sms_segments: int = Field(10, alias="MAX_SMS_SEGMENTS", ge=1, le=100)
+
+
+class KeywordReplySettings(SegmentSettings):
+    """The confirmations sent for inbound STOP/START/HELP keywords (README "Compliance"). They are SMS held to
+    MAX_SMS_SEGMENTS like any other, checked here at cold start: a reply text the send path would refuse
+    is a configuration error, never a STOP that cannot be confirmed."""
 
     stop_reply_text: str = Field(
         "You have been unsubscribed and will receive no further messages from this number. Reply START to resubscribe.",
@@ -181,11 +189,22 @@ class KeywordReplySettings(SettingsPiece):
         min_length=1,
     )
 
+    @model_validator(mode="after")
+    def _replies_fit_in_max_sms_segments(self) -> KeywordReplySettings:
+        from messaging.segments import count_segments  # the codec, only where keyword replies are configured
 
-class SegmentSettings(SettingsPiece):
-    """The longest SMS a send accepts (README "Encoding and segments")."""
-
-    max_sms_segments: int = Field(10, alias="MAX_SMS_SEGMENTS", ge=1, le=100)
+        for name, reply in (
+            ("STOP_REPLY_TEXT", self.stop_reply_text),
+            ("START_REPLY_TEXT", self.start_reply_text),
+            ("HELP_REPLY_TEXT", self.help_reply_text),
+        ):
+            counted = count_segments(reply)
+            if counted.segments > self.max_sms_segments:
+                raise ValueError(
+                    f"{name} needs {counted.segments} {counted.encoding} segments; "
+                    f"MAX_SMS_SEGMENTS allows {self.max_sms_segments}"
+                )
+        return self
 
 
 class ThrottleSettings(SettingsPiece):

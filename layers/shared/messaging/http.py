@@ -67,14 +67,17 @@ BODY_ERRORS = (400, 413, 415, 422, 503)
 READ_ERRORS = (404, 422, 503)
 
 
-def documented(status: int, model: Any, description: str, errors: tuple[int, ...]) -> dict[int, Any]:
-    """OpenAPI `responses` of a route: its success document and the error documents it can answer with."""
+def documented(
+    status: int, model: Any, description: str, errors: tuple[int, ...], error_descriptions: dict[int, str] | None = None
+) -> dict[int, Any]:
+    """OpenAPI `responses` of a route: its success document and the error documents it can answer with
+    (`error_descriptions`: the route's own wording of a status, where it says more than the generic one)."""
     responses: dict[int, Any] = {
         status: {"description": description, "content": {"application/json": {"model": model}}}
     }
     for code in sorted(errors):
         responses[code] = {
-            "description": ERROR_DESCRIPTIONS[code],
+            "description": (error_descriptions or {}).get(code, ERROR_DESCRIPTIONS[code]),
             "content": {"application/json": {"model": ErrorResponse}},
         }
     return responses

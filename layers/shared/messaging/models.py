@@ -387,9 +387,13 @@ class Page(BaseModel, Generic[T]):
 
 
 class ErrorDetail(BaseModel):
-    code: str
+    code: str = Field(
+        description="Machine-readable, e.g. `invalid_input`, `not_found`, `request_in_flight`. A send's 422 is"
+        " `recipient_opted_out` (field `to`) when the recipient is suppressed for the sender, and `invalid_input`"
+        " with field `body` when an SMS needs more than MAX_SMS_SEGMENTS segments"
+    )
     message: str
-    field: str | None
+    field: str | None = Field(description="The offending field (a dotted path into the body, or a parameter)")
 
 
 class ErrorResponse(BaseModel):

@@ -66,8 +66,12 @@ def _queue_url() -> str:
 
 def schedule_retry(message_id: int, delay_seconds: float) -> None:
     """Enqueue a retry that becomes visible after the delay (SQS caps delays at 15 minutes; the consumer
-    extends the wait with a visibility change when the due time is further away)."""
-    delay = min(MAX_SQS_DELAY_SECONDS, max(0, math.ceil(delay_seconds)))
+    extends the wait with a visibility change when the due time is further away).
+
+    SQS delays are whole seconds: rounded down, so the record arrives up to a second early and the consumer
+    holds it until the exact instant (rounded up, a sender's sends due within one second would all arrive
+    together after it, and go in a clump)."""
+    delay = min(MAX_SQS_DELAY_SECONDS, max(0, math.floor(delay_seconds)))
     sqs_client().send_message(QueueUrl=_queue_url(), MessageBody=retry_body(message_id), DelaySeconds=delay)
 
 
@@ -91,11 +95,13 @@ def dead_letter(message_id: int, reason: str) -> None:
 
 
 def postpone(receipt_handle: str, seconds: float) -> None:
-    """Keep a received retry invisible until its due time (at most 12 hours from now)."""
+    """Keep a received retry invisible until about its due time (at most 12 hours from now): whole seconds,
+    rounded down so it comes back less than a second early and is held until the instant, but at least one
+    second, so a record due very soon is not received again at once (each receipt counts toward the DLQ)."""
     sqs_client().change_message_visibility(
         QueueUrl=_queue_url(),
         ReceiptHandle=receipt_handle,
-        VisibilityTimeout=min(MAX_VISIBILITY_SECONDS, max(0, math.ceil(seconds))),
+        VisibilityTimeout=min(MAX_VISIBILITY_SECONDS, max(1, math.floor(seconds))),
     )
 
 

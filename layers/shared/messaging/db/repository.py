@@ -9,6 +9,7 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import (
+    BigInteger,
     ColumnElement,
     Connection,
     Integer,
@@ -26,7 +27,7 @@ from sqlalchemy import (
     union_all,
     update,
 )
-from sqlalchemy.dialects.postgresql import JSONB, aggregate_order_by
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB, aggregate_order_by
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.exc import DBAPIError
 
@@ -839,15 +840,23 @@ def message_exists(connection: Connection, message_id: int) -> bool:
     return connection.execute(select(messages.c.id).where(messages.c.id == message_id)).first() is not None
 
 
+# The claim returns the due time it replaced with the lease: the consumer holds a record that came less
+# than `tolerance_seconds` early until then (README "Throttling"), measured by the database's clock.
 _CLAIM_DUE_SEND = text(
     compact(
         f"""
+    WITH due AS (SELECT id, next_attempt_at AS due_at FROM messages WHERE id = :message_id FOR UPDATE)
     UPDATE messages SET next_attempt_at = now() + make_interval(secs => :lease_seconds), updated_at = now()
-    WHERE id = :message_id AND {PENDING_CONDITION}
-      AND (next_attempt_at IS NULL OR next_attempt_at <= now() + make_interval(secs => :tolerance_seconds))
-    RETURNING *
+    FROM due
+    WHERE messages.id = due.id AND {PENDING_CONDITION}
+      AND (due.due_at IS NULL OR due.due_at <= clock_timestamp() + make_interval(secs => :tolerance_seconds))
+    RETURNING messages.*, GREATEST(due.due_at, clock_timestamp()) AS due_at, clock_timestamp() AS clock
     """
     )
+)
+
+_DUE_TIMES = text("SELECT id, next_attempt_at FROM messages WHERE id = ANY(:ids)").bindparams(
+    bindparam("ids", type_=ARRAY(BigInteger))
 )
 
 _CLAIM_OVERDUE_SENDS = text(
@@ -868,16 +877,30 @@ _CLAIM_OVERDUE_SENDS = text(
 )
 
 
+@dataclass(frozen=True)
+class ClaimedSend:
+    message: Message  # leased: next_attempt_at is the lease's end
+    due_at: datetime  # when the attempt was due (now, if it was already due)
+    clock: datetime  # the database's time at the claim
+
+
 def claim_due_send(
-    connection: Connection, message_id: int, lease_seconds: float, tolerance_seconds: float = 1.0
-) -> Message | None:
-    """Take a pending message whose attempt is due, leasing it so no other worker attempts it now."""
-    return _first_message(
-        connection.execute(
-            _CLAIM_DUE_SEND,
-            {"message_id": message_id, "lease_seconds": lease_seconds, "tolerance_seconds": tolerance_seconds},
-        )
-    )
+    connection: Connection, message_id: int, lease_seconds: float, tolerance_seconds: float = 0.0
+) -> ClaimedSend | None:
+    """Take a pending message whose attempt is due (or due within `tolerance_seconds`), leasing it so no
+    other worker attempts it now."""
+    row = connection.execute(
+        _CLAIM_DUE_SEND,
+        {"message_id": message_id, "lease_seconds": lease_seconds, "tolerance_seconds": tolerance_seconds},
+    ).first()
+    if row is None:
+        return None
+    return ClaimedSend(_message(row._mapping), row.due_at, row.clock)
+
+
+def due_times(connection: Connection, message_ids: Sequence[int]) -> dict[int, datetime | None]:
+    """Each message's next_attempt_at (a message that does not exist is left out)."""
+    return {row.id: row.next_attempt_at for row in connection.execute(_DUE_TIMES, {"ids": list(message_ids)})}
 
 
 def claim_overdue_sends(connection: Connection, grace_seconds: float, lease_seconds: float, limit: int) -> list[int]:

@@ -355,10 +355,12 @@ Index(
 )
 Index("ix_suppressions_address_id", suppressions.c.address, suppressions.c.id)
 
-# When each sender may next hand a message to the provider (SENDER_RATE_PER_SECOND; migration 0007).
+# When each sender may next hand a message to the provider (SENDER_RATE_PER_SECOND; migration 0008): the
+# next free planned slot, and the latest actual hand-off (migration 0013).
 sender_slots = Table(
     "sender_slots",
     metadata,
     Column("sender", Text(collation="C"), primary_key=True),
     Column("next_free_at", DateTime(timezone=True), nullable=False),
+    Column("handed_off_at", DateTime(timezone=True)),
 )

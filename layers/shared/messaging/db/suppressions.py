@@ -15,7 +15,7 @@ from typing import Any
 from sqlalchemy import Connection, Row, delete, literal_column, select, text
 
 from messaging.db.events import AWAITING_RELAY, remember_written, suppression_snapshot
-from messaging.db.schema import message_events, suppressions
+from messaging.db.schema import message_events, sender_slots, suppressions
 from messaging.db.statements import compact
 from messaging.domain import Suppression
 
@@ -127,18 +127,17 @@ def get_suppression(connection: Connection, suppression_id: int) -> Suppression 
 
 
 def list_suppressions(
-    connection: Connection, address: str | None, limit: int, before: tuple[datetime, int] | None
+    connection: Connection, address: str | None, limit: int, before_id: int | None
 ) -> list[Suppression]:
-    """Newest first; keyset on (created_at, id)."""
-    query = select(suppressions).order_by(suppressions.c.created_at.desc(), suppressions.c.id.desc())
+    """Newest first by id; keyset on id. Not created_at: that is its transaction's start, so an entry whose
+    transaction began before a page was read but committed after could sort behind a cursor already handed
+    out and never be listed. An id is drawn at the insert itself, which narrows that window to the insert's
+    own commit (and the index on (address, id) serves the address filter in this order)."""
+    query = select(suppressions).order_by(suppressions.c.id.desc())
     if address is not None:
         query = query.where(suppressions.c.address == address)
-    if before is not None:
-        query = query.where(
-            text("(suppressions.created_at, suppressions.id) < (:cursor_at, :cursor_id)").bindparams(
-                cursor_at=before[0], cursor_id=before[1]
-            )
-        )
+    if before_id is not None:
+        query = query.where(suppressions.c.id < before_id)
     return [_suppression(row) for row in connection.execute(query.limit(limit))]
 
 
@@ -171,14 +170,24 @@ def record_suppression_event(
     return int(row.id)
 
 
+# A new send's slot: the sender's next free planned instant, never closer than 1/rate to the latest hand-off
+# (a late retry may have gone after the planned slots). A slot that is already due is handed off at once by
+# the caller (the first attempt), so it is recorded as the latest hand-off in the same statement.
 _RESERVE_SLOT = text(
     compact(
         """
-    INSERT INTO sender_slots AS s (sender, next_free_at)
-    VALUES (:sender, clock_timestamp() + make_interval(secs => :spacing))
+    WITH clock AS (SELECT clock_timestamp() AS now)
+    INSERT INTO sender_slots AS s (sender, next_free_at, handed_off_at)
+    SELECT :sender, clock.now + make_interval(secs => :spacing), clock.now FROM clock
     ON CONFLICT (sender) DO UPDATE
-        SET next_free_at = GREATEST(s.next_free_at, clock_timestamp()) + make_interval(secs => :spacing)
-    RETURNING s.next_free_at - make_interval(secs => :spacing) AS slot, clock_timestamp() AS now
+        SET next_free_at = GREATEST(
+                s.next_free_at, EXCLUDED.handed_off_at, s.handed_off_at + make_interval(secs => :spacing)
+            ) + make_interval(secs => :spacing),
+            handed_off_at = CASE
+                WHEN GREATEST(s.next_free_at, s.handed_off_at + make_interval(secs => :spacing))
+                     <= EXCLUDED.handed_off_at
+                THEN EXCLUDED.handed_off_at ELSE s.handed_off_at END
+    RETURNING s.next_free_at - make_interval(secs => :spacing) AS slot, (SELECT now FROM clock) AS now
     """
     )
 )
@@ -189,6 +198,28 @@ def reserve_sender_slot(connection: Connection, sender: str, spacing_seconds: fl
     lock serializes one sender's sends until commit; other senders have timelines of their own."""
     row = connection.execute(_RESERVE_SLOT, {"sender": sender, "spacing": spacing_seconds}).one()
     return row.slot, row.now
+
+
+_LOCK_HANDOFFS = text(
+    compact(
+        """
+    INSERT INTO sender_slots (sender, next_free_at) VALUES (:sender, clock_timestamp())
+    ON CONFLICT (sender) DO UPDATE SET sender = EXCLUDED.sender
+    RETURNING handed_off_at, clock_timestamp() AS now
+    """
+    )
+)
+
+
+def lock_handoffs(connection: Connection, sender: str) -> tuple[datetime | None, datetime]:
+    """Lock `sender`'s timeline until commit: (its latest hand-off, the database's time now). The upsert
+    locks the row whether or not it existed (a sender throttled only since its message was stored)."""
+    row = connection.execute(_LOCK_HANDOFFS, {"sender": sender}).one()
+    return row.handed_off_at, row.now
+
+
+def record_handoff(connection: Connection, sender: str, at: datetime) -> None:
+    connection.execute(sender_slots.update().where(sender_slots.c.sender == sender).values(handed_off_at=at))
 
 
 def set_confirmation(connection: Connection, suppression_id: int, message_id: int) -> None:

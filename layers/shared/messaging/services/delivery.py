@@ -13,6 +13,8 @@ before declaring a send failed the provider is asked (`lookup`); if it accepted 
 
 from __future__ import annotations
 
+import time
+
 from messaging import config, queue
 from messaging.config import RetryPolicySettings
 from messaging.db import repository
@@ -20,7 +22,7 @@ from messaging.db.engine import transaction
 from messaging.domain import Message
 from messaging.enums import EventSource
 from messaging.observability import logger, metrics
-from messaging.providers import OutboundEnvelope, ProviderError, provider_for
+from messaging.providers import Accepted, OutboundEnvelope, ProviderError, provider_for
 from messaging.services.receipts import suppress_for_held_events
 from messaging.services.retry_policy import backoff_seconds
 from messaging.services.suppressions import OPTED_OUT, deliver_unless_suppressed
@@ -42,12 +44,21 @@ def envelope_of(message: Message) -> OutboundEnvelope:
     )
 
 
-def attempt(message: Message, source: EventSource) -> Message:
+def attempt(message: Message, source: EventSource, hold_until: float | None = None) -> Message:
     """One provider attempt for a leased pending message; returns the message with the outcome recorded.
-    `source` is who made the attempt (the send API or the retry consumer), for the history."""
+    `source` is who made the attempt (the send API or the retry consumer), for the history. `hold_until`
+    (a time.monotonic() instant, under a second away): the provider is called no sooner, and the wait
+    is the last thing before the call, so a throttled sender's messages reach the provider at their
+    instants without the jitter of the statements before it (README "Throttling")."""
     provider = provider_for(message.type)
+
+    def send() -> Accepted:
+        if hold_until is not None and (hold := hold_until - time.monotonic()) > 0:
+            time.sleep(hold)
+        return provider.send(envelope_of(message))
+
     try:
-        accepted = deliver_unless_suppressed(message, lambda: provider.send(envelope_of(message)))
+        accepted = deliver_unless_suppressed(message, send)
     except ProviderError as error:
         return _record_failure(message, error, source)
     if accepted is None:

@@ -97,9 +97,10 @@ def opted_in(
 
 
 def list_suppressions(address: str | None, limit: int, cursor: str | None) -> Page[SuppressionOut]:
+    # The cursor keeps the (instant, id) shape of every list's cursor; only its id is the position here.
     position = decode_cursor(cursor)
     with transaction() as connection:
-        found = store.list_suppressions(connection, address, limit + 1, position)
+        found = store.list_suppressions(connection, address, limit + 1, None if position is None else position[1])
     next_cursor = encode_cursor(found[limit - 1].created_at, found[limit - 1].id) if len(found) > limit else None
     return Page[SuppressionOut](items=[suppression_document(item) for item in found[:limit]], next_cursor=next_cursor)
 
