@@ -473,3 +473,30 @@ def test_the_database_unavailable_after_the_commit_still_answers_queued(invoke, 
     response = send(invoke)
     assert response["statusCode"] == 202
     assert response_json(response)["status"] == "queued"
+
+
+def test_a_function_whose_settings_lack_the_retry_queue_fails_instead_of_answering_retrying(db, queues, configure):
+    """A configuration defect on the enqueue path (a function's model without RetryQueueSettings) is not taken
+    for SQS being down: it propagates, where an outage is survived (test_sqs_down_at_enqueue_time_loses_nothing)."""
+    from messaging import config
+    from messaging.config import ConfigurationError
+    from messaging.models import SendSms
+    from messaging.services import outbound
+
+    class WithoutRetryQueue(
+        config.ApiSettings,
+        config.RetryPolicySettings,
+        config.IdempotencySettings,
+        config.DeadLetterQueueSettings,
+        config.ProviderMockSettings,
+        config.SegmentSettings,
+        config.ThrottleSettings,
+    ):
+        """SendMessageFunction's settings without RetryQueueSettings."""
+
+    configure(MOCK_SMS_FAULTS="500")
+    send_sms = config.FunctionSettings(WithoutRetryQueue).bind(lambda payload, _context: outbound.send_sms(payload))
+    with pytest.raises(ConfigurationError, match="does not include RetryQueueSettings"):
+        send_sms(SendSms.model_validate(sample_body("send_message-sms")), None)
+    assert db.scalar("SELECT status FROM messages") == "retrying"
+    assert queues.depth(queues.retry_url) == 0

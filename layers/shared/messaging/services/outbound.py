@@ -184,11 +184,13 @@ def dispatch(outbound: StoredOutbound) -> MessageOut:
 def _schedule_throttled(stored: StoredMessage, message: NewMessage) -> MessageOut:
     pending = message.as_stored(stored.id, stored.conversation_id, at=datetime.now(UTC))
     due = message.next_attempt_at or datetime.now(UTC)
-    try:
-        queue.schedule_retry(stored.id, (due - datetime.now(UTC)).total_seconds())
-    except Exception:
-        # Not lost: the message stays `queued` with its due time, and the sweep picks up overdue sends.
-        logger.exception("could not enqueue a throttled send; the sweep will pick it up")
+    # Not lost if SQS cannot take it: the message stays `queued` with its due time, and the sweep picks up
+    # overdue sends.
+    queue.best_effort(
+        lambda: queue.schedule_retry(stored.id, (due - datetime.now(UTC)).total_seconds()),
+        "could not enqueue a throttled send; the sweep will pick it up",
+        message_id=stored.id,
+    )
     metrics.add_metric(name="SendsThrottled", unit="Count", value=1)
     return message_document(pending)
 

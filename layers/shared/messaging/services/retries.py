@@ -52,11 +52,8 @@ def retry_send(message_id: int, receipt_handle: str | None = None, source: Event
 
 
 def _postpone(receipt_handle: str, seconds: float) -> None:
-    try:
-        queue.postpone(receipt_handle, seconds)
-    except Exception:
-        # The record then comes back after the queue's visibility timeout and is postponed again.
-        logger.warning("could not postpone an early retry record", exc_info=True)
+    # If SQS cannot take it, the record comes back after the queue's visibility timeout and is postponed again.
+    queue.best_effort(lambda: queue.postpone(receipt_handle, seconds), "could not postpone an early retry record")
 
 
 def sweep_overdue_sends() -> SweepReport:

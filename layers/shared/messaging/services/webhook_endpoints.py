@@ -6,7 +6,7 @@ from __future__ import annotations
 import base64
 import secrets
 
-from messaging import config, event_queue
+from messaging import config, event_queue, queue
 from messaging.config import WebhookTargetSettings
 from messaging.db import webhooks
 from messaging.db.engine import transaction
@@ -116,8 +116,9 @@ def retry_delivery(delivery_id: int) -> WebhookDeliveryOut:
         delivery = webhooks.retry_now(connection, delivery_id)
         if delivery is None:  # deleted with its endpoint since it was read
             raise NotFound(f"webhook delivery {delivery_id} does not exist", field="id")
-    try:
-        event_queue.enqueue_deliveries([delivery_id])
-    except Exception:
-        logger.warning("could not enqueue a manual retry; the sweep will", extra={"delivery_id": delivery_id})
+    queue.best_effort(
+        lambda: event_queue.enqueue_deliveries([delivery_id]),
+        "could not enqueue a manual retry; the sweep will",
+        delivery_id=delivery_id,
+    )
     return webhook_delivery_document(delivery)
