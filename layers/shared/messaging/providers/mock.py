@@ -25,7 +25,7 @@ from typing import Any
 from messaging import config, queue
 from messaging.config import ProviderReceiptSettings
 from messaging.db import mock_ledger
-from messaging.db.engine import transaction
+from messaging.db.engine import DATABASE_UNAVAILABLE_ERRORS, transaction
 from messaging.enums import RECEIPT_OUTCOME_STATUS
 from messaging.providers.base import (
     Accepted,
@@ -160,8 +160,12 @@ class MockProvider:
         return accepted
 
     def lookup(self, idempotency_token: str) -> Lookup:
-        with transaction() as connection:
-            delivery = mock_ledger.find_delivery(connection, provider=self.name, token=idempotency_token)
+        try:
+            with transaction() as connection:
+                delivery = mock_ledger.find_delivery(connection, provider=self.name, token=idempotency_token)
+        except DATABASE_UNAVAILABLE_ERRORS as error:
+            # The ledger is this provider's own store: its being unavailable is the provider failing to answer.
+            raise ProviderError(503, "the provider's ledger is unavailable") from error
         if delivery is None:
             return Lookup(accepted=False)
         status = RECEIPT_OUTCOME_STATUS.get(delivery.receipt_outcome or "")

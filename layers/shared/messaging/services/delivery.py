@@ -30,6 +30,12 @@ class MessageVanished(LookupError):
     """A message being delivered is no longer in the database (messages are never deleted: a defect)."""
 
 
+class OutcomeInDoubt(Exception):
+    """A send failed for good, but the provider could not be asked whether it accepted it after all (an
+    earlier attempt, or this one, may have been accepted unheard): the message stays pending and leased, and
+    the retry path attempts it again."""
+
+
 def envelope_of(message: Message) -> OutboundEnvelope:
     return OutboundEnvelope(
         idempotency_token=str(message.id),
@@ -107,8 +113,13 @@ def _record_failure(message: Message, error: ProviderError, source: EventSource)
         )
         return retrying
     # Ask before declaring it failed: an earlier attempt (or this one) may have been accepted unheard.
-    # A lookup that cannot be made propagates: the message stays pending and leased, and is attempted again.
-    found = provider_for(message.type).lookup(str(message.id))
+    try:
+        found = provider_for(message.type).lookup(str(message.id))
+    except ProviderError as lookup_error:
+        raise OutcomeInDoubt(
+            f"message {message.id} failed ({error.describe()}); the provider could not be asked whether it was "
+            f"accepted after all ({lookup_error.describe()})"
+        ) from lookup_error
     if found.accepted and found.provider_message_id:
         metrics.add_metric(name="AmbiguousSendsSettled", unit="Count", value=1)
         logger.info("the provider had accepted the send after all", extra=details)
