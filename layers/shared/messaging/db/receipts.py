@@ -21,11 +21,13 @@ from datetime import datetime
 from sqlalchemy import Connection, text
 
 from messaging.db.events import AWAITING_RELAY, remember_written
-from messaging.db.statements import compact
+from messaging.db.statements import compact, status_list
+from messaging.domain import PENDING_STATUSES
+from messaging.enums import MessageStatus
 
 # The statuses a receipt may move a message from. `failed` is there on purpose: only a provider's receipt
 # may correct our verdict that it never accepted a message, and the correction is an event like any other.
-RECEIPT_MAY_MOVE = "('queued', 'retrying', 'sent', 'failed')"
+RECEIPT_MAY_MOVE = status_list((*PENDING_STATUSES, MessageStatus.SENT, MessageStatus.FAILED))
 
 
 @dataclass(frozen=True)

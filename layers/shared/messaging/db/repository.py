@@ -43,8 +43,9 @@ from messaging.db.schema import (
     message_events,
     messages,
 )
-from messaging.db.statements import compact
+from messaging.db.statements import compact, status_list
 from messaging.domain import (
+    PENDING_STATUSES,
     Conversation,
     ConversationFilters,
     IdempotencyRecord,
@@ -693,7 +694,7 @@ def mark_failed(connection: Connection, message_id: int, error: str, source: Eve
 
 # Reconciliation: a `sent` message whose receipt never came, settled by what the provider's lookup says.
 # Never from `failed`: only a provider's receipt may correct that verdict (DESIGN.md §2).
-_LOOKUP_MAY_MOVE = "('queued', 'retrying', 'sent')"
+_LOOKUP_MAY_MOVE = status_list((*PENDING_STATUSES, MessageStatus.SENT))
 _RECORD_LOOKUP_VERDICT = text(
     compact(
         f"""
