@@ -73,10 +73,11 @@ def update_endpoint(endpoint_id: int, payload: WebhookEndpointPatch) -> WebhookE
             raise InvalidInput(f"'{name}' cannot be null", field=name)
     if not changes:
         raise InvalidInput("give at least one of url, events, enabled", field="body")
-    if "url" in changes:
-        changes["url"] = _checked_url(changes["url"])
+    url = None if payload.url is None else _checked_url(payload.url)
     with transaction() as connection:
-        endpoint = webhooks.update_endpoint(connection, endpoint_id, **changes)
+        endpoint = webhooks.update_endpoint(
+            connection, endpoint_id, url=url, events=payload.events, enabled=payload.enabled
+        )
     if endpoint is None:
         raise NotFound(f"webhook endpoint {endpoint_id} does not exist", field="id")
     logger.info("webhook endpoint changed", extra={"endpoint_id": endpoint_id, "fields": sorted(changes)})
