@@ -31,7 +31,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.exc import DBAPIError
 
 from messaging.db.engine import server_sqlstate
-from messaging.db.events import AWAITING_RELAY, remember_written
+from messaging.db.events import AWAITING_RELAY, history_rows, remember_written
 from messaging.db.receipts import AppliedEmailEvent, applied_email_events
 from messaging.db.schema import (
     AWAITING_RECEIPT_CONDITION,
@@ -618,15 +618,7 @@ _MARK_UNACCEPTED = text(
                 updated_at = now()
             FROM current WHERE m.id = current.id
             RETURNING {_MOVED_COLUMNS}
-        ), events AS (
-            INSERT INTO message_events (
-                type, message_id, conversation_id, status, previous_status, attempt, detail, source
-            )
-            SELECT 'message.' || status, id, conversation_id, status, previous_status, attempts, last_error,
-                   CAST(:source AS text)
-            FROM moved
-            RETURNING id, {AWAITING_RELAY} AS awaiting_relay
-        )
+        ), {history_rows(detail="last_error", source="CAST(:source AS text)")}
         SELECT moved.*, ARRAY(SELECT awaiting_relay FROM events ORDER BY id) AS awaiting_relay FROM moved
         """
     )
@@ -707,15 +699,7 @@ _RECORD_LOOKUP_VERDICT = text(
                 updated_at = now()
             FROM current WHERE m.id = current.id
             RETURNING {_MOVED_COLUMNS}
-        ), events AS (
-            INSERT INTO message_events (
-                type, message_id, conversation_id, status, previous_status, attempt, detail, source
-            )
-            SELECT 'message.' || status, id, conversation_id, status, previous_status, attempts, status_detail,
-                   'reconciliation'
-            FROM moved
-            RETURNING id, {AWAITING_RELAY} AS awaiting_relay
-        )
+        ), {history_rows(detail="status_detail", source="'reconciliation'")}
         SELECT moved.*, ARRAY(SELECT awaiting_relay FROM events ORDER BY id) AS awaiting_relay FROM moved
         """
     )
@@ -780,15 +764,7 @@ _RECORD_LOOKUP_FINDING = text(
                 updated_at = now()
             FROM current WHERE m.id = current.id
             RETURNING m.*, 'sent' AS previous_status
-        ), events AS (
-            INSERT INTO message_events (
-                type, message_id, conversation_id, status, previous_status, attempt, detail, source
-            )
-            SELECT 'message.unconfirmed', id, conversation_id, status, previous_status, attempts, status_detail,
-                   'reconciliation'
-            FROM moved
-            RETURNING id, {AWAITING_RELAY} AS awaiting_relay
-        )
+        ), {history_rows(detail="status_detail", source="'reconciliation'", event_type="'message.unconfirmed'")}
         SELECT moved.*, ARRAY(SELECT awaiting_relay FROM events ORDER BY id) AS awaiting_relay FROM moved
         """
     )
