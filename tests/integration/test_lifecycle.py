@@ -402,6 +402,35 @@ def _sweep():
     return sample_event("retry_sweep-scheduled")
 
 
+def test_reconciliation_asks_again_after_a_lookup_the_provider_could_not_answer(
+    invoke, db, receipts, configure, monkeypatch
+):
+    """A lookup failing as a provider fails (ProviderError) is asked again when due again; a defect in it is
+    not mistaken for that, and fails the sweep."""
+    from messaging.providers import ProviderError
+    from messaging.providers.mock import MockProvider
+
+    configure(MOCK_SMS_RECEIPTS="off", RECEIPT_TIMEOUT_SECONDS=60)
+    message = send(invoke)
+    _age(db, message["id"], 61)
+
+    def provider_failing(_provider, _token):
+        raise ProviderError(503, "service unavailable")
+
+    monkeypatch.setattr(MockProvider, "lookup", provider_failing)
+    swept = invoke("RetrySweepFunction", _sweep())
+    assert (swept["looked_up"], swept["settled_by_lookup"], swept["unconfirmed_by_lookup"]) == (1, 0, 0)
+    assert db.scalar("SELECT receipt_lookups FROM messages") == 0
+
+    def defect(_provider, _token):
+        raise KeyError("a bug")
+
+    monkeypatch.setattr(MockProvider, "lookup", defect)
+    _age(db, message["id"], 61)
+    with pytest.raises(KeyError):
+        invoke("RetrySweepFunction", _sweep())
+
+
 def _age(db, message_id, seconds):
     db.scalar(
         "UPDATE messages SET updated_at = now() - make_interval(secs => :s) WHERE id = :id RETURNING 1",

@@ -129,6 +129,17 @@ def test_health_reports_a_database_that_never_answers(invoke, db, point_database
     assert response_json(response) == {"status": "degraded", "database": "unreachable"}
 
 
+def test_health_does_not_report_a_defect_as_an_unreachable_database(invoke, db, monkeypatch):
+    from messaging.db import repository
+
+    def defect(_connection):
+        raise KeyError("a bug")
+
+    monkeypatch.setattr(repository, "ping", defect)
+    with pytest.raises(KeyError):
+        invoke("ConversationsFunction", sample_event("conversations-health"))
+
+
 @pytest.fixture
 def terminate_backend(admin_engine):
     """Listen on the service's engine and terminate its backend (pg_terminate_backend from another

@@ -512,3 +512,64 @@ def test_redriving_send_retry_dlq_sends_what_is_pending_and_leaves_failed_messag
     assert db.scalar("SELECT count(*) FROM mock_provider_deliveries") == 1
     assert queues.depth(queues.retry_url) == 0
     assert queues.depth(queues.dlq_url) == 0
+
+
+def test_a_function_whose_settings_lack_the_retry_queue_fails_instead_of_answering_retrying(db, queues, configure):
+    """A configuration defect on the enqueue path (a function's model without RetryQueueSettings) is not taken
+    for SQS being down: it propagates, where an outage is survived (test_sqs_down_at_enqueue_time_loses_nothing)."""
+    from messaging import config
+    from messaging.config import ConfigurationError
+    from messaging.models import SendSms
+    from messaging.services import outbound
+
+    class WithoutRetryQueue(
+        config.ApiSettings,
+        config.RetryPolicySettings,
+        config.IdempotencySettings,
+        config.DeadLetterQueueSettings,
+        config.ProviderMockSettings,
+        config.SegmentSettings,
+        config.ThrottleSettings,
+    ):
+        """SendMessageFunction's settings without RetryQueueSettings."""
+
+    configure(MOCK_SMS_FAULTS="500")
+    send_sms = config.FunctionSettings(WithoutRetryQueue).bind(lambda payload, _context: outbound.send_sms(payload))
+    with pytest.raises(ConfigurationError, match="does not include RetryQueueSettings"):
+        send_sms(SendSms.model_validate(sample_body("send_message-sms")), None)
+    assert db.scalar("SELECT status FROM messages") == "retrying"
+    assert queues.depth(queues.retry_url) == 0
+
+
+def test_a_first_attempt_whose_provider_cannot_be_asked_is_left_to_the_retry_path(
+    invoke, db, queues, configure, monkeypatch, drain
+):
+    """A send failing for good on its first attempt is looked up before being declared failed; a lookup the
+    provider cannot answer leaves it in doubt: 202 `queued` (never a 500), and the retry path finishes it."""
+    from messaging.providers import ProviderTimeout
+    from messaging.providers.mock import MockProvider
+
+    real_lookup = MockProvider.lookup
+    provider_down = [True]
+
+    def lookup(provider, token):
+        if provider_down:
+            raise ProviderTimeout("the lookup timed out")
+        return real_lookup(provider, token)
+
+    monkeypatch.setattr(MockProvider, "lookup", lookup)
+    configure(MOCK_SMS_FAULTS="400")
+    response = send(invoke)
+    assert response["statusCode"] == 202, response
+    message = response_json(response)
+    assert message["status"] == "queued"
+    assert db.scalar("SELECT status FROM messages") == "queued"
+    assert queues.depth(queues.dlq_url) == 0  # not declared failed
+
+    provider_down.clear()
+    configure(MOCK_SMS_FAULTS=None, SWEEP_GRACE_SECONDS=0)
+    make_due(db, message["id"])
+    assert invoke("RetrySweepFunction", sample_event("retry_sweep-scheduled"))["requeued"] == 1
+    assert drain() == 1
+    assert db.scalar("SELECT status FROM messages") == "sent"
+    assert db.scalar("SELECT count(*) FROM mock_provider_deliveries") == 1

@@ -13,8 +13,7 @@ from dataclasses import dataclass
 
 from messaging import config
 from messaging.config import EventQueueSettings, WebhookDeliverySettings
-from messaging.observability import logger
-from messaging.queue import MAX_SQS_DELAY_SECONDS, sqs_client
+from messaging.queue import MAX_SQS_DELAY_SECONDS, QueueUnavailable, best_effort, send_batch, sqs_call, sqs_client
 
 
 @dataclass(frozen=True)
@@ -40,62 +39,52 @@ def parse_record(body: str) -> EventRecord:
     raise ValueError("an event record holds exactly one of event_id, delivery_id")
 
 
-def _queue_url() -> str | None:
-    return config.current(EventQueueSettings).event_queue_url
-
-
-def _send_batch(url: str, bodies: list[str]) -> None:
-    for start in range(0, len(bodies), 10):
-        chunk = bodies[start : start + 10]
-        response = sqs_client().send_message_batch(
-            QueueUrl=url, Entries=[{"Id": str(index), "MessageBody": body} for index, body in enumerate(chunk)]
-        )
-        if response.get("Failed"):
-            raise RuntimeError(f"could not enqueue {len(response['Failed'])} event records")
+def _queue_url() -> str:
+    """EventQueue's URL. Optional (config.EventQueueSettings): where there is none, every record is left to the
+    sweep, as when SQS is down."""
+    url = config.current(EventQueueSettings).event_queue_url
+    if not url:
+        raise QueueUnavailable("EVENT_QUEUE_URL is not configured")
+    return url
 
 
 def publish_events(event_ids: list[int]) -> None:
     """After a commit: hand the new events to the dispatcher. Best effort: a failure is logged, and the sweep
     relays every event the dispatcher has not received after SWEEP_GRACE_SECONDS."""
-    try:
-        url = _queue_url()  # inside: nothing after a commit may fail the request that committed
-        if not url:
-            return  # no EventQueue in this deployment (a test, a bench): the sweep relays
-        _send_batch(url, [json.dumps({"event_id": event_id}) for event_id in event_ids])
-    except Exception:
-        logger.warning("could not enqueue events; the sweep will relay them", extra={"event_ids": event_ids})
+    if not config.current(EventQueueSettings).event_queue_url:
+        return  # no EventQueue in this deployment (a test, a bench): the sweep relays
+    best_effort(
+        lambda: enqueue_events(event_ids), "could not enqueue events; the sweep will relay them", event_ids=event_ids
+    )
 
 
 def enqueue_events(event_ids: list[int]) -> None:
     """The sweep's relay: raises on failure, so the sweep's transaction rolls back and nothing is marked."""
-    url = _queue_url()
-    if not url:
-        raise RuntimeError("EVENT_QUEUE_URL is not configured")
-    _send_batch(url, [json.dumps({"event_id": event_id}) for event_id in event_ids])
+    send_batch(_queue_url(), [json.dumps({"event_id": event_id}) for event_id in event_ids], "enqueue events")
 
 
 def enqueue_deliveries(delivery_ids: list[int]) -> None:
-    url = _queue_url()
-    if not url:
-        raise RuntimeError("EVENT_QUEUE_URL is not configured")
-    _send_batch(url, [json.dumps({"delivery_id": delivery_id}) for delivery_id in delivery_ids])
+    bodies = [json.dumps({"delivery_id": delivery_id}) for delivery_id in delivery_ids]
+    send_batch(_queue_url(), bodies, "enqueue webhook deliveries")
 
 
 def schedule_delivery(delivery_id: int, delay_seconds: float) -> None:
     """A record that becomes visible after the delay, or after 15 minutes when the delay is longer."""
     url = _queue_url()
-    if not url:
-        raise RuntimeError("EVENT_QUEUE_URL is not configured")
     delay = min(MAX_SQS_DELAY_SECONDS, max(0, math.ceil(delay_seconds)))
-    sqs_client().send_message(QueueUrl=url, MessageBody=json.dumps({"delivery_id": delivery_id}), DelaySeconds=delay)
+    with sqs_call("enqueue a webhook delivery"):
+        sqs_client().send_message(
+            QueueUrl=url, MessageBody=json.dumps({"delivery_id": delivery_id}), DelaySeconds=delay
+        )
 
 
 def dead_letter_delivery(delivery_id: int, reason: str) -> None:
     url = config.current(WebhookDeliverySettings).event_dlq_url
     if not url:
-        raise RuntimeError("EVENT_DLQ_URL is not configured")
-    sqs_client().send_message(
-        QueueUrl=url,
-        MessageBody=json.dumps({"delivery_id": delivery_id}),
-        MessageAttributes={"failure_reason": {"DataType": "String", "StringValue": reason[:1000] or "failed"}},
-    )
+        raise QueueUnavailable("EVENT_DLQ_URL is not configured")
+    with sqs_call("copy a failed delivery to EventDLQ"):
+        sqs_client().send_message(
+            QueueUrl=url,
+            MessageBody=json.dumps({"delivery_id": delivery_id}),
+            MessageAttributes={"failure_reason": {"DataType": "String", "StringValue": reason[:1000] or "failed"}},
+        )

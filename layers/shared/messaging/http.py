@@ -29,7 +29,7 @@ from messaging.http_requests import JSON_MEDIA_TYPE, check_envelope, check_query
 from messaging.models import ErrorResponse
 from messaging.observability import logger
 from messaging.pagination import MAX_LIMIT, MAX_ROW_ID
-from messaging.powertools_adapter import PowertoolsHttpResolver
+from messaging.powertools_adapter.resolver import PowertoolsHttpResolver
 from messaging.signatures import WebhookVerifier
 
 __all__ = [

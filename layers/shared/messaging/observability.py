@@ -8,6 +8,8 @@ from typing import Any, TypeVar
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.tracing.tracer import Tracer
 
+from messaging.powertools_adapter.tracing import tracing_disabled
+
 SERVICE = "unified-messaging"
 NAMESPACE = "UnifiedMessaging"
 
@@ -27,7 +29,7 @@ class LazyTracer:
     def __init__(self, service: str) -> None:
         self._service = service
         self._tracer: Tracer | None = None
-        self.enabled = not Tracer._is_tracer_disabled()
+        self.enabled = not tracing_disabled()
 
     @property
     def tracer(self) -> Tracer:

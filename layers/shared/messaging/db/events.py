@@ -26,6 +26,23 @@ WRITTEN_EVENT_IDS = "written_event_ids"
 AWAITING_RELAY = "CASE WHEN relayed_at IS NULL THEN id END"
 
 
+def history_rows(*, detail: str, source: str, status: str = "status", event_type: str | None = None) -> str:
+    """The CTE `events` of a statement that moves messages: one history row per row of its CTE `moved` (which
+    returns the message's id, conversation_id, attempts, previous_status, and status unless `status` is
+    given), returning each new row's id and AWAITING_RELAY. The arguments are SQL expressions: the row's
+    detail, its source, its status, and its type (`'message.' || <status>` unless given)."""
+    event_type = event_type or f"'message.' || {status}"
+    return f"""
+        events AS (
+            INSERT INTO message_events (
+                type, message_id, conversation_id, status, previous_status, attempt, detail, source
+            )
+            SELECT {event_type}, id, conversation_id, {status}, previous_status, attempts, {detail}, {source}
+            FROM moved
+            RETURNING id, {AWAITING_RELAY} AS awaiting_relay
+        )"""
+
+
 def remember_written(connection: Connection, ids: Iterable[int]) -> None:
     """Note history rows this connection's transaction inserted (ids of `message_events`)."""
     written = [int(event_id) for event_id in ids if event_id is not None]

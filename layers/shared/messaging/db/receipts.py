@@ -20,12 +20,14 @@ from datetime import datetime
 
 from sqlalchemy import Connection, text
 
-from messaging.db.events import AWAITING_RELAY, remember_written
-from messaging.db.statements import compact
+from messaging.db.events import history_rows, remember_written
+from messaging.db.statements import compact, status_list
+from messaging.domain import PENDING_STATUSES
+from messaging.enums import MessageStatus
 
 # The statuses a receipt may move a message from. `failed` is there on purpose: only a provider's receipt
 # may correct our verdict that it never accepted a message, and the correction is an event like any other.
-RECEIPT_MAY_MOVE = "('queued', 'retrying', 'sent', 'failed')"
+RECEIPT_MAY_MOVE = status_list((*PENDING_STATUSES, MessageStatus.SENT, MessageStatus.FAILED))
 
 
 @dataclass(frozen=True)
@@ -88,19 +90,11 @@ _RECORD_RECEIPT = text(
             FROM target, receipt
             WHERE m.id = target.id AND target.status IN {RECEIPT_MAY_MOVE}
             RETURNING m.id, m.conversation_id, m.attempts, target.status AS previous_status
-        ), event AS (
-            INSERT INTO message_events (
-                type, message_id, conversation_id, status, previous_status, attempt, detail, source
-            )
-            SELECT 'message.' || CAST(:status AS text), id, conversation_id, CAST(:status AS text), previous_status,
-                   attempts, CAST(:detail AS text), 'receipt'
-            FROM moved
-            RETURNING id, {AWAITING_RELAY} AS awaiting_relay
-        )
+        ), {history_rows(status="CAST(:status AS text)", detail="CAST(:detail AS text)", source="'receipt'")}
         SELECT (SELECT id FROM receipt) AS receipt_id, (SELECT id FROM target) AS message_id,
                (SELECT to_address FROM target) AS to_address,
-               (SELECT previous_status FROM moved) AS previous_status, (SELECT id FROM event) AS event_id,
-               (SELECT awaiting_relay FROM event) AS awaiting_relay
+               (SELECT previous_status FROM moved) AS previous_status, (SELECT id FROM events) AS event_id,
+               (SELECT awaiting_relay FROM events) AS awaiting_relay
         """
     )
 )
@@ -170,17 +164,9 @@ _APPLY_ONE_HELD = text(
             WHERE m.id = receipt.message_id AND receipt.message_status IN {RECEIPT_MAY_MOVE}
             RETURNING m.id, m.conversation_id, m.attempts, m.status, m.status_detail,
                       receipt.message_status AS previous_status
-        ), event AS (
-            INSERT INTO message_events (
-                type, message_id, conversation_id, status, previous_status, attempt, detail, source
-            )
-            SELECT 'message.' || status, id, conversation_id, status, previous_status, attempts, status_detail,
-                   'receipt'
-            FROM moved
-            RETURNING id, {AWAITING_RELAY} AS awaiting_relay
-        )
-        SELECT (SELECT id FROM claimed) AS receipt_id, (SELECT id FROM event) AS event_id,
-               (SELECT awaiting_relay FROM event) AS awaiting_relay, (SELECT message_id FROM receipt) AS message_id,
+        ), {history_rows(detail="status_detail", source="'receipt'")}
+        SELECT (SELECT id FROM claimed) AS receipt_id, (SELECT id FROM events) AS event_id,
+               (SELECT awaiting_relay FROM events) AS awaiting_relay, (SELECT message_id FROM receipt) AS message_id,
                (SELECT to_address FROM receipt) AS to_address, (SELECT provider_event FROM receipt) AS provider_event,
                (SELECT detail FROM receipt) AS detail
         """

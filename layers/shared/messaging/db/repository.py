@@ -32,7 +32,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.exc import DBAPIError
 
 from messaging.db.engine import server_sqlstate
-from messaging.db.events import AWAITING_RELAY, remember_written
+from messaging.db.events import AWAITING_RELAY, history_rows, remember_written
 from messaging.db.receipts import AppliedEmailEvent, applied_email_events
 from messaging.db.schema import (
     AWAITING_RECEIPT_CONDITION,
@@ -44,8 +44,9 @@ from messaging.db.schema import (
     message_events,
     messages,
 )
-from messaging.db.statements import compact
+from messaging.db.statements import compact, status_list
 from messaging.domain import (
+    PENDING_STATUSES,
     Conversation,
     ConversationFilters,
     IdempotencyRecord,
@@ -620,15 +621,7 @@ _MARK_UNACCEPTED = text(
                 updated_at = now()
             FROM current WHERE m.id = current.id
             RETURNING {_MOVED_COLUMNS}
-        ), events AS (
-            INSERT INTO message_events (
-                type, message_id, conversation_id, status, previous_status, attempt, detail, source
-            )
-            SELECT 'message.' || status, id, conversation_id, status, previous_status, attempts, last_error,
-                   CAST(:source AS text)
-            FROM moved
-            RETURNING id, {AWAITING_RELAY} AS awaiting_relay
-        )
+        ), {history_rows(detail="last_error", source="CAST(:source AS text)")}
         SELECT moved.*, ARRAY(SELECT awaiting_relay FROM events ORDER BY id) AS awaiting_relay FROM moved
         """
     )
@@ -696,7 +689,7 @@ def mark_failed(connection: Connection, message_id: int, error: str, source: Eve
 
 # Reconciliation: a `sent` message whose receipt never came, settled by what the provider's lookup says.
 # Never from `failed`: only a provider's receipt may correct that verdict (DESIGN.md §2).
-_LOOKUP_MAY_MOVE = "('queued', 'retrying', 'sent')"
+_LOOKUP_MAY_MOVE = status_list((*PENDING_STATUSES, MessageStatus.SENT))
 _RECORD_LOOKUP_VERDICT = text(
     compact(
         f"""
@@ -709,15 +702,7 @@ _RECORD_LOOKUP_VERDICT = text(
                 updated_at = now()
             FROM current WHERE m.id = current.id
             RETURNING {_MOVED_COLUMNS}
-        ), events AS (
-            INSERT INTO message_events (
-                type, message_id, conversation_id, status, previous_status, attempt, detail, source
-            )
-            SELECT 'message.' || status, id, conversation_id, status, previous_status, attempts, status_detail,
-                   'reconciliation'
-            FROM moved
-            RETURNING id, {AWAITING_RELAY} AS awaiting_relay
-        )
+        ), {history_rows(detail="status_detail", source="'reconciliation'")}
         SELECT moved.*, ARRAY(SELECT awaiting_relay FROM events ORDER BY id) AS awaiting_relay FROM moved
         """
     )
@@ -782,15 +767,7 @@ _RECORD_LOOKUP_FINDING = text(
                 updated_at = now()
             FROM current WHERE m.id = current.id
             RETURNING m.*, 'sent' AS previous_status
-        ), events AS (
-            INSERT INTO message_events (
-                type, message_id, conversation_id, status, previous_status, attempt, detail, source
-            )
-            SELECT 'message.unconfirmed', id, conversation_id, status, previous_status, attempts, status_detail,
-                   'reconciliation'
-            FROM moved
-            RETURNING id, {AWAITING_RELAY} AS awaiting_relay
-        )
+        ), {history_rows(detail="status_detail", source="'reconciliation'", event_type="'message.unconfirmed'")}
         SELECT moved.*, ARRAY(SELECT awaiting_relay FROM events ORDER BY id) AS awaiting_relay FROM moved
         """
     )

@@ -21,6 +21,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects.postgresql import JSONB, TSVECTOR
 
+from messaging.db.statements import status_list
 from messaging.domain import PENDING_STATUSES
 
 metadata = MetaData()
@@ -32,7 +33,7 @@ CHANNELS = ("sms", "mms", "email")  # the message types, each a channel a conver
 
 # The rows of pending sends, as SQL: the statements that look for them repeat the partial index's predicate
 # word for word, so the planner can use the index.
-PENDING_CONDITION = "status IN ({})".format(", ".join(f"'{status.value}'" for status in PENDING_STATUSES))
+PENDING_CONDITION = f"status IN {status_list(PENDING_STATUSES)}"
 # How many times reconciliation asks the provider about a `sent` message without finding a verdict before it
 # stops (the message stays `sent`; its status_detail says so). A constant: the partial index below names it.
 MAX_RECEIPT_LOOKUPS = 8

@@ -95,9 +95,19 @@ def list_endpoints(connection: Connection, limit: int, after: tuple[datetime, in
     return [_endpoint(row) for row in connection.execute(query.limit(limit))]
 
 
-def update_endpoint(connection: Connection, endpoint_id: int, **values: Any) -> WebhookEndpoint | None:
-    """Change url, events or enabled. Enabling an endpoint clears why it was disabled and its failure count."""
-    if values.get("enabled") is True:
+def update_endpoint(
+    connection: Connection,
+    endpoint_id: int,
+    *,
+    url: str | None = None,
+    events: list[str] | None = None,
+    enabled: bool | None = None,
+) -> WebhookEndpoint | None:
+    """Change what is given of url, events and enabled (None: unchanged). Enabling an endpoint clears why it
+    was disabled and its failure count."""
+    given = {"url": url, "events": events, "enabled": enabled}
+    values: dict[str, Any] = {column: value for column, value in given.items() if value is not None}
+    if enabled is True:
         values.update(disabled_reason=None, consecutive_failures=0)
     statement = (
         update(webhook_endpoints)

@@ -38,7 +38,8 @@ class Lookup:
 
 
 class ProviderError(Exception):
-    """A send the provider did not accept. Retryable: 429, any 5xx, and timeouts."""
+    """A request the provider did not accept: a send (retryable: 429, any 5xx, and timeouts), or a lookup that
+    could not be made (the provider unreachable, failing or not answering in time)."""
 
     def __init__(self, status_code: int, message: str, retry_after_seconds: float | None = None) -> None:
         super().__init__(f"{status_code} {message}")
@@ -78,5 +79,6 @@ class MessagingProvider(Protocol):
     def send(self, envelope: OutboundEnvelope) -> Accepted: ...
 
     def lookup(self, idempotency_token: str) -> Lookup:
-        """Ask what became of a send (real providers: Twilio's message fetch, SendGrid's activity API)."""
+        """Ask what became of a send (real providers: Twilio's message fetch, SendGrid's activity API). Raises
+        ProviderError when the provider cannot be asked (unreachable, failing, or not answering in time)."""
         ...

@@ -25,9 +25,8 @@ from typing import Any
 from messaging import config, queue
 from messaging.config import ProviderReceiptSettings
 from messaging.db import mock_ledger
-from messaging.db.engine import transaction
+from messaging.db.engine import DATABASE_UNAVAILABLE_ERRORS, transaction
 from messaging.enums import RECEIPT_OUTCOME_STATUS
-from messaging.observability import logger
 from messaging.providers.base import (
     Accepted,
     Lookup,
@@ -161,8 +160,12 @@ class MockProvider:
         return accepted
 
     def lookup(self, idempotency_token: str) -> Lookup:
-        with transaction() as connection:
-            delivery = mock_ledger.find_delivery(connection, provider=self.name, token=idempotency_token)
+        try:
+            with transaction() as connection:
+                delivery = mock_ledger.find_delivery(connection, provider=self.name, token=idempotency_token)
+        except DATABASE_UNAVAILABLE_ERRORS as error:
+            # The ledger is this provider's own store: its being unavailable is the provider failing to answer.
+            raise ProviderError(503, "the provider's ledger is unavailable") from error
         if delivery is None:
             return Lookup(accepted=False)
         status = RECEIPT_OUTCOME_STATUS.get(delivery.receipt_outcome or "")
@@ -196,14 +199,14 @@ class MockProvider:
         return Accepted(provider_message_id=delivery.provider_message_id, replayed=delivery.replayed)
 
     def _schedule_receipt(self, delivery: mock_ledger.Delivery, client_reference: str) -> None:
-        try:
-            queue.schedule_provider_receipt(
-                {"provider": self.name, "receipt": self._receipt_body(delivery, client_reference)},
-                config.current(ProviderReceiptSettings).mock_receipt_delay_seconds,
-            )
-        except Exception:
-            # A provider's own outage: our reconciliation still learns the outcome by lookup.
-            logger.warning("mock provider could not schedule its receipt", extra={"provider": self.name}, exc_info=True)
+        # If SQS cannot take it (a provider's own outage), our reconciliation still learns the outcome by lookup.
+        body = {"provider": self.name, "receipt": self._receipt_body(delivery, client_reference)}
+        delay = config.current(ProviderReceiptSettings).mock_receipt_delay_seconds
+        queue.best_effort(
+            lambda: queue.schedule_provider_receipt(body, delay),
+            "mock provider could not schedule its receipt",
+            provider=self.name,
+        )
 
     def _receipt_body(self, delivery: mock_ledger.Delivery, client_reference: str) -> Any:
         """The receipt exactly as this provider's status webhook takes it (DESIGN.md §2), echoing the client

@@ -32,6 +32,12 @@ class MessageVanished(LookupError):
     """A message being delivered is no longer in the database (messages are never deleted: a defect)."""
 
 
+class OutcomeInDoubt(Exception):
+    """A send failed for good, but the provider could not be asked whether it accepted it after all (an
+    earlier attempt, or this one, may have been accepted unheard): the message stays pending and leased, and
+    the retry path attempts it again."""
+
+
 def envelope_of(message: Message) -> OutboundEnvelope:
     return OutboundEnvelope(
         idempotency_token=str(message.id),
@@ -108,11 +114,23 @@ def _record_failure(message: Message, error: ProviderError, source: EventSource)
             return _settled_elsewhere(message.id)
         metrics.add_metric(name="RetriesScheduled", unit="Count", value=1)
         logger.info("send attempt failed; retry scheduled", extra={**details, "delay_seconds": round(delay, 3)})
-        _enqueue_retry(message.id, delay)
+        # Not lost if SQS cannot take it: the message stays `retrying` with its due time, and the sweep
+        # re-enqueues overdue ones.
+        queue.best_effort(
+            lambda: queue.schedule_retry(message.id, delay),
+            "could not enqueue a retry; the sweep will pick the message up",
+            metric="RetryEnqueueFailures",
+            message_id=message.id,
+        )
         return retrying
     # Ask before declaring it failed: an earlier attempt (or this one) may have been accepted unheard.
-    # A lookup that cannot be made propagates: the message stays pending and leased, and is attempted again.
-    found = provider_for(message.type).lookup(str(message.id))
+    try:
+        found = provider_for(message.type).lookup(str(message.id))
+    except ProviderError as lookup_error:
+        raise OutcomeInDoubt(
+            f"message {message.id} failed ({error.describe()}); the provider could not be asked whether it was "
+            f"accepted after all ({lookup_error.describe()})"
+        ) from lookup_error
     if found.accepted and found.provider_message_id:
         metrics.add_metric(name="AmbiguousSendsSettled", unit="Count", value=1)
         logger.info("the provider had accepted the send after all", extra=details)
@@ -127,27 +145,16 @@ def _record_failure(message: Message, error: ProviderError, source: EventSource)
     return failed
 
 
-def _enqueue_retry(message_id: int, delay: float) -> None:
-    try:
-        queue.schedule_retry(message_id, delay)
-    except Exception:
-        # Not lost: the message stays `retrying` with its due time, and the sweep re-enqueues overdue ones.
-        metrics.add_metric(name="RetryEnqueueFailures", unit="Count", value=1)
-        logger.exception(
-            "could not enqueue a retry; the sweep will pick the message up", extra={"message_id": message_id}
-        )
-
-
 def _dead_letter(failed: Message) -> None:
-    """Copy a send that failed for good to SendRetryDLQ, whichever attempt it failed on."""
-    try:
-        queue.dead_letter(failed.id, failed.last_error or "failed")
-    except Exception:
-        # The message is already `failed` with its last error in the database: nothing is lost.
-        metrics.add_metric(name="DeadLetterFailures", unit="Count", value=1)
-        logger.exception("could not copy a failed send to the dead-letter queue", extra={"message_id": failed.id})
-        return
-    metrics.add_metric(name="DeadLettered", unit="Count", value=1)
+    """Copy a send that failed for good to SendRetryDLQ, whichever attempt it failed on. If SQS cannot take
+    it, nothing is lost: the message is already `failed` with its last error in the database."""
+    if queue.best_effort(
+        lambda: queue.dead_letter(failed.id, failed.last_error or "failed"),
+        "could not copy a failed send to the dead-letter queue",
+        metric="DeadLetterFailures",
+        message_id=failed.id,
+    ):
+        metrics.add_metric(name="DeadLettered", unit="Count", value=1)
 
 
 def _settled_elsewhere(message_id: int) -> Message:

@@ -26,7 +26,7 @@ from messaging.errors import Conflict, InvalidInput, NotFound, RequestInFlight
 from messaging.models import MessageOut, MessageStatus, Provider, SendEmail, SendSms
 from messaging.observability import logger, metrics
 from messaging.segments import count_segments
-from messaging.services.delivery import attempt
+from messaging.services.delivery import OutcomeInDoubt, attempt
 from messaging.services.suppressions import ensure_sendable
 
 SMS_ROUTE = "POST /api/messages/sms"
@@ -184,11 +184,13 @@ def dispatch(outbound: StoredOutbound) -> MessageOut:
 def _schedule_throttled(stored: StoredMessage, message: NewMessage) -> MessageOut:
     pending = message.as_stored(stored.id, stored.conversation_id, at=datetime.now(UTC))
     due = message.next_attempt_at or datetime.now(UTC)
-    try:
-        queue.schedule_retry(stored.id, (due - datetime.now(UTC)).total_seconds())
-    except Exception:
-        # Not lost: the message stays `queued` with its due time, and the sweep picks up overdue sends.
-        logger.exception("could not enqueue a throttled send; the sweep will pick it up")
+    # Not lost if SQS cannot take it: the message stays `queued` with its due time, and the sweep picks up
+    # overdue sends.
+    queue.best_effort(
+        lambda: queue.schedule_retry(stored.id, (due - datetime.now(UTC)).total_seconds()),
+        "could not enqueue a throttled send; the sweep will pick it up",
+        message_id=stored.id,
+    )
     metrics.add_metric(name="SendsThrottled", unit="Count", value=1)
     return message_document(pending)
 
@@ -199,9 +201,13 @@ def _first_attempt(stored: StoredMessage, message: NewMessage) -> MessageOut:
         return message_document(attempt(pending, EventSource.API))
     except DATABASE_UNAVAILABLE_ERRORS:
         # What may go wrong once the message is committed without the request failing: the database becoming
-        # unavailable. The message stays `queued`; the retry consumer or the sweep finishes it, and the client
-        # still gets its 202. Anything else is a defect and propagates.
+        # unavailable, or (below) a send failing for good whose provider cannot be asked about it. The message
+        # stays `queued`; the retry consumer or the sweep finishes it, and the client still gets its 202.
+        # Anything else is a defect and propagates.
         logger.exception("first send attempt could not be recorded; the sweep will finish it")
+        return message_document(pending)
+    except OutcomeInDoubt:
+        logger.warning("first send attempt failed and its outcome is in doubt; the sweep will finish it", exc_info=True)
         return message_document(pending)
 
 

@@ -6,7 +6,7 @@ from collections.abc import Callable, Sequence
 from datetime import datetime
 
 from messaging.db import repository
-from messaging.db.engine import reading
+from messaging.db.engine import DATABASE_UNAVAILABLE_ERRORS, reading
 from messaging.documents import conversation_document, event_document, message_document
 from messaging.domain import ConversationFilters, MessageFilters
 from messaging.errors import InvalidInput, NotFound
@@ -104,9 +104,10 @@ def list_message_events(message_id: int, limit: int, cursor: str | None) -> Page
 
 
 def database_reachable() -> bool:
+    """False when the database cannot serve us right now; a defect propagates."""
     try:
         with reading() as connection:
             repository.ping(connection)
-    except Exception:
+    except DATABASE_UNAVAILABLE_ERRORS:
         return False
     return True

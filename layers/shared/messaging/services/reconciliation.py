@@ -21,7 +21,7 @@ from messaging.db import receipts as receipts_db
 from messaging.db import repository
 from messaging.db.engine import transaction
 from messaging.observability import logger, metrics
-from messaging.providers import Lookup, provider_for
+from messaging.providers import Lookup, ProviderError, provider_for
 from messaging.services.receipts import suppress_for_held_events
 
 
@@ -54,8 +54,8 @@ def reconcile() -> ReconciliationReport:
     for message in awaiting:
         try:
             found = provider_for(message.type).lookup(str(message.id))
-        except Exception:
-            logger.warning("lookup failed; asked again when due again", extra={"message_id": message.id})
+        except ProviderError:
+            logger.warning("lookup failed; asked again when due again", extra={"message_id": message.id}, exc_info=True)
             continue
         if found.delivery_status is None:
             unconfirmed += _record_finding(message.id, found)

@@ -123,11 +123,8 @@ def in_due_order(message_ids: list[int]) -> list[int]:
 
 
 def _postpone(receipt_handle: str, seconds: float) -> None:
-    try:
-        queue.postpone(receipt_handle, seconds)
-    except Exception:
-        # The record then comes back after the queue's visibility timeout and is postponed again.
-        logger.warning("could not postpone an early retry record", exc_info=True)
+    # If SQS cannot take it, the record comes back after the queue's visibility timeout and is postponed again.
+    queue.best_effort(lambda: queue.postpone(receipt_handle, seconds), "could not postpone an early retry record")
 
 
 def sweep_overdue_sends() -> SweepReport:

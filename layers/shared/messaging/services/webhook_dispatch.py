@@ -25,7 +25,7 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from messaging import config, event_queue
+from messaging import config, event_queue, queue
 from messaging.config import EventQueueSettings, SweepSettings, WebhookDeliverySettings
 from messaging.db import events, repository, webhooks
 from messaging.db.engine import transaction
@@ -221,21 +221,23 @@ def _record(delivery: WebhookDelivery, result: HttpResult | None) -> bool:
         return True
     if next_attempt_at is not None:  # pending: attempted again at that instant
         logger.info("webhook attempt failed; retrying", extra={**log, "next_attempt_at": next_attempt_at})
-        try:
-            event_queue.schedule_delivery(delivery.id, (next_attempt_at - datetime.now(UTC)).total_seconds())
-        except Exception:
-            logger.warning("could not enqueue a webhook retry; the sweep will", extra={"delivery_id": delivery.id})
+        queue.best_effort(
+            lambda: event_queue.schedule_delivery(delivery.id, (next_attempt_at - datetime.now(UTC)).total_seconds()),
+            "could not enqueue a webhook retry; the sweep will",
+            delivery_id=delivery.id,
+        )
         return False
     metrics.add_metric(name="WebhookDeliveriesFailed", unit="Count", value=1)
     logger.warning("webhook delivery failed for good", extra=log)
     if still_enabled is False:
         metrics.add_metric(name="WebhookEndpointsDisabled", unit="Count", value=1)
         logger.warning("webhook endpoint disabled", extra={"endpoint_id": delivery.endpoint_id, "reason": reason})
-    try:
-        event_queue.dead_letter_delivery(delivery.id, result.error or "failed")
-    except Exception:
-        # The delivery is already `failed` with its last error in the database: nothing is lost.
-        logger.exception("could not copy a failed delivery to EventDLQ", extra={"delivery_id": delivery.id})
+    # If SQS cannot take it, nothing is lost: the delivery is already `failed` with its last error in the database.
+    queue.best_effort(
+        lambda: event_queue.dead_letter_delivery(delivery.id, result.error or "failed"),
+        "could not copy a failed delivery to EventDLQ",
+        delivery_id=delivery.id,
+    )
     return False
 
 

@@ -7,7 +7,7 @@ import base64
 import math
 import secrets
 
-from messaging import config, event_queue
+from messaging import config, event_queue, queue
 from messaging.config import WebhookTargetSettings
 from messaging.db import webhooks
 from messaging.db.engine import transaction
@@ -79,10 +79,11 @@ def update_endpoint(endpoint_id: int, payload: WebhookEndpointPatch) -> WebhookE
             raise InvalidInput(f"'{name}' cannot be null", field=name)
     if not changes:
         raise InvalidInput("give at least one of url, events, enabled", field="body")
-    if "url" in changes:
-        changes["url"] = _checked_url(changes["url"])
+    url = None if payload.url is None else _checked_url(payload.url)
     with transaction() as connection:
-        endpoint = webhooks.update_endpoint(connection, endpoint_id, **changes)
+        endpoint = webhooks.update_endpoint(
+            connection, endpoint_id, url=url, events=payload.events, enabled=payload.enabled
+        )
     if endpoint is None:
         raise NotFound(f"webhook endpoint {endpoint_id} does not exist", field="id")
     logger.info("webhook endpoint changed", extra={"endpoint_id": endpoint_id, "fields": sorted(changes)})
@@ -131,8 +132,9 @@ def retry_delivery(delivery_id: int) -> WebhookDeliveryOut:
         delivery = webhooks.retry_now(connection, delivery_id)
         if delivery is None:  # deleted with its endpoint since it was read
             raise NotFound(f"webhook delivery {delivery_id} does not exist", field="id")
-    try:
-        event_queue.enqueue_deliveries([delivery_id])
-    except Exception:
-        logger.warning("could not enqueue a manual retry; the sweep will", extra={"delivery_id": delivery_id})
+    queue.best_effort(
+        lambda: event_queue.enqueue_deliveries([delivery_id]),
+        "could not enqueue a manual retry; the sweep will",
+        delivery_id=delivery_id,
+    )
     return webhook_delivery_document(delivery)

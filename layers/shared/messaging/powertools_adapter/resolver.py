@@ -1,9 +1,4 @@
-"""Where this project relies on Powertools internals, in one place.
-
-Written for aws-lambda-powertools 3.37.0 (layers/shared/requirements.txt pins it). Each item below uses
-an attribute Powertools does not document; check them when upgrading (tests/integration/test_http_hardening.py
-and test_input_rules.py exercise every one).
-"""
+"""Powertools' HTTP resolver, with the route lookup our checks need (see the package's docstring)."""
 
 from __future__ import annotations
 
