@@ -241,6 +241,33 @@ def test_a_receipt_never_touches_an_inbound_message(invoke, db):
     assert db.scalar("SELECT status FROM messages") == "received"
 
 
+@pytest.mark.parametrize(
+    ("fault", "outcome"),
+    [
+        # The first attempt timed out although the provider took it: it went out before the opt-out.
+        ("timeout", ("sent", None, ("message.sent", "retrying", "sent", "reconciliation"))),
+        # The first attempt was refused (500): it never went out, and now must not.
+        ("500", ("failed", "recipient_opted_out", ("message.failed", "retrying", "failed", "retry"))),
+    ],
+)
+def test_an_opt_out_after_an_unheard_attempt_asks_the_provider_before_failing(
+    invoke, db, receipts, configure, drain, fault, outcome
+):
+    configure(MOCK_SMS_FAULTS=fault, MOCK_SMS_RECEIPTS="off", RETRY_BASE_SECONDS=0, MOCK_RETRY_AFTER_SECONDS=0)
+    message = send(invoke)
+    assert message["status"] == "retrying"
+    accepted = db.scalar("SELECT count(*) FROM mock_provider_deliveries")
+    assert accepted == (1 if fault == "timeout" else 0)
+    suppressed = invoke("ConversationsFunction", sample_event("conversations-suppress"))  # STOP by phone
+    assert suppressed["statusCode"] == 201, suppressed["body"]
+    configure(MOCK_SMS_FAULTS=None)
+    drain()
+    status, detail, last = outcome
+    assert (status_of(db, message["id"]), db.scalar("SELECT status_detail FROM messages")) == (status, detail)
+    assert transitions(invoke, message["id"])[-1] == last
+    assert db.scalar("SELECT count(*) FROM mock_provider_deliveries") == accepted  # nothing sent after the STOP
+
+
 def test_the_scenario_of_the_issue_ends_sent_not_failed(invoke, db, receipts, configure, drain):
     """Accepted on the first attempt (unheard), then throttled until no attempt is left: the provider is
     asked before `failed` is declared, and says it has the message."""

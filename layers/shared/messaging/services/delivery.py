@@ -74,7 +74,11 @@ def attempt(message: Message, source: EventSource, hold_until: float | None = No
 
 def _record_opted_out(message: Message, source: EventSource) -> Message:
     """The recipient opted out after the message was stored: it fails without reaching the provider, with
-    `recipient_opted_out` as its status detail (no dead letter: redriving it could only fail again)."""
+    `recipient_opted_out` as its status detail (no dead letter: redriving it could only fail again). Unless
+    an earlier attempt reached the provider unheard (a timeout): then it was sent before the opt-out, and
+    `failed` would be a guess, so the provider is asked first, as before any other `failed`."""
+    if message.attempts and (sent := _accepted_unheard(message, OPTED_OUT)) is not None:
+        return sent
     with transaction() as connection:
         failed = repository.mark_failed(connection, message.id, OPTED_OUT, source)
     if failed is None:
@@ -123,18 +127,8 @@ def _record_failure(message: Message, error: ProviderError, source: EventSource)
             message_id=message.id,
         )
         return retrying
-    # Ask before declaring it failed: an earlier attempt (or this one) may have been accepted unheard.
-    try:
-        found = provider_for(message.type).lookup(str(message.id))
-    except ProviderError as lookup_error:
-        raise OutcomeInDoubt(
-            f"message {message.id} failed ({error.describe()}); the provider could not be asked whether it was "
-            f"accepted after all ({lookup_error.describe()})"
-        ) from lookup_error
-    if found.accepted and found.provider_message_id:
-        metrics.add_metric(name="AmbiguousSendsSettled", unit="Count", value=1)
-        logger.info("the provider had accepted the send after all", extra=details)
-        return _record_success(message, found.provider_message_id, EventSource.RECONCILIATION, replayed=True)
+    if (sent := _accepted_unheard(message, error.describe())) is not None:
+        return sent
     with transaction() as connection:
         failed = repository.mark_failed(connection, message.id, error.describe(), source)
     if failed is None:
@@ -143,6 +137,24 @@ def _record_failure(message: Message, error: ProviderError, source: EventSource)
     logger.warning("message failed", extra=details)
     _dead_letter(failed)
     return failed
+
+
+def _accepted_unheard(message: Message, failure: str) -> Message | None:
+    """Ask the provider before declaring a send failed for `failure`: an earlier attempt (or this one) may
+    have been accepted although we never heard. The message recorded `sent` if it was; None if not.
+    OutcomeInDoubt when the provider cannot be asked (the message stays pending, for the retry path)."""
+    try:
+        found = provider_for(message.type).lookup(str(message.id))
+    except ProviderError as lookup_error:
+        raise OutcomeInDoubt(
+            f"message {message.id} failed ({failure}); the provider could not be asked whether it was "
+            f"accepted after all ({lookup_error.describe()})"
+        ) from lookup_error
+    if not (found.accepted and found.provider_message_id):
+        return None
+    metrics.add_metric(name="AmbiguousSendsSettled", unit="Count", value=1)
+    logger.info("the provider had accepted the send after all", extra={"message_id": message.id, "failure": failure})
+    return _record_success(message, found.provider_message_id, EventSource.RECONCILIATION, replayed=True)
 
 
 def _dead_letter(failed: Message) -> None:
