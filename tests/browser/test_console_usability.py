@@ -109,6 +109,13 @@ def test_previews_show_the_text_a_reader_sees_not_scripts_styles_or_entities(pag
     expect(hit).to_have_text("Fish & chips <today>")
     for shown in (preview, hit):
         assert "secretToken" not in shown.inner_text() and "color" not in shown.inner_text()
+    # A text message is text: what looks like markup or an entity in it is shown as written.
+    text = "quiz: is 1 <b>2</b> &amp; 3 < 4?"
+    texted = inbound_sms(url, "+14155550392", text, "pv-2")
+    page.fill("#inbox-search", "")
+    expect(page.locator(f"#conversation-list a[data-id='{texted['conversation_id']}'] .preview")).to_have_text(text)
+    page.fill("#inbox-search", "quiz")
+    expect(page.locator("#conversation-list li.hit .preview")).to_have_text(text)
 
 
 def test_focus_stays_on_lift_and_disable_across_refreshes_and_each_has_its_own_name(page, console_runner):

@@ -84,8 +84,9 @@ export function plausibleAddress(text) {
   return /^\+[\d\s().-]+$/.test(text) && text.replace(/\D/g, "").length >= 8;
 }
 
-/** Every page of a list, up to `max` items (lists are keyset pages: {items, next_cursor}). */
-export async function allPages(fetchPage, query = {}, max = 1000) {
+/** The pages of a list in its order, following next_cursor until `max` items are read (lists are keyset
+ * pages: {items, next_cursor}). `complete` is false when more items exist than were read. */
+export async function readPages(fetchPage, query = {}, max = 1000) {
   const items = [];
   let cursor = null;
   do {
@@ -93,7 +94,12 @@ export async function allPages(fetchPage, query = {}, max = 1000) {
     items.push(...page.items);
     cursor = page.next_cursor;
   } while (cursor && items.length < max);
-  return items;
+  return { items, complete: !cursor };
+}
+
+/** Every page of a list, up to `max` items. */
+export async function allPages(fetchPage, query = {}, max = 1000) {
+  return (await readPages(fetchPage, query, max)).items;
 }
 
 // What this API offers beyond the core routes, read from the OpenAPI document the local runner serves next to

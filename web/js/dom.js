@@ -60,6 +60,13 @@ export function plainText(body) {
   return (document.body ? document.body.textContent : "").replace(/\s+/g, " ").trim();
 }
 
+/** A one-line preview of a message: an email's HTML as the text a reader sees (plainText); an SMS or MMS
+ * body is already text, shown as written (a "<" in a text message is not markup). */
+export function messagePreview(message) {
+  const text = message.type === "email" ? plainText(message.body) : message.body.replace(/\s+/g, " ").trim();
+  return text.slice(0, 160);
+}
+
 /** Runs `rebuild` (which replaces children of `root`) and gives focus back to the control that had it: the
  * element with the same data-focus-key (a row's id and the control's name), so a periodic refresh never
  * takes the keyboard user's place away. */

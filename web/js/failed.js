@@ -1,6 +1,6 @@
 // Failed outbound messages across conversations (GET /api/messages?status=failed), each with Resend.
 import { api } from "./api.js";
-import { describeError, emptyState, h, keepingFocus, plainText, timeElement } from "./dom.js";
+import { describeError, emptyState, h, keepingFocus, messagePreview, timeElement } from "./dom.js";
 import { readNewestFirst } from "./lists.js";
 import { resendButton, statusBadge } from "./thread.js";
 
@@ -76,7 +76,7 @@ export function renderFailed(container, capabilities) {
         h("div", {},
           h("strong", {}, message.type.toUpperCase()), ` ${message.from} → ${message.to} · `, timeElement(message.timestamp),
         ),
-        h("p", { class: "preview" }, plainText(message.body).slice(0, 160)),
+        h("p", { class: "preview" }, messagePreview(message)),
         statusBadge(message),
         again ? h("p", { class: "hint resent" }, `Resent as message ${again.id} (${again.status}).`) : null,
       ),

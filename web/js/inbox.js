@@ -1,6 +1,6 @@
 // The conversation inbox: most recent activity first, with the filters and search this API supports.
 import { api, plausibleAddress } from "./api.js";
-import { debounce, describeError, emptyState, formatTime, h, plainText } from "./dom.js";
+import { debounce, describeError, emptyState, formatTime, h, messagePreview } from "./dom.js";
 import { readNewestFirst } from "./lists.js";
 import { statusBadge } from "./thread.js";
 
@@ -202,7 +202,8 @@ export class Inbox {
         "aria-current": String(conversation.id) === String(this.selectedId) ? "page" : null,
       },
         h("span", { class: "participants" }, conversation.participants.join(" ↔ ")),
-        h("span", { class: "preview" }, plainText(conversation.last_message_preview || "")),
+        // The API keeps a conversation's preview as text already (an email's HTML reduced to what a reader sees).
+        h("span", { class: "preview" }, conversation.last_message_preview || ""),
         h("span", { class: "meta" },
           h("time", { datetime: conversation.last_message_at || "" }, formatTime(conversation.last_message_at)),
           ` · ${conversation.message_count} message${conversation.message_count === 1 ? "" : "s"}`,
@@ -230,7 +231,7 @@ export class Inbox {
     return h("li", { class: "conversation hit" },
       h("a", { href: `#/c/${message.conversation_id}`, dataset: { id: String(message.conversation_id) } },
         h("span", { class: "participants" }, `${message.from} → ${message.to}`),
-        h("span", { class: "preview" }, plainText(message.body).slice(0, 160)),
+        h("span", { class: "preview" }, messagePreview(message)),
         h("span", { class: "meta" },
           h("time", { datetime: message.timestamp }, formatTime(message.timestamp)), ` · ${message.type.toUpperCase()} `, statusBadge(message),
           h("span", { class: "tag match-count", title: count > 1 ? "The newest match is shown" : null }, count > 1 ? `${matches} · newest shown` : matches),
