@@ -16,8 +16,11 @@ def test_no_aws_sdk_driver_or_tracing_is_imported_at_cold_start_when_tracing_is_
 
 
 # What a function does not use on most invocations, so its cold start must not import it (it is imported where
-# it is used): an inbound function sends only to answer a STOP/START/HELP keyword.
+# it is used): an inbound function sends only to answer a STOP/START/HELP keyword; only the webhook-endpoints
+# API shows webhook documents.
 NOT_AT_COLD_START = {
+    "conversations": ("messaging.webhook_models", "messaging.services.outbound", "messaging.providers"),
+    "send_message": ("messaging.webhook_models",),
     "inbound_sms": ("messaging.services.outbound", "messaging.providers", "messaging.queue", "messaging.documents"),
     "inbound_email": ("messaging.services.outbound", "messaging.providers", "messaging.queue", "messaging.documents"),
 }
