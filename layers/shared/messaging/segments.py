@@ -10,10 +10,12 @@ split across two segments, as handsets and carriers pack them.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Literal
 
 import gsm0338  # noqa: F401  (registers the "gsm03.38" codec)
+
+from messaging.domain import NewMessage
 
 Encoding = Literal["GSM-7", "UCS-2"]
 
@@ -60,3 +62,11 @@ def count_segments(body: str) -> SegmentCount:
     if widths is not None:
         return SegmentCount("GSM-7", _pack(widths, GSM_SINGLE, GSM_MULTI))
     return SegmentCount("UCS-2", _pack(_ucs2_widths(body), UCS2_SINGLE, UCS2_MULTI))
+
+
+def with_segments(message: NewMessage) -> NewMessage:
+    """An SMS/MMS with its encoding and segment count (an MMS travels as one message whatever its body)."""
+    if message.type == "email":
+        return message
+    counted = count_segments(message.body)
+    return replace(message, encoding=counted.encoding, segments=1 if message.type == "mms" else counted.segments)

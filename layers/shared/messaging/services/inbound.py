@@ -7,8 +7,8 @@ from messaging.db.engine import transaction
 from messaging.domain import NewMessage
 from messaging.models import InboundAccepted, InboundEmail, InboundSms, MessageStatus, Provider
 from messaging.observability import logger, metrics
+from messaging.segments import with_segments
 from messaging.services.keywords import keyword_of, receive_keyword
-from messaging.services.outbound import with_segments
 
 
 def receive_sms(payload: InboundSms) -> InboundAccepted:

@@ -23,7 +23,7 @@ from messaging.domain import NewMessage, StoredMessage
 from messaging.enums import Direction, EventSource, MessageStatus, Provider, SuppressionSource
 from messaging.models import InboundAccepted
 from messaging.observability import logger, metrics
-from messaging.services import outbound
+from messaging.segments import with_segments
 from messaging.services.suppressions import opted_in, suppress
 
 
@@ -59,7 +59,7 @@ def _reply_text(keyword: Keyword) -> str:
 
 def _reply(inbound: NewMessage, keyword: Keyword) -> NewMessage:
     now = datetime.now(UTC)
-    return outbound.with_segments(
+    return with_segments(
         NewMessage(
             direction=Direction.OUTBOUND,
             type="sms",
@@ -77,6 +77,9 @@ def _reply(inbound: NewMessage, keyword: Keyword) -> NewMessage:
 
 def receive_keyword(inbound: NewMessage, keyword: Keyword) -> InboundAccepted:
     """Store the keyword message, apply it and store its reply; then send the reply."""
+    # The send path is imported here, not at cold start: an inbound function sends only to answer a keyword.
+    from messaging.services import outbound
+
     subscriber, number = inbound.from_address, inbound.to_address
     reply = _reply(inbound, keyword)
     reply_stored: StoredMessage | None = None

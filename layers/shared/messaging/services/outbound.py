@@ -25,7 +25,7 @@ from messaging.enums import Direction, EventSource, MessageType
 from messaging.errors import Conflict, InvalidInput, NotFound, RequestInFlight
 from messaging.models import MessageOut, MessageStatus, Provider, SendEmail, SendSms
 from messaging.observability import logger, metrics
-from messaging.segments import count_segments
+from messaging.segments import with_segments
 from messaging.services.delivery import OutcomeInDoubt, attempt
 from messaging.services.suppressions import ensure_sendable
 
@@ -44,14 +44,6 @@ class SendResult:
 def send_sms(payload: SendSms, idempotency_key: str | None = None) -> SendResult:
     message = _within_segment_limit(with_segments(_new_message(payload, payload.type, Provider.SMS)))
     return _send(SMS_ROUTE, _fingerprint(SMS_ROUTE, payload), message, idempotency_key)
-
-
-def with_segments(message: NewMessage) -> NewMessage:
-    """An SMS/MMS with its encoding and segment count (an MMS travels as one message whatever its body)."""
-    if message.type == "email":
-        return message
-    counted = count_segments(message.body)
-    return replace(message, encoding=counted.encoding, segments=1 if message.type == "mms" else counted.segments)
 
 
 def _within_segment_limit(message: NewMessage) -> NewMessage:

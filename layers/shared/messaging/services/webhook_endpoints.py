@@ -11,15 +11,15 @@ from messaging import config, event_queue, queue
 from messaging.config import WebhookTargetSettings
 from messaging.db import webhooks
 from messaging.db.engine import transaction
-from messaging.documents import (
-    webhook_delivery_document,
-    webhook_endpoint_created_document,
-    webhook_endpoint_document,
-)
 from messaging.errors import Conflict, DeliveryInFlight, InvalidInput, NotFound
 from messaging.models import Page
 from messaging.observability import logger
 from messaging.pagination import decode_cursor, encode_cursor
+from messaging.webhook_documents import (
+    webhook_delivery_document,
+    webhook_endpoint_created_document,
+    webhook_endpoint_document,
+)
 from messaging.webhook_models import (
     WebhookDeliveryOut,
     WebhookEndpointCreated,
