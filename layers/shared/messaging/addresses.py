@@ -15,11 +15,10 @@ import unicodedata
 import phonenumbers
 from email_validator import EmailNotValidError, validate_email
 
+from messaging.limits import MAX_PHONE_LENGTH
+
 MAX_ADDRESS_LENGTH = 320
 MAX_LOCAL_PART_OCTETS = 64  # RFC 5321 §4.5.3.1.1
-# A phone number as written, surrounding whitespace included: E.164 is at most 16 characters, and 32 leave
-# room for the separators people type ("+1 (201) 666-1234" is 17). One limit, checked on what was sent.
-MAX_PHONE_LENGTH = 32
 _MARKDOWN_MAILTO = re.compile(r"^\[(?P<text>[^\[\]]*)\]\(mailto:(?P<target>[^()\s]+)\)$", re.IGNORECASE)
 # After the one leading '+': ASCII digits and the separators people type. No letters (phonenumbers reads
 # them off a keypad), no ';', ',', '#', 'x' or 'ext' (it drops them as an extension), no second '+'.

@@ -20,13 +20,13 @@ from pydantic import (
 from pydantic_core import PydanticCustomError
 
 from messaging.enums import Direction, EventSource, EventType, MessageStatus, MessageType, Provider
+from messaging.limits import MAX_PHONE_LENGTH
 
 MAX_ATTACHMENTS = 10
 MAX_ATTACHMENT_URL_LENGTH = 2048
 MAX_SMS_BODY_CHARS = 1600
 MAX_EMAIL_BODY_CHARS = 200_000
 MAX_PROVIDER_ID_LENGTH = 255
-MAX_PHONE_LENGTH = 32  # messaging.addresses.MAX_PHONE_LENGTH (not imported: read-only functions never load it)
 FUTURE_TOLERANCE = timedelta(days=1)
 EARLIEST_TIMESTAMP = datetime(2000, 1, 1, tzinfo=UTC)
 
@@ -117,8 +117,8 @@ def _utc(value: datetime) -> datetime:
         raise ValueError("timestamp is out of range once converted to UTC") from None
 
 
-# The length limit is the addresses module's own (MAX_PHONE_LENGTH, as written): stated here too for the
-# OpenAPI document, so a client reads the limit the service applies.
+# The length limit the address rules apply (messaging.limits), stated here for the OpenAPI document too, so a
+# client reads the limit the service applies.
 PhoneNumber = Annotated[str, Field(min_length=1, max_length=MAX_PHONE_LENGTH), AfterValidator(_phone)]
 DeliveredPhoneNumber = Annotated[
     str, Field(min_length=1, max_length=MAX_PHONE_LENGTH), AfterValidator(_delivered_phone)
