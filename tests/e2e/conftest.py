@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import os
 import socket
 import subprocess
@@ -13,8 +14,10 @@ from typing import Any
 
 import pytest
 from sqlalchemy import create_engine, text
+from sqlalchemy.exc import DBAPIError
 
 from infra.local_runner import postgres
+from messaging.db.engine import server_sqlstate
 from tests.conftest import _server_url, create_test_database
 from tests.e2e.client import call
 
@@ -33,6 +36,8 @@ RUNNER_ENVIRONMENT = {
     "POWERTOOLS_LOG_LEVEL": "WARNING",
     "LOCAL_RUNNER_LOG_LEVEL": "WARNING",
 }
+
+DEADLOCK_DETECTED = "40P01"
 
 
 def free_port() -> int:
@@ -151,8 +156,17 @@ class RunnerDb:
         )
         if pending is not None and pending > 0:
             time.sleep(float(pending))
-        with self.engine.begin() as connection:
-            connection.execute(text(f"TRUNCATE {', '.join(self.tables())} RESTART IDENTITY CASCADE"))
+        # The runner's own background work (the sweep, a late receipt, the event dispatcher) may write while
+        # the truncate takes its locks table by table; PostgreSQL then aborts one of the two as a deadlock
+        # victim. When that is the truncate, it is simply run again, as PostgreSQL advises for 40P01.
+        for attempt in itertools.count(1):
+            try:
+                with self.engine.begin() as connection:
+                    connection.execute(text(f"TRUNCATE {', '.join(self.tables())} RESTART IDENTITY CASCADE"))
+                return
+            except DBAPIError as error:
+                if attempt >= 5 or server_sqlstate(error.orig) != DEADLOCK_DETECTED:
+                    raise
 
 
 @pytest.fixture(scope="session")
